@@ -1,0 +1,85 @@
+"""Regenerates the Python messages, gRPC stubs and .pyi stubs under clients/ from protos/.
+
+Run: `.venv/bin/python scripts/gen_protos.py` (or `make protos`). `--check` regenerates into a
+temporary directory and fails when the committed code differs, which is what CI runs.
+It also copies the google/rpc protos from the installed googleapis-common-protos package into
+build/proto-deps/, the second module of buf.yaml, because buf cannot fetch them without a network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import filecmp
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import google.rpc
+import grpc_tools
+
+ROOT = Path(__file__).resolve().parent.parent
+PROTOS = ROOT / "protos"
+OUT = ROOT / "clients"
+PACKAGE_DIR = Path("tunix_rt") / "v1"
+DEPS = ROOT / "build" / "proto-deps"
+
+
+def copy_deps() -> Path:
+    """Copies google/rpc/*.proto into build/proto-deps and returns that directory."""
+    target = DEPS / "google" / "rpc"
+    target.mkdir(parents=True, exist_ok=True)
+    for name in ("status.proto", "error_details.proto", "code.proto"):
+        src = Path(next(iter(google.rpc.__path__))) / name
+        shutil.copyfile(src, target / name)
+    return DEPS
+
+
+def generate(out: Path) -> None:
+    """Runs protoc (from grpcio-tools) over every proto into `out`."""
+    deps = copy_deps()
+    wkt = Path(next(iter(grpc_tools.__path__))) / "_proto"
+    sources = sorted(str(p.relative_to(PROTOS)) for p in (PROTOS / PACKAGE_DIR).glob("*.proto"))
+    cmd = [
+        sys.executable,
+        "-m",
+        "grpc_tools.protoc",
+        f"-I{PROTOS}",
+        f"-I{deps}",
+        f"-I{wkt}",
+        f"--python_out={out}",
+        f"--pyi_out={out}",
+        f"--grpc_python_out={out}",
+        *sources,
+    ]
+    (out / PACKAGE_DIR).mkdir(parents=True, exist_ok=True)
+    subprocess.run(cmd, check=True, cwd=PROTOS)
+    # An explicit package marker so mypy and setuptools treat the generated code as a package.
+    (out / PACKAGE_DIR / "__init__.py").write_text('"""Generated protobuf code: do not edit."""\n')
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--check", action="store_true", help="fail if committed code is stale")
+    args = parser.parse_args()
+    if not args.check:
+        for old in (OUT / PACKAGE_DIR).glob("*_pb2*.py*"):
+            old.unlink()
+        generate(OUT)
+        return 0
+    with tempfile.TemporaryDirectory() as tmp:
+        generate(Path(tmp))
+        fresh, committed = Path(tmp) / PACKAGE_DIR, OUT / PACKAGE_DIR
+        names = sorted({p.name for p in fresh.iterdir()} | {p.name for p in committed.iterdir()})
+        names = [n for n in names if n != "__pycache__"]
+        _, mismatch, errors = filecmp.cmpfiles(fresh, committed, names, shallow=False)
+        if mismatch or errors:
+            print(f"generated code is stale: {mismatch + errors}; run scripts/gen_protos.py")
+            return 1
+    print("generated code is up to date")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""What every tunix-rt server shares: config, bootstrap, health, reflection, interceptors, errors."""
