@@ -1,0 +1,159 @@
+"""`tunix-rt models …`: registered models, their versions and aliases.
+
+    tunix-rt models list
+    tunix-rt models show my-model            # the model and its versions
+    tunix-rt models show my-model@production # one version
+    tunix-rt models alias my-model production 3
+"""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from tunix_rt.client import names
+from tunix_rt.client.cli_output import (
+    echo_fields,
+    echo_json,
+    echo_table,
+    format_metrics,
+    format_time,
+    json_option,
+    plain_json,
+    to_dict,
+)
+from tunix_rt.client.cli_state import CliState, pass_state
+from tunix_rt.v1 import model_pb2
+
+
+@click.group()
+def models() -> None:
+    """Registered models: list, show, move aliases, resolve references."""
+
+
+def _aliases(aliases: dict[str, int] | object) -> str:
+    if isinstance(aliases, dict):
+        return ", ".join(f"{a}->{v}" for a, v in sorted(aliases.items())) or "-"
+    return "-"
+
+
+@models.command("list")
+@click.option(
+    "--limit", type=click.IntRange(min=0), default=50, show_default=True, help="0: no limit."
+)
+@json_option
+@pass_state
+def list_models(state: CliState, limit: int, as_json: bool) -> None:
+    """List registered models by name."""
+    found = state.registry().list_models(limit=limit or None)
+    if as_json:
+        echo_json(list(found))
+        return
+    echo_table(
+        ["MODEL", "LATEST", "ALIASES", "UPDATED", "DESCRIPTION"],
+        (
+            [
+                names.short_id(m.name),
+                m.latest_version or "-",
+                _aliases(dict(m.aliases)),
+                format_time(m.update_time),
+                m.description or "-",
+            ]
+            for m in found
+        ),
+    )
+
+
+@models.command("show")
+@click.argument("reference")
+@json_option
+@pass_state
+def show_model(state: CliState, reference: str, as_json: bool) -> None:
+    """Show a model and its versions, or one version (`NAME@ALIAS`, `NAME/VERSION`)."""
+    registry = state.registry()
+    if "@" in reference or names.model_version(reference):
+        version = registry.resolve(reference)
+        if as_json:
+            echo_json(version)
+        else:
+            _echo_version(version)
+        return
+    model = registry.get_model(reference)
+    versions = list(registry.list_model_versions(model.name))
+    if as_json:
+        echo_json({"model": to_dict(model), "versions": [to_dict(v) for v in versions]})
+        return
+    echo_fields(
+        [
+            ("name", model.name),
+            ("description", model.description or "-"),
+            ("aliases", _aliases(dict(model.aliases))),
+            ("latest version", model.latest_version or "-"),
+            ("created", format_time(model.create_time)),
+            ("updated", format_time(model.update_time)),
+        ]
+    )
+    click.echo()
+    echo_table(
+        ["VERSION", "ALIASES", "METRICS", "SOURCE RUN", "ARTIFACT", "CREATED"],
+        (
+            [
+                v.version,
+                ", ".join(v.aliases) or "-",
+                format_metrics(v.metrics),
+                v.source_run or "-",
+                names.short_id(v.artifact)[:12],
+                format_time(v.create_time),
+            ]
+            for v in versions
+        ),
+    )
+
+
+@models.command("alias")
+@click.argument("model")
+@click.argument("alias")
+@click.argument("version", type=click.IntRange(min=1), required=False)
+@click.option("--delete", is_flag=True, help="Remove the alias instead of moving it.")
+@pass_state
+def alias_model(
+    state: CliState, model: str, alias: str, version: int | None, delete: bool
+) -> None:
+    """Point ALIAS of MODEL at VERSION (moving it atomically), or remove it with --delete."""
+    registry = state.registry()
+    if delete:
+        if version is not None:
+            raise click.UsageError("--delete takes no VERSION")
+        registry.delete_alias(model, alias)
+        click.echo(f"removed {names.model(model)}@{alias}")
+        return
+    if version is None:
+        raise click.UsageError("missing VERSION (or pass --delete)")
+    response = registry.set_alias(model, alias, version)
+    moved = f" (was {response.previous_version})" if response.previous_version else ""
+    click.echo(f"{response.model.name}@{alias} -> {version}{moved}")
+
+
+@models.command("resolve")
+@click.argument("reference")
+@pass_state
+def resolve_model(state: CliState, reference: str) -> None:
+    """Print the version name a reference (`NAME@ALIAS`, `NAME/VERSION`, `NAME`) points at now."""
+    click.echo(state.registry().resolve(reference).name)
+
+
+def _echo_version(version: model_pb2.ModelVersion) -> None:
+    provenance = plain_json(to_dict(version).get("provenance", {}))
+    echo_fields(
+        [
+            ("name", version.name),
+            ("aliases", ", ".join(version.aliases) or "-"),
+            ("artifact", version.artifact),
+            ("source run", version.source_run or "-"),
+            ("metrics", format_metrics(version.metrics)),
+            ("description", version.description or "-"),
+            ("created", format_time(version.create_time)),
+            ("provenance", json.dumps(provenance, ensure_ascii=False, sort_keys=True) or "-"),
+        ]
+    )

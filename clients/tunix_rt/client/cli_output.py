@@ -1,0 +1,104 @@
+"""How the CLI prints: aligned tables and key/value blocks for people, JSON for programs.
+
+JSON output uses the protobuf JSON mapping with the proto field names (`final_answer`, not
+`finalAnswer`), so it reads like the JSONL traces users import. Note that the mapping prints int64
+fields as strings, as grpcurl does.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import click
+from google.protobuf import json_format, timestamp_pb2
+from google.protobuf.message import Message
+
+# The `--json` flag of every command that prints a resource.
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+
+# Cells wider than this are cut with an ellipsis so a table stays one line per row.
+MAX_CELL_CHARS = 60
+
+
+def to_dict(message: Message) -> dict[str, Any]:
+    """The message as JSON-ready data, proto field names kept."""
+    data: dict[str, Any] = json_format.MessageToDict(message, preserving_proto_field_name=True)
+    return data
+
+
+def plain_json(value: Any) -> Any:
+    """`value` with integral floats as ints, recursively: `google.protobuf.Struct` holds every
+    number as a double, so `{"seed": 42}` would otherwise come back as `{"seed": 42.0}`."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, dict):
+        return {k: plain_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain_json(v) for v in value]
+    return value
+
+
+def echo_json(value: Message | Iterable[Message] | Mapping[str, Any]) -> None:
+    """Prints one message, a list of messages (as a JSON array) or plain data, indented."""
+    if isinstance(value, Message):
+        data: Any = to_dict(value)
+    elif isinstance(value, Mapping):
+        data = dict(value)
+    else:
+        data = [to_dict(m) for m in value]
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def shorten(text: str, width: int = MAX_CELL_CHARS) -> str:
+    """One line of at most `width` chars."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def format_time(stamp: timestamp_pb2.Timestamp) -> str:
+    """UTC time to the second, or `-` when unset."""
+    if not stamp.seconds and not stamp.nanos:
+        return "-"
+    return stamp.ToDatetime().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def format_number(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def format_metrics(metrics: Mapping[str, float]) -> str:
+    return ", ".join(f"{k}={format_number(v)}" for k, v in sorted(metrics.items())) or "-"
+
+
+def echo_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+    """A left-aligned table with a header row; prints `(none)` when there are no rows."""
+    cells = [[shorten(str(cell)) for cell in row] for row in rows]
+    if not cells:
+        click.echo("(none)")
+        return
+    widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(headers)]
+    for row in [list(headers), *cells]:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+def echo_fields(pairs: Iterable[tuple[str, object]]) -> None:
+    """`key: value` lines with the values aligned."""
+    items = list(pairs)
+    width = max((len(k) for k, _ in items), default=0)
+    for key, value in items:
+        click.echo(f"{key + ':':<{width + 1}} {value}")
+
+
+def parse_key_values(
+    ctx: click.Context, param: click.Parameter, values: Sequence[str]
+) -> dict[str, str]:
+    """A click callback for repeated `--meta key=value` options."""
+    result: dict[str, str] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", ctx=ctx, param=param)
+        result[key] = value
+    return result

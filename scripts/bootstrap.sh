@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Creates (if missing) the project virtualenv and installs tunix-rt editable with its dev extra,
+# every package pinned by requirements/lock.txt. Idempotent: it skips the install when
+# pyproject.toml, the lock and the venv's Python are unchanged since the last successful one
+# (a stamp file inside the venv holds their hash).
+#
+#   bash scripts/bootstrap.sh          (or: make bootstrap)
+#
+# Environment: VENV (default: .venv in the repository root), PYTHON (default: python3, used only
+# to create the venv), BOOTSTRAP_FORCE=1 to reinstall even when the stamp matches.
+# Quiet on success; on failure it prints pip's full log.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+VENV="${VENV:-$ROOT/.venv}"
+PYTHON="${PYTHON:-python3}"
+LOCK="$ROOT/requirements/lock.txt"
+STAMP="$VENV/.tunix-rt-bootstrap.stamp"
+VPY="$VENV/bin/python"
+
+die() {
+    echo "bootstrap: $*" >&2
+    exit 1
+}
+
+[[ -f "$LOCK" ]] || die "missing $LOCK (generate it with: make lock)"
+
+if [[ ! -x "$VPY" ]] || ! "$VPY" -c 'import sys' >/dev/null 2>&1; then
+    command -v "$PYTHON" >/dev/null 2>&1 || die "$PYTHON not found: Python 3.11+ is required"
+    "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' ||
+        die "$PYTHON is $("$PYTHON" --version 2>&1); Python 3.11+ is required"
+    echo "bootstrap: creating virtualenv $VENV"
+    rm -rf "$VENV"
+    "$PYTHON" -m venv "$VENV" || die "python -m venv failed (on Debian/Ubuntu: apt-get install python3-venv)"
+fi
+
+want="$(cat pyproject.toml "$LOCK" <("$VPY" -VV) | sha256sum | cut -d' ' -f1)"
+if [[ "${BOOTSTRAP_FORCE:-0}" != 1 && -f "$STAMP" && "$(cat "$STAMP")" == "$want" ]]; then
+    echo "bootstrap: $VENV is up to date"
+    exit 0
+fi
+
+echo "bootstrap: installing tunix-rt[dev] into $VENV (pinned by requirements/lock.txt)"
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+pip_run() {
+    if ! "$VPY" -m pip --disable-pip-version-check --no-input "$@" >>"$log" 2>&1; then
+        cat "$log" >&2
+        die "pip $* failed (full log above)"
+    fi
+}
+rm -f "$STAMP"
+start=$SECONDS
+# The pinned pip first: the venv's bundled pip may be too old for --build-constraint.
+pip_run install -c "$LOCK" pip
+# --build-constraint pins setuptools/wheel in the isolated build of the editable install too.
+pip_run install -c "$LOCK" --build-constraint "$LOCK" -e '.[dev]'
+pip_run check
+echo "$want" >"$STAMP"
+echo "bootstrap: done in $((SECONDS - start)) s"

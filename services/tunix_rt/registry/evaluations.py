@@ -1,0 +1,70 @@
+"""Evaluations and leaderboards, as plain Python."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from tunix_rt.common.errors import FieldViolation, InvalidArgument
+
+MAX_ITEMS = 100_000
+MAX_METRIC_NAME = 128
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A stored evaluation."""
+
+    uid: str
+    model_id: str
+    version: int
+    dataset_id: str
+    split: int
+    metrics: dict[str, float]
+    config: dict[str, Any]
+    item_count: int
+    create_time: datetime
+
+
+@dataclass(frozen=True)
+class LeaderboardRow:
+    """One evaluated value, before ranking."""
+
+    model_id: str
+    version: int
+    evaluation_uid: str
+    value: float
+    create_time: datetime
+
+
+def check_metrics(metrics: Mapping[str, float], field: str = "evaluation.metrics") -> None:
+    violations = []
+    if not metrics:
+        violations.append(FieldViolation(field, "must hold at least one metric"))
+    for key, value in metrics.items():
+        if not key or len(key) > MAX_METRIC_NAME:
+            violations.append(FieldViolation(f"{field}[{key!r}]", "needs a 1-128 char name"))
+        if math.isnan(value) or math.isinf(value):
+            violations.append(FieldViolation(f"{field}[{key!r}]", "must be a finite number"))
+    if violations:
+        raise InvalidArgument.fields(violations)
+
+
+def rank(rows: Iterable[LeaderboardRow], *, lower_is_better: bool) -> list[LeaderboardRow]:
+    """Best row per model version, best first; ties go to the earlier evaluation."""
+    best: dict[tuple[str, int], LeaderboardRow] = {}
+    for row in rows:
+        key = (row.model_id, row.version)
+        held = best.get(key)
+        better = (
+            held is None
+            or (row.value < held.value if lower_is_better else row.value > held.value)
+            or (row.value == held.value and row.create_time < held.create_time)
+        )
+        if better:
+            best[key] = row
+    sign = 1.0 if lower_is_better else -1.0
+    return sorted(best.values(), key=lambda r: (sign * r.value, r.create_time, r.model_id))

@@ -1,0 +1,1 @@
+"""Persistence of the registry: the only package of tunix-rt that imports SQLAlchemy."""

@@ -1,0 +1,108 @@
+"""Sessions, idempotency keys and shared helpers of the registry repository."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from tunix_rt.common.errors import InvalidArgument
+from tunix_rt.registry.storage.engine import make_engine
+from tunix_rt.registry.storage.schema import IdempotencyKeyRow
+
+T = TypeVar("T")
+MAX_REQUEST_ID = 128
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def utc(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes; every stored time is UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def maybe_utc(value: datetime | None) -> datetime | None:
+    return None if value is None else utc(value)
+
+
+def new_uid() -> str:
+    return uuid.uuid4().hex
+
+
+class RepositoryBase:
+    """Owns the engines; every public method is one unit of work in its own session."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._read_engine: Engine = make_engine(url)
+        self._write_engine: Engine = make_engine(url, write=True)
+        self._read = sessionmaker(self._read_engine, expire_on_commit=False)
+        self._write = sessionmaker(self._write_engine, expire_on_commit=False)
+
+    def close(self) -> None:
+        self._read_engine.dispose()
+        self._write_engine.dispose()
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        with self._read() as session:
+            yield session
+
+    @contextmanager
+    def writing(self) -> Iterator[Session]:
+        with self._write() as session, session.begin():
+            yield session
+
+    def idempotent(
+        self,
+        method: str,
+        request_id: str,
+        fingerprint: str,
+        create: Callable[[Session], str],
+    ) -> str:
+        """Runs `create` (which returns the new resource's name) at most once per request_id.
+
+        A repeat with the same request returns the first resource's name; a repeat with a
+        different request is an error. A concurrent twin loses on the primary key and then
+        reads the winner's result.
+        """
+        if len(request_id) > MAX_REQUEST_ID:
+            raise InvalidArgument.field("request_id", f"exceeds {MAX_REQUEST_ID} chars")
+        if not request_id:
+            with self.writing() as session:
+                return create(session)
+        for _attempt in range(2):
+            try:
+                with self.writing() as session:
+                    held = session.get(IdempotencyKeyRow, (method, request_id))
+                    if held is not None:
+                        if held.fingerprint != fingerprint:
+                            raise InvalidArgument.field(
+                                "request_id", "was already used for a different request"
+                            )
+                        return held.resource
+                    resource = create(session)
+                    session.add(
+                        IdempotencyKeyRow(
+                            method=method,
+                            request_id=request_id,
+                            fingerprint=fingerprint,
+                            resource=resource,
+                            create_time=now(),
+                        )
+                    )
+                    session.flush()
+                    return resource
+            except IntegrityError:
+                with self.reading() as session:
+                    if session.get(IdempotencyKeyRow, (method, request_id)) is None:
+                        raise
+        raise AssertionError("unreachable: the second attempt reads the stored key")

@@ -1,0 +1,290 @@
+"""Traces and datasets in the database."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from sqlalchemy import Select, delete, exists, func, insert, select
+from sqlalchemy.orm import Session
+
+from tunix_rt.common.errors import AlreadyExists, FailedPrecondition, NotFound
+from tunix_rt.registry import datasets as ds
+from tunix_rt.registry.storage.base import RepositoryBase, new_uid, now, utc
+from tunix_rt.registry.storage.schema import (
+    DatasetMemberRow,
+    DatasetRow,
+    EvaluationRow,
+    TraceMetaRow,
+    TraceRow,
+)
+from tunix_rt.registry.traces import Step, Trace, TraceContent
+
+# Rows per INSERT statement: large enough to amortize round trips, small enough for SQLite's
+# bound-parameter limit.
+INSERT_BATCH = 500
+
+
+def trace_from_row(row: TraceRow) -> Trace:
+    content = TraceContent(
+        trace_version=row.trace_version,
+        prompt=row.prompt,
+        steps=tuple(Step(s["i"], s["type"], s["content"]) for s in row.steps),
+        final_answer=row.final_answer,
+        meta=row.meta,
+        source=row.source,
+    )
+    return Trace(row.uid, content, row.content_hash, utc(row.create_time))
+
+
+def dataset_from_row(row: DatasetRow) -> ds.Dataset:
+    return ds.Dataset(
+        dataset_id=row.dataset_id,
+        description=row.description,
+        filter=ds.TraceFilter.from_json(row.filter) if row.filter is not None else None,
+        split=ds.SplitConfig(row.eval_fraction, row.seed),
+        stats=row.stats,
+        content_hash=row.content_hash,
+        create_time=utc(row.create_time),
+    )
+
+
+def _filtered(query: Select[Any], flt: ds.TraceFilter) -> Select[Any]:
+    if flt.source:
+        query = query.where(TraceRow.source == flt.source)
+    for key, value in flt.meta:
+        query = query.where(
+            exists().where(
+                TraceMetaRow.trace_id == TraceRow.id,
+                TraceMetaRow.key == key,
+                TraceMetaRow.value == value,
+            )
+        )
+    if flt.create_time_after is not None:
+        query = query.where(TraceRow.create_time >= flt.create_time_after)
+    if flt.create_time_before is not None:
+        query = query.where(TraceRow.create_time < flt.create_time_before)
+    return query
+
+
+class TraceRepository(RepositoryBase):
+    """Stores traces and datasets."""
+
+    def insert_traces(self, session: Session, contents: Sequence[TraceContent]) -> list[str]:
+        """Inserts traces in the caller's transaction and returns their uids in order."""
+        uids: list[str] = []
+        stamp = now()
+        for start in range(0, len(contents), INSERT_BATCH):
+            batch = contents[start : start + INSERT_BATCH]
+            rows = [
+                {
+                    "uid": new_uid(),
+                    "source": c.source,
+                    "trace_version": c.trace_version,
+                    "prompt": c.prompt,
+                    "final_answer": c.final_answer,
+                    "steps": [{"i": s.i, "type": s.type, "content": s.content} for s in c.steps],
+                    "meta": c.meta,
+                    "content_hash": c.content_hash(),
+                    "create_time": stamp,
+                }
+                for c in batch
+            ]
+            ids = session.execute(
+                insert(TraceRow).returning(TraceRow.id, sort_by_parameter_order=True), rows
+            ).scalars()
+            meta_rows = [
+                {"trace_id": trace_id, "key": key, "value": value}
+                for trace_id, content in zip(ids, batch, strict=True)
+                for key, value in content.meta_index().items()
+            ]
+            if meta_rows:
+                session.execute(insert(TraceMetaRow), meta_rows)
+            uids.extend(row["uid"] for row in rows)
+        return uids
+
+    def get_trace(self, uid: str) -> Trace:
+        with self.reading() as session:
+            row = session.scalars(select(TraceRow).where(TraceRow.uid == uid)).one_or_none()
+            if row is None:
+                raise NotFound("trace", f"traces/{uid}")
+            return trace_from_row(row)
+
+    def get_traces(self, uids: Sequence[str]) -> list[Trace]:
+        """Traces in the order of `uids`; NotFound names the first missing one."""
+        with self.reading() as session:
+            return self._traces_by_uid(session, uids)
+
+    def _traces_by_uid(self, session: Session, uids: Sequence[str]) -> list[Trace]:
+        found: dict[str, TraceRow] = {}
+        for start in range(0, len(uids), INSERT_BATCH):
+            chunk = uids[start : start + INSERT_BATCH]
+            for row in session.scalars(select(TraceRow).where(TraceRow.uid.in_(chunk))):
+                found[row.uid] = row
+        for uid in uids:
+            if uid not in found:
+                raise NotFound("trace", f"traces/{uid}")
+        return [trace_from_row(found[uid]) for uid in uids]
+
+    def list_traces(
+        self, flt: ds.TraceFilter, after_id: int, limit: int
+    ) -> tuple[list[Trace], int | None]:
+        """A page of traces after the row id `after_id`, and the id to continue after."""
+        with self.reading() as session:
+            query = _filtered(select(TraceRow), flt).where(TraceRow.id > after_id)
+            rows = list(session.scalars(query.order_by(TraceRow.id).limit(limit + 1)))
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return [trace_from_row(r) for r in rows], (rows[-1].id if more else None)
+
+    def delete_trace(self, uid: str) -> None:
+        with self.writing() as session:
+            row = session.scalars(select(TraceRow).where(TraceRow.uid == uid)).one_or_none()
+            if row is None:
+                raise NotFound("trace", f"traces/{uid}")
+            users = session.scalars(
+                select(DatasetRow.dataset_id)
+                .join(DatasetMemberRow, DatasetMemberRow.dataset_id == DatasetRow.id)
+                .where(DatasetMemberRow.trace_id == row.id)
+                .distinct()
+                .limit(5)
+            ).all()
+            if users:
+                raise FailedPrecondition(
+                    f"trace is a member of dataset(s) {', '.join(users)}; delete those first",
+                    reason="TRACE_IN_DATASET",
+                    metadata={"datasets": ",".join(users)},
+                )
+            session.execute(delete(TraceMetaRow).where(TraceMetaRow.trace_id == row.id))
+            session.delete(row)
+
+    # Datasets.
+
+    def matching_trace_uids(self, flt: ds.TraceFilter) -> list[str]:
+        with self.reading() as session:
+            query = _filtered(select(TraceRow.uid), flt).order_by(TraceRow.id)
+            return list(session.scalars(query))
+
+    def insert_dataset(
+        self,
+        session: Session,
+        dataset: ds.Dataset,
+        traces: Sequence[Trace],
+        splits: Sequence[int],
+    ) -> None:
+        """Stores a dataset and its members in the caller's transaction."""
+        taken = session.scalar(
+            select(func.count())
+            .select_from(DatasetRow)
+            .where(DatasetRow.dataset_id == dataset.dataset_id)
+        )
+        if taken:
+            raise AlreadyExists("dataset", f"datasets/{dataset.dataset_id}")
+        row = DatasetRow(
+            dataset_id=dataset.dataset_id,
+            description=dataset.description,
+            filter=dataset.filter.to_json() if dataset.filter else None,
+            eval_fraction=dataset.split.eval_fraction,
+            seed=dataset.split.seed,
+            stats=dataset.stats,
+            content_hash=dataset.content_hash,
+            create_time=dataset.create_time,
+        )
+        session.add(row)
+        session.flush()
+        ids: dict[str, int] = {}
+        uids = [t.uid for t in traces]
+        for start in range(0, len(uids), INSERT_BATCH):
+            chunk = uids[start : start + INSERT_BATCH]
+            ids.update(
+                session.execute(
+                    select(TraceRow.uid, TraceRow.id).where(TraceRow.uid.in_(chunk))
+                )
+                .tuples()
+                .all()
+            )
+        missing = [uid for uid in uids if uid not in ids]
+        if missing:
+            # A member was deleted between reading it and writing the dataset.
+            raise NotFound("trace", f"traces/{missing[0]}")
+        members = [
+            {"dataset_id": row.id, "position": pos, "trace_id": ids[uid], "split": split}
+            for pos, (uid, split) in enumerate(zip(uids, splits, strict=True))
+        ]
+        for start in range(0, len(members), INSERT_BATCH):
+            session.execute(insert(DatasetMemberRow), members[start : start + INSERT_BATCH])
+
+    def get_dataset(self, dataset_id: str) -> ds.Dataset:
+        with self.reading() as session:
+            return dataset_from_row(self._dataset_row(session, dataset_id))
+
+    @staticmethod
+    def _dataset_row(session: Session, dataset_id: str) -> DatasetRow:
+        row = session.scalars(
+            select(DatasetRow).where(DatasetRow.dataset_id == dataset_id)
+        ).one_or_none()
+        if row is None:
+            raise NotFound("dataset", f"datasets/{dataset_id}")
+        return row
+
+    def list_datasets(self, after_id: int, limit: int) -> tuple[list[ds.Dataset], int | None]:
+        with self.reading() as session:
+            rows = list(
+                session.scalars(
+                    select(DatasetRow)
+                    .where(DatasetRow.id > after_id)
+                    .order_by(DatasetRow.id)
+                    .limit(limit + 1)
+                )
+            )
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return [dataset_from_row(r) for r in rows], (rows[-1].id if more else None)
+
+    def delete_dataset(self, dataset_id: str) -> None:
+        with self.writing() as session:
+            row = self._dataset_row(session, dataset_id)
+            evaluated = session.scalar(
+                select(func.count())
+                .select_from(EvaluationRow)
+                .where(EvaluationRow.dataset_id == row.id)
+            )
+            if evaluated:
+                raise FailedPrecondition(
+                    f"dataset has {evaluated} evaluation(s) that refer to it",
+                    reason="DATASET_HAS_EVALUATIONS",
+                )
+            session.execute(delete(DatasetMemberRow).where(DatasetMemberRow.dataset_id == row.id))
+            session.delete(row)
+
+    def iter_dataset(
+        self, dataset_id: str, splits: Sequence[int], batch: int = 256
+    ) -> Iterator[list[tuple[int, Trace]]]:
+        """Yields (split, trace) batches: each split in `splits` order, members by position.
+
+        Each batch is read in its own short session, so a slow consumer holds no transaction.
+        """
+        with self.reading() as session:
+            pk = self._dataset_row(session, dataset_id).id
+        for split in splits:
+            after = -1
+            while True:
+                with self.reading() as session:
+                    rows = session.execute(
+                        select(DatasetMemberRow.position, TraceRow)
+                        .join(TraceRow, TraceRow.id == DatasetMemberRow.trace_id)
+                        .where(
+                            DatasetMemberRow.dataset_id == pk,
+                            DatasetMemberRow.split == split,
+                            DatasetMemberRow.position > after,
+                        )
+                        .order_by(DatasetMemberRow.position)
+                        .limit(batch)
+                    ).all()
+                if not rows:
+                    break
+                after = rows[-1][0]
+                yield [(split, trace_from_row(row)) for _pos, row in rows]
+                if len(rows) < batch:
+                    break
+

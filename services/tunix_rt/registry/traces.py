@@ -1,0 +1,196 @@
+"""Reasoning traces: the schema, its limits and validation, as plain Python.
+
+The limits are those the original tunix-rt enforced (see the seed data README): `trace_version`
+1-64 chars, `prompt` and `final_answer` at most 50,000 chars, 1-1,000 steps with unique `i` >= 0,
+step `type` at most 64 chars, step `content` at most 20,000 chars, the whole trace at most 1 MiB.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from tunix_rt.common.errors import FieldViolation, InvalidArgument
+from tunix_rt.registry import canonical
+
+MAX_VERSION_CHARS = 64
+MAX_TEXT_CHARS = 50_000
+MAX_STEPS = 1_000
+MAX_STEP_TYPE_CHARS = 64
+MAX_STEP_CONTENT_CHARS = 20_000
+MAX_TRACE_BYTES = 1 << 20
+MAX_SOURCE_CHARS = 256
+# Meta entries longer than this are stored but not indexed for filtering.
+MAX_INDEXED_META_VALUE = 512
+MAX_INDEXED_META_KEY = 128
+
+_FIELDS = {"trace_version", "prompt", "steps", "final_answer", "meta"}
+
+
+@dataclass(frozen=True)
+class Step:
+    """One reasoning step."""
+
+    i: int
+    type: str
+    content: str
+
+
+@dataclass(frozen=True)
+class TraceContent:
+    """A validated trace as submitted, before it is stored."""
+
+    trace_version: str
+    prompt: str
+    steps: tuple[Step, ...]
+    final_answer: str
+    meta: dict[str, Any]
+    source: str = ""
+
+    def canonical_dict(self) -> dict[str, Any]:
+        """The hashed content: everything but `source` (where it came from is not what it is)."""
+        return {
+            "trace_version": self.trace_version,
+            "prompt": self.prompt,
+            "steps": [{"i": s.i, "type": s.type, "content": s.content} for s in self.steps],
+            "final_answer": self.final_answer,
+            "meta": self.meta,
+        }
+
+    def content_hash(self) -> str:
+        return canonical.sha256_hex(canonical.dumps(self.canonical_dict()))
+
+    def meta_index(self) -> dict[str, str]:
+        """Top-level scalar meta entries as filterable text (see MetaCondition in trace.proto)."""
+        return {
+            key: text
+            for key, value in self.meta.items()
+            if len(key) <= MAX_INDEXED_META_KEY
+            and (text := meta_value_text(value)) is not None
+            and len(text) <= MAX_INDEXED_META_VALUE
+        }
+
+
+@dataclass(frozen=True)
+class Trace:
+    """A stored trace."""
+
+    uid: str
+    content: TraceContent
+    content_hash: str
+    create_time: datetime
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def meta_value_text(value: Any) -> str | None:
+    """How a scalar meta value is matched: strings as written, other scalars as JSON text."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool) or value is None or isinstance(value, int | float):
+        return json.dumps(canonical.normalize(value))
+    return None
+
+
+def _check_text(
+    violations: list[FieldViolation], path: str, value: Any, max_chars: int, *, required: bool
+) -> str:
+    if not isinstance(value, str):
+        violations.append(FieldViolation(path, "must be a string"))
+        return ""
+    if required and not value:
+        violations.append(FieldViolation(path, "is required"))
+    if len(value) > max_chars:
+        violations.append(FieldViolation(path, f"is {len(value)} chars; the limit is {max_chars}"))
+    return value
+
+
+def validate(raw: Any, *, prefix: str = "", source: str = "") -> TraceContent:
+    """Validates a trace given as JSON-like data and returns it; raises InvalidArgument naming
+    every bad field (paths such as `steps[2].content`, under `prefix`)."""
+    violations: list[FieldViolation] = []
+    if not isinstance(raw, dict):
+        raise InvalidArgument.field(prefix.rstrip(".") or "trace", "must be a JSON object")
+    for unknown in sorted(set(raw) - _FIELDS):
+        violations.append(FieldViolation(f"{prefix}{unknown}", "is not a trace field"))
+    version = _check_text(
+        violations,
+        f"{prefix}trace_version",
+        raw.get("trace_version", ""),
+        MAX_VERSION_CHARS,
+        required=True,
+    )
+    prompt = _check_text(
+        violations, f"{prefix}prompt", raw.get("prompt", ""), MAX_TEXT_CHARS, required=True
+    )
+    answer = _check_text(
+        violations,
+        f"{prefix}final_answer",
+        raw.get("final_answer", ""),
+        MAX_TEXT_CHARS,
+        required=True,
+    )
+    steps = _validate_steps(violations, raw.get("steps"), f"{prefix}steps")
+    meta = raw.get("meta") or {}
+    if not isinstance(meta, dict):
+        violations.append(FieldViolation(f"{prefix}meta", "must be a JSON object"))
+        meta = {}
+    if len(source) > MAX_SOURCE_CHARS:
+        violations.append(FieldViolation(f"{prefix}source", f"exceeds {MAX_SOURCE_CHARS} chars"))
+    if violations:
+        raise InvalidArgument.fields(violations)
+    content = TraceContent(version, prompt, steps, answer, canonical.normalize(meta), source)
+    size = len(canonical.dumps(content.canonical_dict()).encode())
+    if size > MAX_TRACE_BYTES:
+        raise InvalidArgument.field(
+            prefix.rstrip(".") or "trace", f"is {size} bytes of JSON; the limit is 1 MiB"
+        )
+    return content
+
+
+def _validate_steps(violations: list[FieldViolation], raw: Any, path: str) -> tuple[Step, ...]:
+    if not isinstance(raw, list) or not raw:
+        violations.append(FieldViolation(path, "must be a non-empty list of steps"))
+        return ()
+    if len(raw) > MAX_STEPS:
+        violations.append(FieldViolation(path, f"has {len(raw)} steps; the limit is {MAX_STEPS}"))
+        return ()
+    steps: list[Step] = []
+    seen: set[int] = set()
+    for n, item in enumerate(raw):
+        here = f"{path}[{n}]"
+        if not isinstance(item, dict):
+            violations.append(FieldViolation(here, "must be an object {i, type, content}"))
+            continue
+        for unknown in sorted(set(item) - {"i", "type", "content"}):
+            violations.append(FieldViolation(f"{here}.{unknown}", "is not a step field"))
+        index = item.get("i")
+        if isinstance(index, float) and index.is_integer():
+            index = int(index)
+        if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+            violations.append(FieldViolation(f"{here}.i", "must be an integer >= 0"))
+            index = -1
+        elif index in seen:
+            violations.append(FieldViolation(f"{here}.i", f"duplicates step i={index}"))
+        seen.add(index)
+        kind = _check_text(
+            violations, f"{here}.type", item.get("type", ""), MAX_STEP_TYPE_CHARS, required=True
+        )
+        text = _check_text(
+            violations,
+            f"{here}.content",
+            item.get("content", ""),
+            MAX_STEP_CONTENT_CHARS,
+            required=True,
+        )
+        steps.append(Step(index, kind, text))
+    return tuple(steps)
+
+
+def parse_jsonl_line(line: bytes) -> Any:
+    """Decodes one JSONL line; raises InvalidArgument (field `line`) when it is not JSON."""
+    try:
+        return json.loads(line)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidArgument.field("line", f"is not valid JSON: {exc}") from None

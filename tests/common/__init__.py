@@ -1,0 +1,1 @@
+"""Tests of tunix_rt.common: config, server bootstrap, interceptors, logs and metrics."""
