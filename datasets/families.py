@@ -513,7 +513,8 @@ def convert_time(rng: random.Random, d: Difficulty) -> Problem:
         return Problem(prompt, f"{total} minutes", steps)
     steps = (
         ("rule", "1 hour = 60 minutes"),
-        ("calc", f"{total} ÷ 60 = {hours}, remainder {total} - {hours * 60} = {minutes}"),
+        ("calc", f"{total} ÷ 60 = {hours}, remainder {minutes}"),
+        ("check", f"{hours} × 60 + {minutes} = {total}"),
     )
     prompt = f"Convert {total} minutes to hours and minutes."
     return Problem(prompt, f"{hours} hours {minutes} minutes", steps)

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import grpc
-
 from tunix_rt.common.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -64,9 +63,7 @@ async def unary_stream(request: bytes, context: grpc.aio.ServicerContext) -> Asy
     yield await obey(request, context)
 
 
-async def stream_unary(
-    requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext
-) -> bytes:
+async def stream_unary(requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> bytes:
     received = [request async for request in requests]
     return await obey(received[0], context)
 

@@ -1,14 +1,14 @@
 """gRPC channels to tunix-rt services: address, auth, TLS, message sizes and retries in one place.
 
-Every tunix-rt client (the Python API, the CLI, service-to-service calls) builds its channel here, so
-they all agree with the servers on message sizes and all retry the same, safe, set of calls:
+Every tunix-rt client (the Python API, the CLI, service-to-service calls) builds its channel
+here, so they all agree with the servers on message sizes and all retry the same, safe, calls:
 
-    settings = ChannelSettings.from_env(None, env_var=REGISTRY_ENV, default=DEFAULT_REGISTRY_ADDRESS)
-    channel = build_channel(settings, idempotent={REGISTRY_SERVICE: REGISTRY_IDEMPOTENT})
+    settings = ChannelSettings.from_env(address, env_var=REGISTRY_ENV)
+    channel = build_channel(settings, {REGISTRY_SERVICE: REGISTRY_IDEMPOTENT})
 
-Retries are done by gRPC itself from the channel's service config (gRFC A6), not by a Python loop: it
-retries only methods listed there, only on UNAVAILABLE (the server was not reached, or is shutting
-down), with exponential backoff and jitter, and it never retries once a response has started.
+gRPC itself retries, from the channel's service config (gRFC A6), not a Python loop: only the
+methods listed there, only on UNAVAILABLE (the server was not reached, or is shutting down), with
+exponential backoff and jitter, and never once a response has started.
 """
 
 from __future__ import annotations

@@ -1,19 +1,19 @@
 """`tunix-rt datasets …`: build datasets from traces, inspect their stats, export them as JSONL.
 
-    tunix-rt datasets create arith-v1 --source arith.jsonl --eval-fraction 0.1 --seed 7
-    tunix-rt datasets show arith-v1
-    tunix-rt datasets export arith-v1 --split train --format sft --chat-template chatml -o train.jsonl
+tunix-rt datasets create arith-v1 --source arith.jsonl --eval-fraction 0.1 --seed 7
+tunix-rt datasets show arith-v1
+tunix-rt datasets export arith-v1 --split train --format sft --chat-template chatml -o train.jsonl
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
 import click
-
 from tunix_rt.client import names
 from tunix_rt.client.cli_output import (
     echo_fields,
@@ -190,7 +190,7 @@ def export_dataset(
         chat_template=chat_template if fmt == "sft" else "",
     )
     if output is None:
-        _write_records(records, click.get_text_stream("stdout"))
+        _write_records(records, sys.stdout)
         return
     partial = output.with_name(output.name + ".part")
     try:
@@ -249,13 +249,18 @@ def _echo_dataset(dataset: dataset_pb2.Dataset) -> None:
             )
         ),
     )
-    for title, counts in (("STEP TYPE", stats.step_type_counts), ("CATEGORY", stats.category_counts)):
+    for title, counts in (
+        ("STEP TYPE", stats.step_type_counts),
+        ("CATEGORY", stats.category_counts),
+    ):
         click.echo()
         echo_table([title, "COUNT"], _by_count(counts))
 
 
 def _by_count(counts: Mapping[str, int]) -> list[list[object]]:
-    return [[key or "(none)", n] for key, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+    return [
+        [key or "(none)", n] for key, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    ]
 
 
 def _describe_filter(dataset: dataset_pb2.Dataset) -> str:

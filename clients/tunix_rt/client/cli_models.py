@@ -1,17 +1,17 @@
 """`tunix-rt models …`: registered models, their versions and aliases.
 
-    tunix-rt models list
-    tunix-rt models show my-model            # the model and its versions
-    tunix-rt models show my-model@production # one version
-    tunix-rt models alias my-model production 3
+tunix-rt models list
+tunix-rt models show my-model            # the model and its versions
+tunix-rt models show my-model@production # one version
+tunix-rt models alias my-model production 3
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 import click
-
 from tunix_rt.client import names
 from tunix_rt.client.cli_output import (
     echo_fields,
@@ -32,10 +32,8 @@ def models() -> None:
     """Registered models: list, show, move aliases, resolve references."""
 
 
-def _aliases(aliases: dict[str, int] | object) -> str:
-    if isinstance(aliases, dict):
-        return ", ".join(f"{a}->{v}" for a, v in sorted(aliases.items())) or "-"
-    return "-"
+def _aliases(aliases: Mapping[str, int]) -> str:
+    return ", ".join(f"{a}->{v}" for a, v in sorted(aliases.items())) or "-"
 
 
 @models.command("list")
@@ -56,7 +54,7 @@ def list_models(state: CliState, limit: int, as_json: bool) -> None:
             [
                 names.short_id(m.name),
                 m.latest_version or "-",
-                _aliases(dict(m.aliases)),
+                _aliases(m.aliases),
                 format_time(m.update_time),
                 m.description or "-",
             ]
@@ -88,7 +86,7 @@ def show_model(state: CliState, reference: str, as_json: bool) -> None:
         [
             ("name", model.name),
             ("description", model.description or "-"),
-            ("aliases", _aliases(dict(model.aliases))),
+            ("aliases", _aliases(model.aliases)),
             ("latest version", model.latest_version or "-"),
             ("created", format_time(model.create_time)),
             ("updated", format_time(model.update_time)),
@@ -117,19 +115,17 @@ def show_model(state: CliState, reference: str, as_json: bool) -> None:
 @click.argument("version", type=click.IntRange(min=1), required=False)
 @click.option("--delete", is_flag=True, help="Remove the alias instead of moving it.")
 @pass_state
-def alias_model(
-    state: CliState, model: str, alias: str, version: int | None, delete: bool
-) -> None:
+def alias_model(state: CliState, model: str, alias: str, version: int | None, delete: bool) -> None:
     """Point ALIAS of MODEL at VERSION (moving it atomically), or remove it with --delete."""
+    if delete and version is not None:
+        raise click.UsageError("--delete takes no VERSION")
+    if not delete and version is None:
+        raise click.UsageError("missing VERSION (or pass --delete)")
     registry = state.registry()
-    if delete:
-        if version is not None:
-            raise click.UsageError("--delete takes no VERSION")
+    if version is None:
         registry.delete_alias(model, alias)
         click.echo(f"removed {names.model(model)}@{alias}")
         return
-    if version is None:
-        raise click.UsageError("missing VERSION (or pass --delete)")
     response = registry.set_alias(model, alias, version)
     moved = f" (was {response.previous_version})" if response.previous_version else ""
     click.echo(f"{response.model.name}@{alias} -> {version}{moved}")

@@ -80,7 +80,9 @@ def echo_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> None
         return
     widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(headers)]
     for row in [list(headers), *cells]:
-        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+        click.echo(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
 
 
 def echo_fields(pairs: Iterable[tuple[str, object]]) -> None:

@@ -13,7 +13,6 @@ from pathlib import Path
 from types import ModuleType
 
 import click
-
 from tunix_rt.client.cli_state import CommandFailed
 
 DEFAULT_DATA_DIR = Path("tunix-rt-data")

@@ -13,7 +13,6 @@ from typing import Any
 
 import click
 import grpc
-
 from tunix_rt.client.channel import DEFAULT_REGISTRY_ADDRESS, REGISTRY_ENV, resolve_address
 from tunix_rt.client.errors import IntegrityError, describe_rpc_error
 from tunix_rt.client.registry import RegistryClient

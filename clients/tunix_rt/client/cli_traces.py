@@ -1,7 +1,7 @@
 """`tunix-rt traces …`: import JSONL traces, list, show and delete them.
 
-    tunix-rt traces import traces.jsonl --source seed
-    tunix-rt traces list --meta category=reasoning --limit 20
+tunix-rt traces import traces.jsonl --source seed
+tunix-rt traces list --meta category=reasoning --limit 20
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from pathlib import Path
 
 import click
 from tqdm import tqdm
-
 from tunix_rt.client import names
 from tunix_rt.client.cli_output import (
     echo_fields,
@@ -27,6 +26,7 @@ from tunix_rt.client.cli_output import (
 )
 from tunix_rt.client.cli_state import EXIT_FAILURE, CliState, pass_state
 from tunix_rt.v1 import registry_service_pb2 as pb
+
 
 @click.group()
 def traces() -> None:

@@ -1,9 +1,10 @@
 """Readable one-line descriptions of failed gRPC calls, with their `google.rpc.Status` details.
 
-tunix-rt servers put the useful part of an error in rich status details (see DESIGN.md, decision 7):
-`BadRequest` field violations for INVALID_ARGUMENT, `ResourceInfo` for NOT_FOUND and ALREADY_EXISTS,
-`ErrorInfo` otherwise. A bare `str(grpc.RpcError)` shows none of it and spans many lines; this module
-turns an error into `CODE: message [field: why; ...]` for people, and into field violations for code.
+tunix-rt servers put the useful part of an error in rich status details (DESIGN.md, decision 7):
+`BadRequest` field violations for INVALID_ARGUMENT, `ResourceInfo` for NOT_FOUND and
+ALREADY_EXISTS, `ErrorInfo` otherwise. A bare `str(grpc.RpcError)` shows none of it and spans many
+lines; this module turns an error into `CODE: message [field: why; ...]` for people, and into
+field violations for code.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """RegistryClient: a typed Python client of the tunix-rt registry service.
 
-A thin layer over the generated `RegistryServiceStub`: it takes ids or full names, fills request ids,
-iterates pages and streams, applies default deadlines, and cuts files into chunks. Anything it does not
-wrap is one call away on `client.stub`. Failed calls raise `grpc.RpcError`; `errors.describe_rpc_error`
-makes them readable.
+A thin layer over the generated `RegistryServiceStub`: it takes ids or full names, fills request
+ids, iterates pages and streams, applies default deadlines, and cuts files into chunks. Anything it
+does not wrap is one call away on `client.stub`. Failed calls raise `grpc.RpcError`;
+`errors.describe_rpc_error` makes them readable.
 
     with RegistryClient.connect("127.0.0.1:50051") as registry:
         result = registry.import_traces(Path("traces.jsonl"), source="seed")
@@ -24,7 +24,6 @@ from typing import Self, TypeVar
 
 import grpc
 from google.protobuf import timestamp_pb2
-
 from tunix_rt.client import names
 from tunix_rt.client.channel import (
     DEFAULT_REGISTRY_ADDRESS,
@@ -159,7 +158,11 @@ class RegistryClient:
         """A client on a new channel: `address` or $TUNIX_RT_REGISTRY or 127.0.0.1:50051; the
         token and CA fall back to $TUNIX_RT_AUTH_TOKEN and $TUNIX_RT_TLS_CA."""
         settings = ChannelSettings.from_env(
-            address, env_var=REGISTRY_ENV, default=DEFAULT_REGISTRY_ADDRESS, token=token, tls_ca=tls_ca
+            address,
+            env_var=REGISTRY_ENV,
+            default=DEFAULT_REGISTRY_ADDRESS,
+            token=token,
+            tls_ca=tls_ca,
         )
         channel = build_channel(settings, {REGISTRY_SERVICE: REGISTRY_IDEMPOTENT})
         return cls(channel, timeout=timeout, stream_timeout=stream_timeout)
@@ -189,7 +192,9 @@ class RegistryClient:
 
     # Traces.
 
-    def create_trace(self, trace: trace_pb2.Trace, *, request_id: str | None = None) -> trace_pb2.Trace:
+    def create_trace(
+        self, trace: trace_pb2.Trace, *, request_id: str | None = None
+    ) -> trace_pb2.Trace:
         request = pb.CreateTraceRequest(trace=trace, request_id=_request_id(request_id))
         response: pb.CreateTraceResponse = self._stub.CreateTrace(request, timeout=self.timeout)
         return response.trace
@@ -437,9 +442,7 @@ class RegistryClient:
     def set_alias(self, model: str, alias: str, version: int) -> pb.SetModelAliasResponse:
         """Points `alias` at `version`; the response has the model and the previous version."""
         request = pb.SetModelAliasRequest(model=names.model(model), alias=alias, version=version)
-        response: pb.SetModelAliasResponse = self._stub.SetModelAlias(
-            request, timeout=self.timeout
-        )
+        response: pb.SetModelAliasResponse = self._stub.SetModelAlias(request, timeout=self.timeout)
         return response
 
     def delete_alias(self, model: str, alias: str) -> model_pb2.Model:
@@ -538,7 +541,10 @@ class RegistryClient:
                                 progress(len(chunk))
                         break
                     except grpc.RpcError as error:
-                        if error.code() != grpc.StatusCode.UNAVAILABLE or attempt == DOWNLOAD_RESUMES:
+                        if (
+                            error.code() != grpc.StatusCode.UNAVAILABLE
+                            or attempt == DOWNLOAD_RESUMES
+                        ):
                             raise
             if digest.hexdigest() != artifact.sha256 or written != artifact.size_bytes:
                 raise IntegrityError(
@@ -555,9 +561,7 @@ class RegistryClient:
 
     def get_evaluation(self, name: str) -> evaluation_pb2.Evaluation:
         request = pb.GetEvaluationRequest(name=names.evaluation(name))
-        response: pb.GetEvaluationResponse = self._stub.GetEvaluation(
-            request, timeout=self.timeout
-        )
+        response: pb.GetEvaluationResponse = self._stub.GetEvaluation(request, timeout=self.timeout)
         return response.evaluation
 
     def list_evaluations(

@@ -27,7 +27,7 @@ class FieldViolation:
 
 
 class TunixError(Exception):
-    """Base of all tunix-rt domain errors. `reason` is a stable UPPER_SNAKE machine-readable code."""
+    """Base of all tunix-rt domain errors; `reason` is a stable UPPER_SNAKE machine code."""
 
     reason: str = "ERROR"
 

@@ -28,12 +28,12 @@ from types import TracebackType
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
-from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry
 from tunix_rt.common.config import ConfigError, ServerConfig
 from tunix_rt.common.interceptors import AuthInterceptor, ObservabilityInterceptor
 from tunix_rt.common.logging_setup import configure_logging
 from tunix_rt.common.metrics import MetricsHttpServer, RpcMetrics, new_registry
+from tunix_rt.common.reflection import enable_reflection
 
 HEALTH_SERVICE_NAME: str = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
@@ -172,9 +172,7 @@ async def start_server(
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     for registration in registrations:
         await health.set(registration.name, health_pb2.HealthCheckResponse.SERVING)
-    reflection.enable_server_reflection(
-        [*(r.name for r in registrations), HEALTH_SERVICE_NAME, reflection.SERVICE_NAME], server
-    )
+    enable_reflection(server, [*(r.name for r in registrations), HEALTH_SERVICE_NAME])
 
     bind_address = f"{_grpc_host(config.host)}:{config.port}"
     try:

@@ -1,7 +1,7 @@
 """Canonical JSON and content hashes: the same content always hashes the same.
 
 Numbers that arrive through `google.protobuf.Struct` are doubles, so `13` becomes `13.0`; integral
-floats are turned back into ints first, so a trace hashes alike whether it came from JSONL or a proto.
+floats are turned back into ints first, so a trace hashes alike from JSONL or from a proto.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, cast
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 from google.rpc import status_pb2
@@ -32,7 +32,7 @@ def timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
 
 
 def from_timestamp(stamp: timestamp_pb2.Timestamp, present: bool) -> datetime | None:
-    return stamp.ToDatetime(tzinfo=datetime.now().astimezone().tzinfo).astimezone() if present else None
+    return stamp.ToDatetime(tzinfo=UTC) if present else None
 
 
 def struct(value: dict[str, Any] | None) -> struct_pb2.Struct:
@@ -122,7 +122,7 @@ def dataset_to_proto(dataset: ds.Dataset) -> dataset_pb2.Dataset:
 
 def run_from_proto(message: run_pb2.Run) -> runs.Run:
     """The caller-settable fields of a Run; the registry fills in the rest."""
-    epoch = datetime.fromtimestamp(0).astimezone()
+    epoch = datetime.fromtimestamp(0, UTC)
     return runs.Run(
         run_id="",
         display_name=message.display_name,
@@ -152,7 +152,7 @@ def run_to_proto(run: runs.Run) -> run_pb2.Run:
         display_name=run.display_name,
         dataset=run.dataset,
         config=struct(run.config),
-        state=int(run.state),
+        state=cast(run_pb2.RunState, int(run.state)),
         owner=run.owner,
         priority=run.priority,
         create_time=timestamp(run.create_time),
@@ -186,9 +186,7 @@ def event_from_proto(message: run_pb2.RunEvent, received: datetime) -> runs.RunE
 
 
 def event_to_proto(event: runs.RunEvent) -> run_pb2.RunEvent:
-    message = run_pb2.RunEvent(
-        sequence=event.sequence, time=timestamp(event.time), step=event.step
-    )
+    message = run_pb2.RunEvent(sequence=event.sequence, time=timestamp(event.time), step=event.step)
     if event.kind in _PAYLOAD_FIELDS:
         json_format.ParseDict(event.payload, getattr(message, event.kind))
     return message
@@ -220,7 +218,7 @@ def model_to_proto(model: md.Model) -> model_pb2.Model:
 
 
 def version_from_proto(message: model_pb2.ModelVersion) -> md.ModelVersion:
-    epoch = datetime.fromtimestamp(0).astimezone()
+    epoch = datetime.fromtimestamp(0, UTC)
     return md.ModelVersion(
         model_id="",
         version=0,
@@ -266,7 +264,7 @@ def evaluation_to_proto(evaluation: ev.Evaluation) -> evaluation_pb2.Evaluation:
         name=names.evaluation_name(evaluation.uid),
         model_version=names.model_version_name(evaluation.model_id, evaluation.version),
         dataset=names.dataset_name(evaluation.dataset_id),
-        split=evaluation.split,
+        split=cast(dataset_pb2.DatasetSplit, evaluation.split),
         metrics=evaluation.metrics,
         config=struct(evaluation.config),
         item_count=evaluation.item_count,

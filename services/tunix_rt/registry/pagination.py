@@ -18,7 +18,9 @@ DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
 
 
-def page_size(requested: int, default: int = DEFAULT_PAGE_SIZE, maximum: int = MAX_PAGE_SIZE) -> int:
+def page_size(
+    requested: int, default: int = DEFAULT_PAGE_SIZE, maximum: int = MAX_PAGE_SIZE
+) -> int:
     """The effective page size: default when 0, clamped to the maximum; negative is an error."""
     if requested < 0:
         raise InvalidArgument.field("page_size", "must not be negative")

@@ -132,9 +132,7 @@ class Registry:
             assert flt is not None
             uids = self.repo.matching_trace_uids(flt)
             if not uids:
-                raise FailedPrecondition(
-                    "the filter matches no traces", reason="EMPTY_DATASET"
-                )
+                raise FailedPrecondition("the filter matches no traces", reason="EMPTY_DATASET")
         members = self.repo.get_traces(uids)
         splits = ds.assign_splits(members, split)
         dataset = ds.Dataset(
@@ -279,15 +277,11 @@ class Registry:
             raise InvalidArgument.field("checkpoint.step", "must be at least 0")
         return self.repo.upsert_checkpoint(run_id, step, uri, metrics, time or now())
 
-    def list_checkpoints(
-        self, name: str, size: int, token: str
-    ) -> Page[runs.Checkpoint]:
+    def list_checkpoints(self, name: str, size: int, token: str) -> Page[runs.Checkpoint]:
         run_id = names.parse(name, "runs", "run")
         limit = pagination.page_size(size)
         after = pagination.decode(token, [run_id])
-        items, last = self.repo.list_checkpoints(
-            run_id, -1 if after is None else int(after), limit
-        )
+        items, last = self.repo.list_checkpoints(run_id, -1 if after is None else int(after), limit)
         return Page(items, pagination.encode(last, [run_id]) if last is not None else "")
 
     # Models.
@@ -402,9 +396,7 @@ class Registry:
         return self.get_evaluation(stored)
 
     def get_evaluation(self, name: str) -> ev.Evaluation:
-        return self.repo.get_evaluation(
-            names.parse(name, "evaluations", "name", names.UID_PATTERN)
-        )
+        return self.repo.get_evaluation(names.parse(name, "evaluations", "name", names.UID_PATTERN))
 
     def list_evaluations(
         self, model: str, dataset: str, size: int, token: str
@@ -448,5 +440,3 @@ class Registry:
         page = ranked[offset : offset + limit]
         more = offset + limit < len(ranked)
         return Page(page, pagination.encode(offset + limit, key) if more else ""), offset + 1
-
-

@@ -45,7 +45,7 @@ def registrations(registry: Registry) -> list[ServiceRegistration]:
     return [
         ServiceRegistration(
             SERVICE_NAME,
-            lambda server: registry_service_pb2_grpc.add_RegistryServiceServicer_to_server(
+            lambda server: registry_service_pb2_grpc.add_RegistryServiceServicer_to_server(  # type: ignore[no-untyped-call]
                 servicer, server
             ),
         )

@@ -21,7 +21,8 @@ from tunix_rt.registry import traces as tr
 from tunix_rt.registry.blob_store import check_digest
 from tunix_rt.registry.names import parse
 from tunix_rt.registry.registry import Registry
-from tunix_rt.v1 import dataset_pb2, registry_service_pb2 as pb, registry_service_pb2_grpc
+from tunix_rt.v1 import dataset_pb2, registry_service_pb2_grpc
+from tunix_rt.v1 import registry_service_pb2 as pb
 
 # Records per ExportDataset message: fewer, larger messages stream faster than one per trace.
 EXPORT_BATCH = 64
@@ -34,10 +35,7 @@ _SPLIT_NAMES = {1: dataset_pb2.DATASET_SPLIT_TRAIN, 2: dataset_pb2.DATASET_SPLIT
 
 def _split_jsonl(chunks: list[bytes]) -> Iterator[tuple[int, bytes]]:
     """Numbers the lines of concatenated chunks, 1-based; a final line needs no newline."""
-    number = 0
-    for line in b"".join(chunks).split(b"\n"):
-        number += 1
-        yield number, line
+    yield from enumerate(b"".join(chunks).split(b"\n"), start=1)
 
 
 class RegistryServicer(registry_service_pb2_grpc.RegistryServiceServicer):
@@ -65,9 +63,7 @@ class RegistryServicer(registry_service_pb2_grpc.RegistryServiceServicer):
             tr.validate(convert.trace_raw(t), prefix=f"traces[{n}].", source=t.source)
             for n, t in enumerate(request.traces)
         ]
-        uids = await asyncio.to_thread(
-            self._registry.create_traces, contents, request.request_id
-        )
+        uids = await asyncio.to_thread(self._registry.create_traces, contents, request.request_id)
         stored = await asyncio.to_thread(self._registry.repo.get_traces, uids)
         return pb.BatchCreateTracesResponse(traces=[convert.trace_to_proto(t) for t in stored])
 
@@ -334,9 +330,7 @@ class RegistryServicer(registry_service_pb2_grpc.RegistryServiceServicer):
         )
 
     async def DeleteModelAlias(self, request: pb.DeleteModelAliasRequest, context: Any) -> Any:
-        model = await asyncio.to_thread(
-            self._registry.delete_alias, request.model, request.alias
-        )
+        model = await asyncio.to_thread(self._registry.delete_alias, request.model, request.alias)
         return pb.DeleteModelAliasResponse(model=convert.model_to_proto(model))
 
     async def ResolveModelVersion(
@@ -399,9 +393,7 @@ class RegistryServicer(registry_service_pb2_grpc.RegistryServiceServicer):
         self, request: pb.DownloadArtifactRequest, context: Any
     ) -> AsyncIterator[Any]:
         sha = check_digest(parse(request.name, "artifacts", "name", _ANY), "name")
-        _sha, size, _type, _created = await asyncio.to_thread(
-            self._registry.repo.get_artifact, sha
-        )
+        _sha, size, _type, _created = await asyncio.to_thread(self._registry.repo.get_artifact, sha)
         if not 0 <= request.offset <= size:
             raise InvalidArgument.field("offset", f"must be within [0, {size}]")
         if not 0 <= request.chunk_size <= MAX_CHUNK:
@@ -478,4 +470,3 @@ class RegistryServicer(registry_service_pb2_grpc.RegistryServiceServicer):
             ],
             next_page_token=page.next_page_token,
         )
-

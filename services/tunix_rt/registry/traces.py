@@ -103,7 +103,7 @@ def _check_text(
         violations.append(FieldViolation(path, "is required"))
     if len(value) > max_chars:
         violations.append(FieldViolation(path, f"is {len(value)} chars; the limit is {max_chars}"))
-    return value
+    return str(value)
 
 
 def validate(raw: Any, *, prefix: str = "", source: str = "") -> TraceContent:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from tunix_rt.common.errors import AlreadyExists, NotFound
@@ -291,7 +291,7 @@ class ModelRepository(RepositoryBase):
         )
         if items:
             session.execute(
-                EvaluationItemRow.__table__.insert(),
+                insert(EvaluationItemRow),
                 [
                     {"evaluation_id": row.id, "position": n, "item_id": item_id, "data": data}
                     for n, (item_id, data) in enumerate(items)
@@ -404,4 +404,3 @@ class ModelRepository(RepositoryBase):
                 ev.LeaderboardRow(m, v, u, value, utc(t))
                 for m, v, u, value, t in session.execute(query).tuples()
             ]
-

@@ -155,7 +155,7 @@ class RunRepository(RepositoryBase):
                     continue
                 if event.sequence != last + 1:
                     raise FailedPrecondition(
-                        f"event sequence {event.sequence} leaves a gap: the next must be {last + 1}",
+                        f"sequence {event.sequence} leaves a gap: the next must be {last + 1}",
                         reason="RUN_EVENT_GAP",
                         metadata={"expected_sequence": str(last + 1)},
                     )

@@ -1,8 +1,8 @@
 """SQLAlchemy 2.0 table definitions of the registry database.
 
 JSON columns use the portable `JSON` type (TEXT on SQLite, json on PostgreSQL). Values that are
-filtered or sorted on (trace meta entries, evaluation metrics) are also stored in narrow side tables,
-because JSON path comparisons differ between the two dialects. Times are stored as UTC.
+filtered or sorted on (trace meta entries, evaluation metrics) are also stored in narrow side
+tables, because JSON path comparisons differ between the two dialects. Times are stored as UTC.
 """
 
 from __future__ import annotations

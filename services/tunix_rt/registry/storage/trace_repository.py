@@ -100,7 +100,7 @@ class TraceRepository(RepositoryBase):
             ]
             if meta_rows:
                 session.execute(insert(TraceMetaRow), meta_rows)
-            uids.extend(row["uid"] for row in rows)
+            uids.extend(str(row["uid"]) for row in rows)
         return uids
 
     def get_trace(self, uid: str) -> Trace:
@@ -197,9 +197,7 @@ class TraceRepository(RepositoryBase):
         for start in range(0, len(uids), INSERT_BATCH):
             chunk = uids[start : start + INSERT_BATCH]
             ids.update(
-                session.execute(
-                    select(TraceRow.uid, TraceRow.id).where(TraceRow.uid.in_(chunk))
-                )
+                session.execute(select(TraceRow.uid, TraceRow.id).where(TraceRow.uid.in_(chunk)))
                 .tuples()
                 .all()
             )
@@ -287,4 +285,3 @@ class TraceRepository(RepositoryBase):
                 yield [(split, trace_from_row(row)) for _pos, row in rows]
                 if len(rows) < batch:
                     break
-
