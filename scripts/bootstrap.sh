@@ -12,8 +12,9 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
 VENV="${VENV:-$ROOT/.venv}"
+[[ "$VENV" == /* ]] || VENV="$PWD/$VENV"  # relative to the caller's directory
+cd "$ROOT"
 PYTHON="${PYTHON:-python3}"
 LOCK="$ROOT/requirements/lock.txt"
 STAMP="$VENV/.tunix-rt-bootstrap.stamp"

@@ -10,6 +10,7 @@ from collections.abc import Callable, Coroutine, Iterator, Sequence
 from typing import Any, TypeVar
 
 import pytest
+
 from tunix_rt.common.config import ServerConfig
 from tunix_rt.common.server import RunningServer, ServiceRegistration, start_server
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import grpc
+
 from tunix_rt.common.errors import (
     AlreadyExists,
     FailedPrecondition,

@@ -16,6 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
+
 from tunix_rt.common.config import ServerConfig
 from tunix_rt.common.server import RunningServer, ServiceRegistration
 from tunix_rt.v1 import registry_service_pb2_grpc

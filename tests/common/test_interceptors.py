@@ -12,6 +12,7 @@ import pytest
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
+
 from tunix_rt.common.server import RunningServer
 
 from . import probe

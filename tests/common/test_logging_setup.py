@@ -28,7 +28,7 @@ def logs() -> Iterator[tuple[io.StringIO, logging.Logger]]:
 def emit(logs: tuple[io.StringIO, logging.Logger], log_format: LogFormat) -> str:
     stream, logger = logs
     configure_logging(log_format, "INFO", stream=stream)
-    token = set_request_id("req-7")
+    set_request_id("req-7")
     try:
         logger.info("rpc %s", "done", extra={"method": "/a.B/C", "code": "OK", "duration_ms": 1.5})
         logger.debug("hidden below INFO")
@@ -38,7 +38,6 @@ def emit(logs: tuple[io.StringIO, logging.Logger], log_format: LogFormat) -> str
             logger.exception("failed")
     finally:
         set_request_id(None)
-        del token
     return stream.getvalue()
 
 

@@ -80,9 +80,7 @@ def test_tls_with_bearer_token(serve: StartServer, cert_files: tuple[Path, Path]
         with pytest.raises(grpc.RpcError) as caught:
             probe.call(channel, "UnaryUnary", b"ok", timeout=10)
         assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
-    with_token = grpc.composite_channel_credentials(
-        ssl, grpc.access_token_call_credentials(TOKEN)
-    )
+    with_token = grpc.composite_channel_credentials(ssl, grpc.access_token_call_credentials(TOKEN))
     with grpc.secure_channel(f"localhost:{server.port}", with_token) as channel:
         assert probe.call(channel, "UnaryUnary", b"ok", timeout=10) == [b"ok"]
 

@@ -18,11 +18,13 @@ import os
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import grpc
 import grpc.aio
 from google.protobuf.descriptor import ServiceDescriptor
+
+from tunix_rt.client.interceptors import AioClientInterceptor, ClientInterceptor
 
 TOKEN_ENV = "TUNIX_RT_AUTH_TOKEN"
 TLS_CA_ENV = "TUNIX_RT_TLS_CA"
@@ -67,17 +69,17 @@ class RetryPolicy:
 def idempotent_methods(service: ServiceDescriptor, extra: Collection[str] = ()) -> frozenset[str]:
     """The methods of `service` that are safe to send twice.
 
-    Reads (Get*, List*, Resolve*, Export*, Download*) change nothing. Creates whose request has a
-    `request_id` are safe because our clients always fill it with a fresh uuid4 per logical call,
-    and the server answers a repeated `request_id` with the first result instead of creating a
-    second resource: a retry after a lost response cannot make a duplicate. `extra` names methods
-    that are idempotent for a reason the descriptor cannot show (see each service's client).
+    Reads (Get*, List*, Resolve*, Export*, Download*) change nothing. Methods whose request has a
+    `request_id` (the creates) are safe because our channels fill an empty one with a fresh uuid4
+    before gRPC's retry layer sees the call (interceptors.ClientInterceptor), so every attempt of
+    one call carries the same id, and the server answers a repeated `request_id` with the first
+    result instead of creating a second resource: a retry after a lost response cannot make a
+    duplicate. `extra` names methods that are idempotent for a reason the descriptor cannot show.
     """
     names = {
         m.name
         for m in service.methods
-        if m.name.startswith(_READ_PREFIXES)
-        or (m.name.startswith("Create") and "request_id" in m.input_type.fields_by_name)
+        if m.name.startswith(_READ_PREFIXES) or "request_id" in m.input_type.fields_by_name
     }
     unknown = set(extra) - {m.name for m in service.methods}
     if unknown:
@@ -186,7 +188,7 @@ class ChannelSettings:
         creds = grpc.ssl_channel_credentials(root_certificates=roots)
         if self.token:
             # Sends `authorization: Bearer <token>`; gRPC refuses call credentials on an insecure
-            # channel, which is why insecure channels use _BearerInterceptor instead.
+            # channel, which is why insecure channels send it from ClientInterceptor instead.
             creds = grpc.composite_channel_credentials(
                 creds, grpc.access_token_call_credentials(self.token)
             )
@@ -200,11 +202,12 @@ def build_channel(
     to method names)."""
     options = settings.options(idempotent)
     if settings.secure:
-        return grpc.secure_channel(settings.address, settings.credentials(), options=options)
+        channel = grpc.secure_channel(settings.address, settings.credentials(), options=options)
+        # The token travels as call credentials (see credentials()); the interceptor only fills
+        # request ids.
+        return grpc.intercept_channel(channel, ClientInterceptor(token=None))
     channel = grpc.insecure_channel(settings.address, options=options)
-    if settings.token:
-        return grpc.intercept_channel(channel, _BearerInterceptor(settings.token))
-    return channel
+    return grpc.intercept_channel(channel, ClientInterceptor(token=settings.token))
 
 
 def build_aio_channel(
@@ -213,88 +216,12 @@ def build_aio_channel(
     """The asyncio twin of build_channel, for clients that run on an event loop."""
     options = settings.options(idempotent)
     if settings.secure:
-        return grpc.aio.secure_channel(settings.address, settings.credentials(), options=options)
-    interceptors = [_AioBearerInterceptor(settings.token)] if settings.token else None
-    return grpc.aio.insecure_channel(settings.address, options=options, interceptors=interceptors)
-
-
-def _with_bearer(metadata: Any, token: str) -> list[tuple[str, str | bytes]]:
-    return [*(metadata or ()), ("authorization", f"Bearer {token}")]
-
-
-class _CallDetails(NamedTuple):
-    """grpc.ClientCallDetails is abstract; this is the usual concrete stand-in."""
-
-    method: str
-    timeout: float | None
-    metadata: Any
-    credentials: Any
-    wait_for_ready: bool | None
-    compression: Any
-
-
-class _BearerInterceptor(
-    grpc.UnaryUnaryClientInterceptor,  # type: ignore[misc]  # grpc ships no type stubs
-    grpc.UnaryStreamClientInterceptor,  # type: ignore[misc]
-    grpc.StreamUnaryClientInterceptor,  # type: ignore[misc]
-    grpc.StreamStreamClientInterceptor,  # type: ignore[misc]
-):
-    """Adds `authorization: Bearer <token>` to every call of an insecure sync channel."""
-
-    def __init__(self, token: str) -> None:
-        self._token = token
-
-    def _details(self, details: Any) -> _CallDetails:
-        return _CallDetails(
-            details.method,
-            details.timeout,
-            _with_bearer(details.metadata, self._token),
-            details.credentials,
-            details.wait_for_ready,
-            details.compression,
+        return grpc.aio.secure_channel(
+            settings.address,
+            settings.credentials(),
+            options=options,
+            interceptors=[AioClientInterceptor(token=None)],
         )
-
-    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
-        return continuation(self._details(details), request)
-
-    def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
-        return continuation(self._details(details), request)
-
-    def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
-        return continuation(self._details(details), requests)
-
-    def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
-        return continuation(self._details(details), requests)
-
-
-class _AioBearerInterceptor(
-    grpc.aio.UnaryUnaryClientInterceptor,  # type: ignore[misc]
-    grpc.aio.UnaryStreamClientInterceptor,  # type: ignore[misc]
-    grpc.aio.StreamUnaryClientInterceptor,  # type: ignore[misc]
-    grpc.aio.StreamStreamClientInterceptor,  # type: ignore[misc]
-):
-    """Adds `authorization: Bearer <token>` to every call of an insecure asyncio channel."""
-
-    def __init__(self, token: str) -> None:
-        self._token = token
-
-    def _details(self, details: Any) -> Any:
-        return grpc.aio.ClientCallDetails(
-            details.method,
-            details.timeout,
-            grpc.aio.Metadata(*_with_bearer(details.metadata, self._token)),
-            details.credentials,
-            details.wait_for_ready,
-        )
-
-    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
-        return await continuation(self._details(details), request)
-
-    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
-        return await continuation(self._details(details), request)
-
-    async def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
-        return await continuation(self._details(details), requests)
-
-    async def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
-        return await continuation(self._details(details), requests)
+    return grpc.aio.insecure_channel(
+        settings.address, options=options, interceptors=[AioClientInterceptor(settings.token)]
+    )

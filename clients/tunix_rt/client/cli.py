@@ -16,6 +16,7 @@ from importlib import metadata
 from pathlib import Path
 
 import click
+
 from tunix_rt.client.channel import DEFAULT_REGISTRY_ADDRESS, REGISTRY_ENV, TLS_CA_ENV, TOKEN_ENV
 from tunix_rt.client.cli_artifacts import artifacts
 from tunix_rt.client.cli_datasets import datasets

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 from tqdm import tqdm
+
 from tunix_rt.client import names
 from tunix_rt.client.cli_output import echo_fields, echo_json, format_time, json_option
 from tunix_rt.client.cli_state import CliState, pass_state

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import click
+
 from tunix_rt.client import names
 from tunix_rt.client.cli_output import (
     echo_fields,

@@ -7,6 +7,7 @@ tunix-rt leaderboard --dataset arith-v1 --metric answer_accuracy
 from __future__ import annotations
 
 import click
+
 from tunix_rt.client import names
 from tunix_rt.client.cli_datasets import SPLIT_NAMES, SPLITS
 from tunix_rt.client.cli_output import (

@@ -12,6 +12,7 @@ import json
 from collections.abc import Mapping
 
 import click
+
 from tunix_rt.client import names
 from tunix_rt.client.cli_output import (
     echo_fields,

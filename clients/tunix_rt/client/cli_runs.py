@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 import click
+
 from tunix_rt.client import names
 from tunix_rt.client.cli_output import (
     echo_fields,

@@ -13,6 +13,7 @@ from pathlib import Path
 from types import ModuleType
 
 import click
+
 from tunix_rt.client.cli_state import CommandFailed
 
 DEFAULT_DATA_DIR = Path("tunix-rt-data")

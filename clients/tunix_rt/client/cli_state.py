@@ -13,11 +13,14 @@ from typing import Any
 
 import click
 import grpc
+
 from tunix_rt.client.channel import DEFAULT_REGISTRY_ADDRESS, REGISTRY_ENV, resolve_address
 from tunix_rt.client.errors import IntegrityError, describe_rpc_error
 from tunix_rt.client.registry import RegistryClient
 
 EXIT_FAILURE = 1
+# Codes that usually mean the service was never reached (down, wrong address, firewalled).
+_UNREACHED = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 
 
 @dataclass
@@ -29,6 +32,8 @@ class CliState:
     tls_ca: Path | None
     # Deadline of each unary call, in seconds; streams have none.
     timeout: float | None
+    # The address of the service called last, named when a call cannot reach it.
+    target: str | None = None
     _registry: RegistryClient | None = field(default=None, repr=False)
 
     def registry(self) -> RegistryClient:
@@ -38,6 +43,7 @@ class CliState:
                 self.registry_address, token=self.token, tls_ca=self.tls_ca, timeout=self.timeout
             )
             click.get_current_context().call_on_close(self.close)
+        self.target = self.registry_address
         return self._registry
 
     def close(self) -> None:
@@ -63,9 +69,9 @@ class RootGroup(click.Group):
             return super().invoke(ctx)
         except grpc.RpcError as error:
             message = describe_rpc_error(error)
-            if error.code() == grpc.StatusCode.UNAVAILABLE:
-                # The message already names the address gRPC tried.
-                message += " (is the service running and reachable?)"
+            state = ctx.find_object(CliState)
+            if error.code() in _UNREACHED and state is not None and state.target:
+                message += f" (calling {state.target}: is it running and reachable?)"
             raise CommandFailed(message) from None
         except (IntegrityError, OSError) as error:
             # A corrupt download, an unwritable output file, a closed pipe: no traceback either.

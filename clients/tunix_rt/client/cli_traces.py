@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 from tqdm import tqdm
+
 from tunix_rt.client import names
 from tunix_rt.client.cli_output import (
     echo_fields,

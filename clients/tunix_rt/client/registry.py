@@ -24,6 +24,7 @@ from typing import Self, TypeVar
 
 import grpc
 from google.protobuf import timestamp_pb2
+
 from tunix_rt.client import names
 from tunix_rt.client.channel import (
     DEFAULT_REGISTRY_ADDRESS,

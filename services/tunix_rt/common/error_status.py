@@ -14,6 +14,7 @@ from types import MappingProxyType
 import grpc
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
+
 from tunix_rt.common.errors import (
     Aborted,
     AlreadyExists,

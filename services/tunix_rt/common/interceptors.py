@@ -28,6 +28,7 @@ from types import TracebackType
 from typing import Any
 
 import grpc
+
 from tunix_rt.common.error_status import (
     grpc_status_for,
     internal_status,

@@ -29,6 +29,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from prometheus_client import CollectorRegistry
+
 from tunix_rt.common.config import ConfigError, ServerConfig
 from tunix_rt.common.interceptors import AuthInterceptor, ObservabilityInterceptor
 from tunix_rt.common.logging_setup import configure_logging
@@ -130,8 +131,10 @@ class RunningServer:
         log.info("stopped", extra={"service": self.service_name})
 
     async def wait_for_termination(self) -> None:
-        """Return once the server has stopped."""
-        await self._server.wait_for_termination()
+        """Return once the server has stopped. Safe to cancel."""
+        # Shielded: cancelling grpc's own wait also cancels the future its shutdown awaits, and a
+        # later stop() would then die with CancelledError.
+        await asyncio.shield(self._server.wait_for_termination())
 
     async def __aenter__(self) -> RunningServer:
         return self

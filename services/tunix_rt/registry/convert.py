@@ -8,6 +8,7 @@ from typing import Any, cast
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 from google.rpc import status_pb2
 
+from tunix_rt.common.errors import InvalidArgument
 from tunix_rt.registry import canonical, names, runs
 from tunix_rt.registry import datasets as ds
 from tunix_rt.registry import evaluations as ev
@@ -42,22 +43,27 @@ def struct(value: dict[str, Any] | None) -> struct_pb2.Struct:
     return message
 
 
-def from_struct(message: struct_pb2.Struct) -> dict[str, Any]:
-    result: dict[str, Any] = canonical.normalize(json_format.MessageToDict(message))
+def from_struct(message: struct_pb2.Struct, field: str = "struct") -> dict[str, Any]:
+    """A Struct as JSON-like data; NaN and infinities (not JSON) are INVALID_ARGUMENT on `field`."""
+    try:
+        data = json_format.MessageToDict(message)
+    except ValueError as exc:
+        raise InvalidArgument.field(field, f"must hold only JSON values: {exc}") from None
+    result: dict[str, Any] = canonical.normalize(data)
     return result
 
 
 # Traces.
 
 
-def trace_raw(message: trace_pb2.Trace) -> dict[str, Any]:
+def trace_raw(message: trace_pb2.Trace, prefix: str = "") -> dict[str, Any]:
     """A Trace message as the JSON-like dict that traces.validate checks."""
     return {
         "trace_version": message.trace_version,
         "prompt": message.prompt,
         "steps": [{"i": s.i, "type": s.type, "content": s.content} for s in message.steps],
         "final_answer": message.final_answer,
-        "meta": from_struct(message.meta),
+        "meta": from_struct(message.meta, f"{prefix}meta"),
     }
 
 
@@ -127,7 +133,7 @@ def run_from_proto(message: run_pb2.Run) -> runs.Run:
         run_id="",
         display_name=message.display_name,
         dataset=message.dataset,
-        config=from_struct(message.config),
+        config=from_struct(message.config, "run.config"),
         state=runs.RunState.QUEUED,
         devices=devices_from_proto(message.devices) if message.HasField("devices") else None,
         owner=message.owner,
@@ -225,7 +231,7 @@ def version_from_proto(message: model_pb2.ModelVersion) -> md.ModelVersion:
         artifact_sha256=message.artifact,
         source_run=message.source_run,
         metrics=dict(message.metrics),
-        provenance=from_struct(message.provenance),
+        provenance=from_struct(message.provenance, "model_version.provenance"),
         description=message.description,
         aliases=(),
         create_time=epoch,
@@ -272,8 +278,13 @@ def evaluation_to_proto(evaluation: ev.Evaluation) -> evaluation_pb2.Evaluation:
     )
 
 
-def item_from_proto(message: evaluation_pb2.EvaluationItem) -> tuple[str, dict[str, Any]]:
-    data = json_format.MessageToDict(message, preserving_proto_field_name=True)
+def item_from_proto(
+    message: evaluation_pb2.EvaluationItem, field: str = "items"
+) -> tuple[str, dict[str, Any]]:
+    try:
+        data = json_format.MessageToDict(message, preserving_proto_field_name=True)
+    except ValueError as exc:
+        raise InvalidArgument.field(field, f"must hold only JSON values: {exc}") from None
     data.pop("item_id", None)
     return message.item_id, canonical.normalize(data)
 

@@ -8,6 +8,7 @@ step `type` at most 64 chars, step `content` at most 20,000 chars, the whole tra
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -22,6 +23,8 @@ MAX_STEP_TYPE_CHARS = 64
 MAX_STEP_CONTENT_CHARS = 20_000
 MAX_TRACE_BYTES = 1 << 20
 MAX_SOURCE_CHARS = 256
+# Step `i` is an int32 in trace.proto.
+MAX_STEP_INDEX = 2**31 - 1
 # Meta entries longer than this are stored but not indexed for filtering.
 MAX_INDEXED_META_VALUE = 512
 MAX_INDEXED_META_KEY = 128
@@ -103,7 +106,44 @@ def _check_text(
         violations.append(FieldViolation(path, "is required"))
     if len(value) > max_chars:
         violations.append(FieldViolation(path, f"is {len(value)} chars; the limit is {max_chars}"))
+    if (problem := text_problem(value)) is not None:
+        violations.append(FieldViolation(path, problem))
     return str(value)
+
+
+def text_problem(value: str) -> str | None:
+    """Why `value` cannot be stored as text on every database, or None: NUL characters (which
+    PostgreSQL text refuses) and lone surrogates (not UTF-8; JSON escapes such as `\\ud800`)."""
+    if "\x00" in value:
+        return "must not contain NUL characters"
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return "is not valid Unicode text (a lone surrogate)"
+    return None
+
+
+def _check_meta(violations: list[FieldViolation], path: str, value: Any) -> None:
+    """Meta must be JSON that every database stores: finite numbers and storable strings."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if (problem := text_problem(str(key))) is not None:
+                violations.append(FieldViolation(f"{path}.{ascii(key)}", f"key {problem}"))
+            else:
+                _check_meta(violations, f"{path}.{key}", item)
+    elif isinstance(value, list):
+        for n, item in enumerate(value):
+            _check_meta(violations, f"{path}[{n}]", item)
+    elif isinstance(value, str):
+        if (problem := text_problem(value)) is not None:
+            violations.append(FieldViolation(path, problem))
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            finite = math.isfinite(value)
+        except OverflowError:  # an int beyond the range of a double
+            finite = False
+        if not finite:
+            violations.append(FieldViolation(path, "must be a finite number"))
 
 
 def validate(raw: Any, *, prefix: str = "", source: str = "") -> TraceContent:
@@ -136,8 +176,11 @@ def validate(raw: Any, *, prefix: str = "", source: str = "") -> TraceContent:
     if not isinstance(meta, dict):
         violations.append(FieldViolation(f"{prefix}meta", "must be a JSON object"))
         meta = {}
+    _check_meta(violations, f"{prefix}meta", meta)
     if len(source) > MAX_SOURCE_CHARS:
         violations.append(FieldViolation(f"{prefix}source", f"exceeds {MAX_SOURCE_CHARS} chars"))
+    elif (problem := text_problem(source)) is not None:
+        violations.append(FieldViolation(f"{prefix}source", problem))
     if violations:
         raise InvalidArgument.fields(violations)
     content = TraceContent(version, prompt, steps, answer, canonical.normalize(meta), source)
@@ -168,8 +211,14 @@ def _validate_steps(violations: list[FieldViolation], raw: Any, path: str) -> tu
         index = item.get("i")
         if isinstance(index, float) and index.is_integer():
             index = int(index)
-        if not isinstance(index, int) or isinstance(index, bool) or index < 0:
-            violations.append(FieldViolation(f"{here}.i", "must be an integer >= 0"))
+        if (
+            not isinstance(index, int)
+            or isinstance(index, bool)
+            or not 0 <= index <= MAX_STEP_INDEX
+        ):
+            violations.append(
+                FieldViolation(f"{here}.i", f"must be an integer in [0, {MAX_STEP_INDEX}]")
+            )
             index = -1
         elif index in seen:
             violations.append(FieldViolation(f"{here}.i", f"duplicates step i={index}"))

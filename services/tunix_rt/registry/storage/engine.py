@@ -30,11 +30,14 @@ def make_engine(url: str, *, write: bool = False) -> Engine:
     """An engine for `url`; with `write` on SQLite its transactions begin IMMEDIATE."""
     if not is_sqlite(url):
         return create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8)
-    # isolation_level=None hands transaction control to us (the pysqlite recipe in SQLAlchemy's
-    # docs), so the `begin` hook below decides how each transaction starts.
-    engine = create_engine(
-        url, connect_args={"check_same_thread": False, "isolation_level": None, "timeout": 30}
-    )
+    # Writers: isolation_level=None hands transaction control to us (the pysqlite recipe in
+    # SQLAlchemy's docs), so the `begin` hook below starts each one IMMEDIATE. Readers keep
+    # pysqlite's default, which runs a lone SELECT without BEGIN/COMMIT round trips; WAL gives each
+    # statement a consistent snapshot.
+    connect_args: dict[str, Any] = {"check_same_thread": False, "timeout": 30}
+    if write:
+        connect_args["isolation_level"] = None
+    engine = create_engine(url, connect_args=connect_args)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -45,11 +48,11 @@ def make_engine(url: str, *, write: bool = False) -> Engine:
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 
-    begin = "BEGIN IMMEDIATE" if write else "BEGIN"
+    if write:
 
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql(begin)
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Any) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 

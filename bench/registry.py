@@ -1,0 +1,156 @@
+"""Registry benchmark: unary read throughput against a bare gRPC echo server, and import throughput.
+
+Run: `make bench` or `.venv/bin/python bench/registry.py [--seconds 5] [--rounds 3]
+[--concurrency 16] [--traces ../shared/seed-data/dev-reasoning-v2-dataset.jsonl]`.
+
+Both servers run in their own subprocess (one event loop each, like production) and are driven by
+the same asyncio client with the same concurrency, alternating rounds so machine noise hits both
+alike; the ratio is what to compare across machines, not the absolute rates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import grpc
+
+from tunix_rt.v1 import registry_service_pb2 as pb
+from tunix_rt.v1 import registry_service_pb2_grpc
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_TRACES = ROOT.parent / "shared" / "seed-data" / "dev-reasoning-v2-dataset.jsonl"
+
+ECHO_SERVER = """
+import asyncio, grpc, sys
+async def main():
+    def echo(request, context):
+        return request
+    handler = grpc.method_handlers_generic_handler(
+        "bench.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(echo)})
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers((handler,))
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    print(port, flush=True)
+    await server.wait_for_termination()
+asyncio.run(main())
+"""
+
+REGISTRY_SERVER = """
+import asyncio, sys, pathlib
+from tunix_rt.registry.server import start_registry
+async def main():
+    running = await start_registry(data_dir=pathlib.Path(sys.argv[1]))
+    print(running.port, flush=True)
+    await running.server.wait_for_termination()
+asyncio.run(main())
+"""
+
+
+def spawn(code: str, *args: str) -> tuple[subprocess.Popen[str], int]:
+    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'clients'}:{ROOT / 'services'}"}
+    env["TUNIX_RT_LOG_LEVEL"] = "WARNING"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, *args], stdout=subprocess.PIPE, text=True, env=env
+    )
+    assert proc.stdout is not None
+    return proc, int(proc.stdout.readline())
+
+
+async def throughput(call: Callable[[], Awaitable[object]], seconds: float, workers: int) -> float:
+    """Completed calls per second with `workers` calls in flight."""
+    done = 0
+    deadline = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        nonlocal done
+        while time.perf_counter() < deadline:
+            await call()
+            done += 1
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(workers)))
+    return done / (time.perf_counter() - start)
+
+
+async def run(args: argparse.Namespace) -> None:
+    data = Path(args.traces).read_bytes()
+    with tempfile.TemporaryDirectory() as tmp:
+        echo_proc, echo_port = spawn(ECHO_SERVER)
+        reg_proc, reg_port = spawn(REGISTRY_SERVER, tmp)
+        try:
+            echo_channel = grpc.aio.insecure_channel(f"127.0.0.1:{echo_port}")
+            reg_channel = grpc.aio.insecure_channel(f"127.0.0.1:{reg_port}")
+            stub = registry_service_pb2_grpc.RegistryServiceStub(reg_channel)
+
+            import_rates = []
+            names: list[str] = []
+            for n in range(args.rounds):
+                start = time.perf_counter()
+                response = await stub.ImportTraces(_chunks(data, f"bench-{n}"))
+                import_rates.append(response.imported_count / (time.perf_counter() - start))
+                names = list(response.trace_names)
+            trace = (await stub.GetTrace(pb.GetTraceRequest(name=names[0]))).trace
+            payload = pb.GetTraceResponse(trace=trace).SerializeToString()
+            echo = echo_channel.unary_unary("/bench.Echo/Echo")
+            get = pb.GetTraceRequest(name=names[len(names) // 2])
+
+            async def call_echo() -> object:
+                # Echo a payload the size of a GetTrace response, so bytes on the wire match.
+                return await echo(payload)
+
+            async def call_get() -> object:
+                return await stub.GetTrace(get)
+
+            await throughput(call_echo, 1.0, args.concurrency)  # warm-up
+            await throughput(call_get, 1.0, args.concurrency)
+            echo_rates, get_rates = [], []
+            for _ in range(args.rounds):
+                echo_rates.append(await throughput(call_echo, args.seconds, args.concurrency))
+                get_rates.append(await throughput(call_get, args.seconds, args.concurrency))
+            await echo_channel.close()
+            await reg_channel.close()
+        finally:
+            for proc in (echo_proc, reg_proc):
+                proc.terminate()
+                proc.wait(10)
+    ratios = [g / e for g, e in zip(get_rates, echo_rates, strict=True)]
+    print(f"machine: {os.cpu_count()} CPUs; concurrency {args.concurrency}; rounds {args.rounds}")
+    print(f"bare echo      : {statistics.median(echo_rates):8.0f} calls/s (median)")
+    print(f"GetTrace       : {statistics.median(get_rates):8.0f} calls/s (median)")
+    print(
+        f"ratio GetTrace/echo: {statistics.median(ratios):.2f} "
+        f"(per round: {', '.join(f'{r:.2f}' for r in ratios)})"
+    )
+    print(
+        f"ImportTraces ({len(names)} traces): {statistics.median(import_rates):8.0f} traces/s "
+        f"(per round: {', '.join(f'{r:.0f}' for r in import_rates)})"
+    )
+
+
+async def _chunks(data: bytes, source: str, size: int = 256 << 10):  # type: ignore[no-untyped-def]
+    yield pb.ImportTracesRequest(options=pb.ImportOptions(source=source), data=data[:size])
+    for start in range(size, len(data), size):
+        yield pb.ImportTracesRequest(data=data[start : start + size])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--traces", default=str(DEFAULT_TRACES))
+    asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
