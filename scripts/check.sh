@@ -18,6 +18,7 @@
 #   COV_MIN=80                     minimum total coverage (percent) for pytest
 #   PYTEST_MARKERS="not slow"      a pytest -m expression (default: empty = run everything)
 #   ALLOW_NO_TESTS=1               pytest collecting no test is then a warning, not a failure
+#   KEEP_GOING=1                   run every step even after a failure, then list the failed ones
 #   BUF_BREAKING_AGAINST=REV|none  the git revision for buf breaking, or `none` to skip it
 #   VENV=.venv                     the virtualenv (as for scripts/bootstrap.sh)
 #   TUNIX_RT_REQUIRE_POSTGRES=1    fail instead of skipping PostgreSQL when it cannot run (CI sets it)
@@ -38,7 +39,10 @@ INNER="${_TUNIX_RT_CHECK_INNER:-0}"
 
 if [[ -t 1 ]]; then BOLD=$'\e[1m' RED=$'\e[31m' GREEN=$'\e[32m' RESET=$'\e[0m'; else BOLD='' RED='' GREEN='' RESET=''; fi
 
-# step NAME CMD...: prints a header, runs CMD, and exits naming the step when it fails.
+FAILED=()
+
+# step NAME CMD...: prints a header, runs CMD, and exits naming the step when it fails
+# (with KEEP_GOING=1 it records the failure and goes on).
 step() {
     local name="$1"
     shift
@@ -47,9 +51,19 @@ step() {
     "$@" || rc=$?
     if [[ $rc -ne 0 ]]; then
         echo "${RED}${BOLD}check.sh: FAILED at step '$name' (exit $rc): $*${RESET}" >&2
-        exit "$rc"
+        [[ "${KEEP_GOING:-0}" == 1 ]] || exit "$rc"
+        FAILED+=("$name")
+        return 0
     fi
     echo "${GREEN}--- [$name] ok ($((SECONDS - start)) s)${RESET}"
+}
+
+# finish: the exit status of this half, with the list of failed steps under KEEP_GOING=1.
+finish() {
+    if ((${#FAILED[@]})); then
+        echo "${RED}${BOLD}check.sh: failed steps: ${FAILED[*]}${RESET}" >&2
+        exit 1
+    fi
 }
 
 skip() {
@@ -141,8 +155,10 @@ if [[ "$INNER" != 1 ]]; then
     rc=0
     _TUNIX_RT_CHECK_INNER=1 bash scripts/with_postgres.sh bash "$ROOT/scripts/check.sh" "$@" || rc=$?
     if [[ $rc -ne 0 ]]; then
-        exit "$rc"
+        [[ "${KEEP_GOING:-0}" == 1 ]] || exit "$rc"
+        FAILED+=("(database steps, see above)")
     fi
+    finish
     echo "${GREEN}${BOLD}check.sh: all steps passed ($((SECONDS - total_start)) s)${RESET}"
     exit 0
 fi
@@ -154,3 +170,4 @@ else
     skip migrations "scripts/check_migrations.py does not exist yet"
 fi
 step pytest run_pytest "$@"
+finish

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -18,6 +19,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 )
 
 from tunix_rt.common.config import ServerConfig
+from tunix_rt.common.reflection import MethodAwarePool
 from tunix_rt.common.server import RunningServer, ServiceRegistration
 from tunix_rt.v1 import registry_service_pb2_grpc
 
@@ -32,12 +34,9 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 def unimplemented_registry() -> ServiceRegistration:
     """The generated base servicer: every method unimplemented, but a real descriptor."""
     servicer = registry_service_pb2_grpc.RegistryServiceServicer()
-    return ServiceRegistration(
-        REGISTRY_SERVICE,
-        lambda server: registry_service_pb2_grpc.add_RegistryServiceServicer_to_server(
-            servicer, server
-        ),
-    )
+    # Generated gRPC code has no type stubs; Any keeps the strict type check quiet either way.
+    add_servicer: Any = registry_service_pb2_grpc.add_RegistryServiceServicer_to_server
+    return ServiceRegistration(REGISTRY_SERVICE, lambda server: add_servicer(servicer, server))
 
 
 @pytest.fixture
@@ -103,6 +102,16 @@ def test_reflection_lists_and_describes_services(channel: grpc.Channel) -> None:
     service = DescriptorPool(database).FindServiceByName(REGISTRY_SERVICE)
     assert "GetTrace" in {m.name for m in service.methods}
     assert service.methods_by_name["GetTrace"].input_type.full_name == "tunix_rt.v1.GetTraceRequest"
+
+
+def test_method_symbols_resolve_to_their_service_file() -> None:
+    pool = MethodAwarePool()
+    file = pool.FindFileContainingSymbol(f"{REGISTRY_SERVICE}.GetTrace")
+    assert file.name == "tunix_rt/v1/registry_service.proto"
+    assert pool.FindFileContainingSymbol("tunix_rt.v1.GetTraceRequest") is file
+    for unknown in (f"{REGISTRY_SERVICE}.NoSuchMethod", "tunix_rt.v1.Nope.GetTrace", "nope"):
+        with pytest.raises(KeyError):
+            pool.FindFileContainingSymbol(unknown)
 
 
 def test_generated_base_servicer_answers_unimplemented(channel: grpc.Channel) -> None:

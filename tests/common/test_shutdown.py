@@ -35,7 +35,8 @@ async def build():
     handler = grpc.method_handlers_generic_handler(
         "tunix_rt.test.Slow", {"Call": grpc.unary_unary_rpc_method_handler(slow)}
     )
-    return [ServiceRegistration("tunix_rt.test.Slow", lambda s: s.add_generic_rpc_handlers([handler]))]
+    add = lambda server: server.add_generic_rpc_handlers([handler])
+    return [ServiceRegistration("tunix_rt.test.Slow", add)]
 
 async def on_shutdown():
     print("on-shutdown", flush=True)
@@ -89,16 +90,18 @@ class ServerProcess:
         raise AssertionError(f"no {msg!r} log line; stderr so far: {self.stderr_seen}")
 
     def wait_for_output(self, text: str, timeout: float = 30.0) -> None:
+        """Skip stdout lines until one equals `text`; AssertionError after `timeout` seconds."""
         deadline = time.monotonic() + timeout
-        while (line := self.stdout.get(timeout=max(deadline - time.monotonic(), 0.01))) != text:
-            pass
-        assert line == text
-
-    def remaining_stdout(self) -> list[str]:
-        lines = []
-        while not self.stdout.empty():
-            lines.append(self.stdout.get())
-        return lines
+        seen = []
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                line = self.stdout.get(timeout=min(remaining, 0.1))
+            except queue.Empty:
+                continue
+            if line == text:
+                return
+            seen.append(line)
+        raise AssertionError(f"no {text!r} on stdout; saw {seen}")
 
 
 @pytest.fixture
@@ -122,8 +125,8 @@ def test_signal_stops_idle_server_promptly(server_process: ServerProcess, signum
     assert server_process.process.wait(timeout=15) == 0
     assert time.monotonic() - started < 5  # nothing in flight: no need to use the 5 s grace
     server_process.wait_for_log("stopped")
-    time.sleep(0.1)  # let the pump thread drain stdout
-    assert server_process.remaining_stdout() == ["on-shutdown", "exited"]
+    server_process.wait_for_output("on-shutdown", timeout=5)
+    server_process.wait_for_output("exited", timeout=5)
 
 
 def test_in_flight_call_finishes_during_grace(server_process: ServerProcess) -> None:

@@ -27,7 +27,7 @@ from types import TracebackType
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_health.v1._async import HealthServicer
+from grpc_health.v1.health import aio as health_aio
 from prometheus_client import CollectorRegistry
 
 from tunix_rt.common.config import ConfigError, ServerConfig
@@ -82,7 +82,7 @@ class RunningServer:
         self,
         *,
         server: grpc.aio.Server,
-        health: HealthServicer,
+        health: health_aio.HealthServicer,
         metrics_http: MetricsHttpServer | None,
         metrics_registry: CollectorRegistry,
         config: ServerConfig,
@@ -171,7 +171,7 @@ async def start_server(
 
     for registration in registrations:
         registration.add(server)
-    health = HealthServicer()  # "" (the whole server) starts SERVING
+    health = health_aio.HealthServicer()  # "" (the whole server) starts SERVING
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     for registration in registrations:
         await health.set(registration.name, health_pb2.HealthCheckResponse.SERVING)

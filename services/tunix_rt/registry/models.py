@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from tunix_rt.common.errors import InvalidArgument
-from tunix_rt.registry.names import ID_PATTERN, parse_model_version
+from tunix_rt.registry.names import ID_PATTERN, MAX_VERSION, parse_model_version
 
 # Aliases start with a letter, so `name@3` can never be confused with a version number.
 ALIAS_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
@@ -77,7 +77,11 @@ def parse_reference(reference: str, field: str = "reference") -> Reference:
         return Reference(model_id, alias=None if alias == LATEST else alias)
     if "/" in text:
         model_id, _, version_text = text.partition("/")
-        if not ID_PATTERN.match(model_id) or not version_text.isdigit() or int(version_text) < 1:
+        if (
+            not ID_PATTERN.match(model_id)
+            or not (version_text.isascii() and version_text.isdigit())
+            or not 1 <= int(version_text) <= MAX_VERSION
+        ):
             raise InvalidArgument.field(field, f"{reference!r} is not 'name/version'")
         return Reference(model_id, version=int(version_text))
     if not ID_PATTERN.match(text):

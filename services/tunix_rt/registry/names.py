@@ -66,11 +66,17 @@ def checkpoint_name(run_id: str, step: int) -> str:
 
 
 _VERSION_NAME = re.compile(r"^models/([^/]+)/versions/([0-9]+)$")
+# Version numbers are stored as INTEGER (int32): larger numbers cannot name a version.
+MAX_VERSION = 2**31 - 1
 
 
 def parse_model_version(name: str, field: str) -> tuple[str, int]:
     """Parses `models/{model}/versions/{version}` into (model id, version)."""
     match = _VERSION_NAME.match(name)
-    if not match or not ID_PATTERN.match(match.group(1)) or int(match.group(2)) < 1:
+    if (
+        not match
+        or not ID_PATTERN.match(match.group(1))
+        or not 1 <= int(match.group(2)) <= MAX_VERSION
+    ):
         raise InvalidArgument.field(field, "must be 'models/{model}/versions/{version}'")
     return match.group(1), int(match.group(2))

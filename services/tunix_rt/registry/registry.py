@@ -6,6 +6,7 @@ servicer on a worker thread.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ from tunix_rt.registry.storage.repository import Repository
 _SHA_ANY = re.compile(r"^.+$")
 
 MAX_BATCH_TRACES = 10_000
+# Run display names and owners, and model versions' source runs, are VARCHAR(256) columns.
+MAX_LABEL_CHARS = 256
 T = TypeVar("T")
 
 
@@ -98,6 +101,7 @@ class Registry:
         return self.repo.get_trace(names.parse(name, "traces", "name", names.UID_PATTERN))
 
     def list_traces(self, flt: ds.TraceFilter, size: int, token: str) -> Page[tr.Trace]:
+        _check_filter(flt)
         limit = pagination.page_size(size)
         key = flt.to_json()
         after = pagination.decode(token, key) or 0
@@ -119,6 +123,7 @@ class Registry:
         request_id: str,
     ) -> ds.Dataset:
         names.check_id(dataset_id, "dataset_id")
+        _check_chars(description, "description", None)
         ds.check_split(split)
         if (flt is None) == (trace_names is None):
             raise InvalidArgument.field("source", "give exactly one of filter or trace_names")
@@ -130,6 +135,7 @@ class Registry:
             ds.check_trace_names(uids)
         else:
             assert flt is not None
+            _check_filter(flt)
             uids = self.repo.matching_trace_uids(flt)
             if not uids:
                 raise FailedPrecondition("the filter matches no traces", reason="EMPTY_DATASET")
@@ -169,6 +175,7 @@ class Registry:
 
     def export_dataset(self, name: str, split: int) -> Iterator[list[tuple[int, tr.Trace]]]:
         dataset_id = names.parse(name, "datasets", "name")
+        _check_split_enum(split, "split")
         splits = [ds.TRAIN, ds.EVAL] if split in (0, 3) else [split]
         return self.repo.iter_dataset(dataset_id, splits)
 
@@ -176,6 +183,8 @@ class Registry:
 
     def create_run(self, run: runs.Run, run_id: str, request_id: str) -> runs.Run:
         run_id = names.check_id(run_id, "run_id") if run_id else new_uid()
+        _check_chars(run.display_name, "run.display_name")
+        _check_chars(run.owner, "run.owner")
         if run.dataset:
             self.repo.get_dataset(names.parse(run.dataset, "datasets", "run.dataset"))
         stamp = now()
@@ -215,6 +224,8 @@ class Registry:
         size: int,
         token: str,
     ) -> Page[runs.Run]:
+        _check_chars(owner, "owner", None)
+        _check_chars(dataset, "dataset", None)
         limit = pagination.page_size(size)
         key = [sorted(int(s) for s in states), owner, dataset]
         after = pagination.decode(token, key) or 0
@@ -232,6 +243,7 @@ class Registry:
         config_update: dict[str, Any],
     ) -> runs.Run:
         run_id = names.parse(name, "runs", "name")
+        _check_chars(owner, "owner")
         if target == runs.RunState.UNSPECIFIED:
             raise InvalidArgument.field("state", "is required")
         error = None
@@ -275,6 +287,8 @@ class Registry:
         run_id = names.parse(name, "runs", "run")
         if step < 0:
             raise InvalidArgument.field("checkpoint.step", "must be at least 0")
+        _check_chars(uri, "checkpoint.uri", None)
+        _check_finite(metrics, "checkpoint.metrics")
         return self.repo.upsert_checkpoint(run_id, step, uri, metrics, time or now())
 
     def list_checkpoints(self, name: str, size: int, token: str) -> Page[runs.Checkpoint]:
@@ -290,6 +304,7 @@ class Registry:
         self, model_id: str, description: str, labels: dict[str, str], request_id: str
     ) -> md.Model:
         names.check_id(model_id, "model_id")
+        _check_chars(description, "description", None)
         fingerprint = canonical.sha256_hex(canonical.dumps([model_id, description, labels]))
         stored = self.repo.idempotent(
             "CreateModel",
@@ -318,6 +333,9 @@ class Registry:
         )
         for n, alias in enumerate(aliases):
             md.check_alias(alias, f"aliases[{n}]")
+        _check_chars(version.source_run, "model_version.source_run")
+        _check_chars(version.description, "model_version.description", None)
+        _check_finite(version.metrics, "model_version.metrics")
         record = md.ModelVersion(**{**version.__dict__, "artifact_sha256": sha})
         fingerprint = canonical.sha256_hex(
             canonical.dumps(
@@ -348,8 +366,8 @@ class Registry:
     def set_alias(self, model: str, alias: str, version: int) -> tuple[md.Model, int]:
         model_id = names.parse(model, "models", "model")
         md.check_alias(alias)
-        if version < 1:
-            raise InvalidArgument.field("version", "must be at least 1")
+        if not 1 <= version <= names.MAX_VERSION:
+            raise InvalidArgument.field("version", f"must be in [1, {names.MAX_VERSION}]")
         return self.repo.set_alias(model_id, alias, version)
 
     def delete_alias(self, model: str, alias: str) -> md.Model:
@@ -376,6 +394,7 @@ class Registry:
     ) -> ev.Evaluation:
         model_id, version = names.parse_model_version(model_version, "evaluation.model_version")
         dataset_id = names.parse(dataset, "datasets", "evaluation.dataset")
+        _check_split_enum(split, "evaluation.split")
         ev.check_metrics(metrics)
         if len(items) > ev.MAX_ITEMS:
             raise InvalidArgument.field("items", f"at most {ev.MAX_ITEMS} items")
@@ -431,6 +450,8 @@ class Registry:
         dataset_id = names.parse(dataset, "datasets", "dataset")
         if not metric:
             raise InvalidArgument.field("metric", "is required")
+        _check_chars(metric, "metric", None)
+        _check_split_enum(split, "split")
         limit = pagination.page_size(size)
         key = [dataset_id, metric, lower_is_better, split]
         offset = int(pagination.decode(token, key) or 0)
@@ -440,3 +461,31 @@ class Registry:
         page = ranked[offset : offset + limit]
         more = offset + limit < len(ranked)
         return Page(page, pagination.encode(offset + limit, key) if more else ""), offset + 1
+
+
+def _check_chars(value: str, field: str, limit: int | None = MAX_LABEL_CHARS) -> None:
+    """Free text must fit its column and hold no NUL (PostgreSQL text refuses NUL)."""
+    if limit is not None and len(value) > limit:
+        raise InvalidArgument.field(field, f"is {len(value)} chars; the limit is {limit}")
+    if "\x00" in value:
+        raise InvalidArgument.field(field, "must not contain NUL characters")
+
+
+def _check_finite(metrics: dict[str, float], field: str) -> None:
+    """NaN and infinities are not JSON, so no database's JSON column stores them alike."""
+    for key, value in metrics.items():
+        if not math.isfinite(value):
+            raise InvalidArgument.field(f"{field}[{key!r}]", "must be a finite number")
+
+
+def _check_split_enum(split: int, field: str) -> None:
+    """A DatasetSplit number (proto3 enums are open, so any int32 can arrive)."""
+    if split not in (0, ds.TRAIN, ds.EVAL, 3):
+        raise InvalidArgument.field(field, f"{split} is not a DatasetSplit")
+
+
+def _check_filter(flt: ds.TraceFilter) -> None:
+    _check_chars(flt.source, "filter.source", None)
+    for n, (key, value) in enumerate(flt.meta):
+        _check_chars(key, f"filter.meta[{n}].key", None)
+        _check_chars(value, f"filter.meta[{n}].value", None)

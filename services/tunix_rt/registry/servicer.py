@@ -370,9 +370,9 @@ class RegistryServicer(registry_service_pb2_grpc.RegistryServiceServicer):
                     header = message.header
                     if header.sha256:
                         check_digest(header.sha256, "header.sha256")
-                    if len(header.content_type) > MAX_CONTENT_TYPE:
+                    if len(header.content_type) > MAX_CONTENT_TYPE or "\x00" in header.content_type:
                         raise InvalidArgument.field(
-                            "header.content_type", f"exceeds {MAX_CONTENT_TYPE} chars"
+                            "header.content_type", f"needs at most {MAX_CONTENT_TYPE} chars, no NUL"
                         )
                     if header.size_bytes < 0:
                         raise InvalidArgument.field("header.size_bytes", "must not be negative")

@@ -82,6 +82,8 @@ class RepositoryBase:
         """
         if len(request_id) > MAX_REQUEST_ID:
             raise InvalidArgument.field("request_id", f"exceeds {MAX_REQUEST_ID} chars")
+        if "\x00" in request_id:
+            raise InvalidArgument.field("request_id", "must not contain NUL characters")
         if not request_id:
             with self.writing() as session:
                 return create(session)

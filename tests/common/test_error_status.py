@@ -1,0 +1,58 @@
+"""The domain error → status table covers the whole hierarchy in tunix_rt.common.errors."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+
+from tunix_rt.common import errors
+from tunix_rt.common.error_status import ERROR_DOMAIN, code_for, status_proto_for
+from tunix_rt.common.errors import TunixError
+
+
+def all_subclasses(cls: type[TunixError]) -> list[type[TunixError]]:
+    found = []
+    for sub in cls.__subclasses__():
+        found += [sub, *all_subclasses(sub)]
+    return found
+
+
+DOMAIN_ERRORS = [cls for cls in all_subclasses(TunixError) if cls.__module__ == errors.__name__]
+
+
+@pytest.mark.parametrize("cls", DOMAIN_ERRORS, ids=lambda cls: cls.__name__)
+def test_every_domain_error_has_a_code(cls: type[TunixError]) -> None:
+    # A new error class in errors.py must get a row in CODE_BY_ERROR (or inherit one).
+    assert cls.reason == cls.__mro__[0].reason
+    error = object.__new__(cls)
+    assert code_for(error) not in (grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL, None)
+
+
+def test_subclass_inherits_its_parents_code() -> None:
+    class TraceNotFound(errors.NotFound):
+        pass
+
+    assert code_for(TraceNotFound("trace", "traces/t1")) == grpc.StatusCode.NOT_FOUND
+
+
+def test_base_error_is_unknown_with_its_message() -> None:
+    status = status_proto_for(TunixError("odd", reason="ODD", metadata={"k": "v"}))
+    assert status.code == grpc.StatusCode.UNKNOWN.value[0]
+    assert status.message == "odd"
+    info = error_details_pb2.ErrorInfo()
+    assert status.details[0].Unpack(info)
+    assert (info.reason, info.domain, dict(info.metadata)) == ("ODD", ERROR_DOMAIN, {"k": "v"})
+
+
+def test_several_field_violations() -> None:
+    error = errors.InvalidArgument.fields(
+        [
+            errors.FieldViolation("page_size", "must be <= 1000"),
+            errors.FieldViolation("filter", "unknown field 'x'"),
+        ]
+    )
+    status = status_proto_for(error)
+    bad_request = error_details_pb2.BadRequest()
+    assert status.details[1].Unpack(bad_request)
+    assert [v.field for v in bad_request.field_violations] == ["page_size", "filter"]
