@@ -32,7 +32,7 @@ DEFAULT_TRACES = ROOT.parent / "shared" / "seed-data" / "dev-reasoning-v2-datase
 ECHO_SERVER = """
 import asyncio, grpc, sys
 async def main():
-    def echo(request, context):
+    async def echo(request, context):
         return request
     handler = grpc.method_handlers_generic_handler(
         "bench.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(echo)})
@@ -42,6 +42,24 @@ async def main():
     await server.start()
     print(port, flush=True)
     await server.wait_for_termination()
+asyncio.run(main())
+"""
+
+# The same echo behind tunix-rt's own bootstrap (interceptors: errors, logs, metrics; health;
+# reflection), to split the registry's cost into framework and registry work.
+FRAMEWORK_ECHO_SERVER = """
+import asyncio, grpc
+from tunix_rt.common.config import ServerConfig
+from tunix_rt.common.server import ServiceRegistration, start_server
+async def main():
+    async def echo(request, context):
+        return request
+    handler = grpc.method_handlers_generic_handler(
+        "bench.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(echo)})
+    running = await start_server(ServerConfig(), "echo", [
+        ServiceRegistration("bench.Echo", lambda s: s.add_generic_rpc_handlers((handler,)))])
+    print(running.port, flush=True)
+    await running.wait_for_termination()
 asyncio.run(main())
 """
 
@@ -87,7 +105,9 @@ async def run(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         echo_proc, echo_port = spawn(ECHO_SERVER)
         reg_proc, reg_port = spawn(REGISTRY_SERVER, tmp)
+        frame_proc, frame_port = spawn(FRAMEWORK_ECHO_SERVER)
         try:
+            frame_channel = grpc.aio.insecure_channel(f"127.0.0.1:{frame_port}")
             echo_channel = grpc.aio.insecure_channel(f"127.0.0.1:{echo_port}")
             reg_channel = grpc.aio.insecure_channel(f"127.0.0.1:{reg_port}")
             stub = registry_service_pb2_grpc.RegistryServiceStub(reg_channel)
@@ -102,31 +122,43 @@ async def run(args: argparse.Namespace) -> None:
             trace = (await stub.GetTrace(pb.GetTraceRequest(name=names[0]))).trace
             payload = pb.GetTraceResponse(trace=trace).SerializeToString()
             echo = echo_channel.unary_unary("/bench.Echo/Echo")
+            frame_echo = frame_channel.unary_unary("/bench.Echo/Echo")
             get = pb.GetTraceRequest(name=names[len(names) // 2])
 
             async def call_echo() -> object:
                 # Echo a payload the size of a GetTrace response, so bytes on the wire match.
                 return await echo(payload)
 
+            async def call_frame_echo() -> object:
+                return await frame_echo(payload)
+
             async def call_get() -> object:
                 return await stub.GetTrace(get)
 
             await throughput(call_echo, 1.0, args.concurrency)  # warm-up
             await throughput(call_get, 1.0, args.concurrency)
-            echo_rates, get_rates = [], []
+            await throughput(call_frame_echo, 1.0, args.concurrency)
+            echo_rates, frame_rates, get_rates = [], [], []
             for _ in range(args.rounds):
                 echo_rates.append(await throughput(call_echo, args.seconds, args.concurrency))
+                frame_rates.append(
+                    await throughput(call_frame_echo, args.seconds, args.concurrency)
+                )
                 get_rates.append(await throughput(call_get, args.seconds, args.concurrency))
             await echo_channel.close()
+            await frame_channel.close()
             await reg_channel.close()
         finally:
-            for proc in (echo_proc, reg_proc):
+            for proc in (echo_proc, reg_proc, frame_proc):
                 proc.terminate()
                 proc.wait(10)
     ratios = [g / e for g, e in zip(get_rates, echo_rates, strict=True)]
     print(f"machine: {os.cpu_count()} CPUs; concurrency {args.concurrency}; rounds {args.rounds}")
     print(f"bare echo      : {statistics.median(echo_rates):8.0f} calls/s (median)")
+    print(f"echo+bootstrap : {statistics.median(frame_rates):8.0f} calls/s (median)")
     print(f"GetTrace       : {statistics.median(get_rates):8.0f} calls/s (median)")
+    frame_ratio = statistics.median(f / e for f, e in zip(frame_rates, echo_rates, strict=True))
+    print(f"ratio echo+bootstrap/echo: {frame_ratio:.2f}")
     print(
         f"ratio GetTrace/echo: {statistics.median(ratios):.2f} "
         f"(per round: {', '.join(f'{r:.2f}' for r in ratios)})"

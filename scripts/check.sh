@@ -119,18 +119,36 @@ buf_breaking() {
     return "$rc"
 }
 
+# tests_run JUNIT_XML: prints how many tests pytest ran (0 when the report is missing).
+tests_run() {
+    "$VPY" - "$1" <<'EOF' 2>/dev/null || echo 0
+import sys
+import xml.etree.ElementTree as ET
+
+root = ET.parse(sys.argv[1]).getroot()
+suites = [root] if root.tag == "testsuite" else root.iter("testsuite")
+print(sum(int(s.get("tests", 0)) for s in suites))
+EOF
+}
+
 run_pytest() {
-    local args=(--cov --cov-branch --cov-report=term "--cov-fail-under=$COV_MIN")
+    local junit_dir rc=0 ran
+    junit_dir="$(mktemp -d)"
+    local args=(--cov --cov-branch --cov-report=term "--cov-fail-under=$COV_MIN"
+        "--junitxml=$junit_dir/junit.xml")
     [[ -n "$PYTEST_MARKERS" ]] && args+=(-m "$PYTEST_MARKERS")
-    local rc=0
     "$VENV/bin/pytest" "${args[@]}" "$@" || rc=$?
-    if [[ $rc -eq 5 ]]; then
-        # pytest's "no tests ran": never a silent pass.
+    ran="$(tests_run "$junit_dir/junit.xml")"
+    rm -rf "$junit_dir"
+    # "No tests ran" is never a silent pass, nor a confusing coverage failure (pytest-cov turns
+    # pytest's exit 5 into a fail-under failure): say so plainly.
+    if [[ $rc -eq 5 || "$ran" == 0 ]]; then
         if [[ "${ALLOW_NO_TESTS:-0}" == 1 ]]; then
-            echo "check.sh: WARNING: pytest collected no tests (ALLOW_NO_TESTS=1)" >&2
+            echo "check.sh: WARNING: pytest ran no tests (ALLOW_NO_TESTS=1)" >&2
             return 0
         fi
-        echo "check.sh: pytest collected no tests (exit 5); set ALLOW_NO_TESTS=1 to accept that" >&2
+        echo "check.sh: pytest ran no tests (pytest exit $rc); set ALLOW_NO_TESTS=1 to accept that" >&2
+        return 5
     fi
     return "$rc"
 }

@@ -2,13 +2,11 @@
 
 The server runs on its own asyncio event loop in a background thread, once per session; tests keep
 out of each other's way by tagging what they create with a unique source or id. Tests that need it
-are skipped while `tunix_rt.registry.server` does not exist.
+are skipped where `tunix_rt.registry.server` is not installed (a client-only install).
 """
 
 from __future__ import annotations
 
-import asyncio
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,39 +14,32 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from tests.support import LoopThread
 from tunix_rt.client.cli import main
 from tunix_rt.client.registry import RegistryClient
 
 # Starting the server (migrations included) and stopping it gracefully take well under this.
-SERVER_START_TIMEOUT_S = 60.0
+SERVER_TIMEOUT_S = 60.0
 
 
 @pytest.fixture(scope="session")
 def registry_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The address of a running registry with an embedded SQLite database."""
+    """The address of a running registry with an embedded SQLite database. The client does not
+    care which database is behind the server; tests/registry runs the server on both."""
     server = pytest.importorskip(
         "tunix_rt.registry.server",
-        reason="the registry server is not written yet",
+        reason="the registry server is not installed",
         exc_type=ModuleNotFoundError,
     )
-    start = getattr(server, "start_registry", None)
-    if start is None:
-        pytest.skip("tunix_rt.registry.server has no start_registry yet")
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="registry-loop", daemon=True)
-    thread.start()
+    loop = LoopThread()
     try:
         data_dir = tmp_path_factory.mktemp("registry-data")
-        running = asyncio.run_coroutine_threadsafe(start(data_dir=data_dir), loop).result(
-            SERVER_START_TIMEOUT_S
-        )
+        running = loop.run(server.start_registry(data_dir=data_dir), SERVER_TIMEOUT_S)
         try:
             yield str(running.address)
         finally:
-            asyncio.run_coroutine_threadsafe(running.stop(1.0), loop).result(SERVER_START_TIMEOUT_S)
+            loop.run(running.stop(1.0), SERVER_TIMEOUT_S)
     finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(SERVER_START_TIMEOUT_S)
         loop.close()
 
 
@@ -64,11 +55,8 @@ def tag() -> str:
     return f"t{uuid.uuid4().hex[:12]}"
 
 
-CliRun = Callable[..., Result]
-
-
 @pytest.fixture
-def cli(registry_address: str) -> CliRun:
+def cli(registry_address: str) -> Callable[..., Result]:
     """Runs `tunix-rt --registry ADDR ARGS…` in-process and returns click's Result."""
 
     def run(*args: str | Path) -> Result:

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+
+from click.testing import Result
 
 from tunix_rt.client.registry import RegistryClient
 from tunix_rt.v1 import model_pb2
 from tunix_rt.v1 import registry_service_pb2 as pb
 
-from .conftest import CliRun
 from .sample_traces import good_lines, lines_with_bad, write_jsonl
+
+# The `cli` fixture: runs `tunix-rt --registry ADDR ARGS…` and returns click's Result.
+CliRun = Callable[..., Result]
 
 
 def _import_good(cli: CliRun, tmp_path: Path, tag: str, count: int = 6) -> None:
@@ -104,7 +109,7 @@ def test_datasets_create_show_list_export(cli: CliRun, tmp_path: Path, tag: str)
     )
     assert sft.exit_code == 0
     examples = [json.loads(line) for line in sft.stdout.splitlines()]
-    assert len(examples) == data["stats"].get("eval_count", 0) and examples
+    assert examples and len(examples) == int(data["stats"]["eval_count"])
     assert all(e["split"] == "eval" and "Answer:" in e["target"] for e in examples)
 
 
@@ -181,6 +186,6 @@ def test_leaderboard(cli: CliRun, registry: RegistryClient, tmp_path: Path, tag:
         )
     board = cli("leaderboard", "--dataset", tag, "--metric", "answer_accuracy")
     assert board.exit_code == 0, board.output
-    header, first, second = board.stdout.splitlines()
+    _header, first, second = board.stdout.splitlines()
     assert first.split()[:3] == ["1", f"{tag}/versions/2", "0.9"]
     assert second.split()[:3] == ["2", f"{tag}/versions/1", "0.4"]

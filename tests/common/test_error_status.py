@@ -24,8 +24,7 @@ DOMAIN_ERRORS = [cls for cls in all_subclasses(TunixError) if cls.__module__ == 
 @pytest.mark.parametrize("cls", DOMAIN_ERRORS, ids=lambda cls: cls.__name__)
 def test_every_domain_error_has_a_code(cls: type[TunixError]) -> None:
     # A new error class in errors.py must get a row in CODE_BY_ERROR (or inherit one).
-    assert cls.reason == cls.__mro__[0].reason
-    error = object.__new__(cls)
+    error = cls.__new__(cls)  # no __init__: constructors differ per class
     assert code_for(error) not in (grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL, None)
 
 

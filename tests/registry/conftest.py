@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
 
+from tests.registry.helpers import DEV_FILE, import_data, read_rows, seed_path, unique
 from tests.support import LoopThread, postgres_database
 from tunix_rt.registry.server import RunningRegistry, start_registry
+from tunix_rt.v1 import registry_service_pb2 as pb
 from tunix_rt.v1 import registry_service_pb2_grpc
 
 
@@ -42,5 +47,49 @@ def stub(
 ) -> Iterator[registry_service_pb2_grpc.RegistryServiceStub]:
     """A generated client stub on a plain channel to the registry."""
     channel = grpc.insecure_channel(registry_server.address)
-    yield registry_service_pb2_grpc.RegistryServiceStub(channel)
+    yield registry_service_pb2_grpc.RegistryServiceStub(channel)  # type: ignore[no-untyped-call]
     channel.close()
+
+
+@dataclass(frozen=True)
+class ImportedFile:
+    """A seed file imported once into a module's server under its own `source`."""
+
+    source: str
+    rows: list[dict[str, Any]]
+    response: pb.ImportTracesResponse
+
+
+@pytest.fixture(scope="module")
+def dev_rows() -> list[dict[str, Any]]:
+    """The 550 rows of dev-reasoning-v2-dataset.jsonl, parsed."""
+    return read_rows(seed_path(DEV_FILE))
+
+
+@pytest.fixture(scope="module")
+def dev_import(
+    stub: registry_service_pb2_grpc.RegistryServiceStub, dev_rows: list[dict[str, Any]]
+) -> ImportedFile:
+    """dev-reasoning-v2-dataset.jsonl imported once per module (and backend), in one message."""
+    source = unique("dev")
+    response = import_data(stub, seed_path(DEV_FILE).read_bytes(), source=source)
+    assert response.imported_count == len(dev_rows), list(response.errors)[:5]
+    return ImportedFile(source, dev_rows, response)
+
+
+@pytest.fixture(scope="module")
+def artifact(stub: registry_service_pb2_grpc.RegistryServiceStub) -> str:
+    """The name of a small stored artifact, for model versions to point at."""
+    data = f"weights {unique()}".encode()
+    response = stub.UploadArtifact(
+        iter(
+            [
+                pb.UploadArtifactRequest(
+                    header=pb.ArtifactHeader(sha256=hashlib.sha256(data).hexdigest())
+                ),
+                pb.UploadArtifactRequest(chunk=data),
+            ]
+        )
+    )
+    name: str = response.artifact.name
+    return name

@@ -1,7 +1,7 @@
 """The `tunix-rt` command line: run the services and use them.
 
     tunix-rt --help
-    tunix-rt serve registry --data-dir ./tunix-rt-data
+    tunix-rt serve registry --data-dir ./data/registry
     tunix-rt traces import traces.jsonl
     python -m tunix_rt.client.cli --help    # the same, without the installed entry point
 

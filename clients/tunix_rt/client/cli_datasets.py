@@ -38,8 +38,6 @@ SPLITS = {
 SPLIT_NAMES = {value: key for key, value in SPLITS.items()}
 FORMATS = {"raw": dataset_pb2.EXPORT_FORMAT_RAW, "sft": dataset_pb2.EXPORT_FORMAT_SFT}
 CHAT_TEMPLATES = ("plain", "chatml", "llama3", "gemma")
-# The fields of an importable trace line; a raw export keeps only these, so it imports again.
-TRACE_FIELDS = ("trace_version", "prompt", "steps", "final_answer", "meta")
 
 
 @click.group()
@@ -221,8 +219,16 @@ def _record_json(record: dataset_pb2.DatasetRecord) -> dict[str, Any]:
             "prompt": example.prompt,
             "target": example.target,
         }
-    trace = plain_json(to_dict(record.trace))
-    return {key: trace[key] for key in TRACE_FIELDS if key in trace}
+    # Exactly the fields of an importable line, in the seed data's order, so a raw export is
+    # read back by `traces import` as it is.
+    trace = record.trace
+    return {
+        "trace_version": trace.trace_version,
+        "prompt": trace.prompt,
+        "steps": [{"i": s.i, "type": s.type, "content": s.content} for s in trace.steps],
+        "final_answer": trace.final_answer,
+        "meta": plain_json(to_dict(trace.meta)) if trace.HasField("meta") else {},
+    }
 
 
 def _echo_dataset(dataset: dataset_pb2.Dataset) -> None:

@@ -23,8 +23,11 @@ MAX_CELL_CHARS = 60
 
 
 def to_dict(message: Message) -> dict[str, Any]:
-    """The message as JSON-ready data, proto field names kept."""
-    data: dict[str, Any] = json_format.MessageToDict(message, preserving_proto_field_name=True)
+    """The message as JSON-ready data, proto field names kept, zero values included (a step's
+    `i` of 0 is data, not an absent field)."""
+    data: dict[str, Any] = json_format.MessageToDict(
+        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
     return data
 
 

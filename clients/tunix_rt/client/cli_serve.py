@@ -1,6 +1,6 @@
 """`tunix-rt serve …`: run a tunix-rt server in the foreground until SIGTERM or Ctrl-C.
 
-    tunix-rt serve registry --port 50051 --data-dir ./tunix-rt-data
+    tunix-rt serve registry --port 50051 --data-dir ./data/registry
 
 Servers are imported only inside their command: the client distribution ships without them, and
 every other command should start without paying for SQLAlchemy or JAX imports.
@@ -15,8 +15,6 @@ from types import ModuleType
 import click
 
 from tunix_rt.client.cli_state import CommandFailed
-
-DEFAULT_DATA_DIR = Path("tunix-rt-data")
 
 
 def _import_server(module: str) -> ModuleType:
@@ -34,31 +32,41 @@ def serve() -> None:
 
 
 @serve.command("registry")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
-@click.option("--port", type=click.IntRange(0, 65535), default=50051, show_default=True)
+@click.option(
+    "--host", help="Interface to listen on. [default: $TUNIX_RT_REGISTRY_HOST or 127.0.0.1]"
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    help="Port to listen on. [default: $TUNIX_RT_REGISTRY_PORT or 50051]",
+)
 @click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    envvar="TUNIX_RT_DATA_DIR",
-    default=DEFAULT_DATA_DIR,
-    show_default=True,
-    help="Holds the SQLite database (unless --database-url) and the artifact store.",
+    help="Holds the SQLite database (unless --database-url) and the artifact store. "
+    "[default: $TUNIX_RT_DATA_DIR or ./data/registry]",
 )
 @click.option(
     "--database-url",
-    envvar="TUNIX_RT_DATABASE_URL",
-    help="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db. Default: SQLite in --data-dir.",
+    help="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db. "
+    "[default: $TUNIX_RT_DATABASE_URL or SQLite in --data-dir]",
 )
 @click.option(
     "--metrics-port",
     type=click.IntRange(0, 65535),
-    envvar="TUNIX_RT_METRICS_PORT",
-    help="Serve Prometheus metrics over HTTP on this port.",
+    help="Serve Prometheus metrics over HTTP on this port (0: any free port). "
+    "[default: $TUNIX_RT_REGISTRY_METRICS_PORT or none]",
 )
 def serve_registry(
-    host: str, port: int, data_dir: Path, database_url: str | None, metrics_port: int | None
+    host: str | None,
+    port: int | None,
+    data_dir: Path | None,
+    database_url: str | None,
+    metrics_port: int | None,
 ) -> None:
     """Run the registry: traces, datasets, runs, models, artifacts, evaluations."""
+    # Unset options stay None: the server's own config applies the environment and defaults,
+    # so `tunix-rt serve` and a server started any other way behave the same.
     server = _import_server("tunix_rt.registry.server")
     server.run_registry(
         host=host,

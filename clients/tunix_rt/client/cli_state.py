@@ -7,6 +7,9 @@ download); 2 bad usage (click's own code for unknown options, missing or invalid
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,6 +76,12 @@ class RootGroup(click.Group):
             if error.code() in _UNREACHED and state is not None and state.target:
                 message += f" (calling {state.target}: is it running and reachable?)"
             raise CommandFailed(message) from None
+        except BrokenPipeError:
+            # Whoever read our stdout has gone (`tunix-rt datasets export d | head`): stop quietly,
+            # as Unix tools do, and keep Python from complaining when it flushes stdout at exit.
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            ctx.exit(EXIT_FAILURE)
         except (IntegrityError, OSError) as error:
             # A corrupt download, an unwritable output file, a closed pipe: no traceback either.
             raise CommandFailed(str(error)) from None

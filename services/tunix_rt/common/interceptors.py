@@ -10,6 +10,9 @@ outermost, so rejected calls are logged and counted too.
 
 An aio interceptor only sees the method handler, so each wraps the handler's behaviour for all four
 RPC kinds. Aborts (`context.abort`, which raises `grpc.aio.AbortError`) pass through unchanged.
+Handlers should be `async def` functions or async generators. Plain functions (the generated base
+servicer's stubs) run on a worker thread, except for request streams: those arrive as async
+iterators once wrapped, so a sync request-streaming handler cannot consume them.
 """
 
 from __future__ import annotations
@@ -100,6 +103,9 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc
         self.service = service
         self.metrics = metrics
         self.logger = logger or logging.getLogger("tunix_rt.rpc")
+        # method -> (the inner handler, its wrapped twin). Wrapping once per method rather than
+        # once per call keeps the interceptor cheap (bench/registry.py measures it).
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
     async def intercept_service(
         self,
@@ -110,12 +116,18 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc
         if handler is None:  # unknown method: gRPC answers UNIMPLEMENTED itself
             return None
         method: str = handler_call_details.method
-        request_id = _request_id(handler_call_details.invocation_metadata)
+        cached = self._wrapped.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
 
         def scope(context: Any) -> _RpcScope:
-            return _RpcScope(self, method, request_id, context)
+            return _RpcScope(self, method, context)
 
-        return rebuild_handler(handler, lambda behavior, streams: _wrap(behavior, streams, scope))
+        wrapped = rebuild_handler(
+            handler, lambda behavior, streams: _wrap(behavior, streams, scope)
+        )
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
 
 
 class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
@@ -169,18 +181,15 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 class _RpcScope:
     """Around one RPC's behaviour: times it, maps its exception, logs it and counts it."""
 
-    def __init__(
-        self, interceptor: ObservabilityInterceptor, method: str, request_id: str, context: Any
-    ) -> None:
+    def __init__(self, interceptor: ObservabilityInterceptor, method: str, context: Any) -> None:
         self._interceptor = interceptor
         self._method = method
-        self._request_id = request_id
         self._context = context
         self._start = 0.0
 
     async def __aenter__(self) -> _RpcScope:
         # Not reset on exit: the RPC's task owns a private copy of the context, which dies with it.
-        set_request_id(self._request_id)
+        set_request_id(_request_id(self._context.invocation_metadata()))
         self._start = time.perf_counter()
         return self
 
@@ -228,6 +237,9 @@ class _RpcScope:
         interceptor = self._interceptor
         if interceptor.metrics is not None:
             interceptor.metrics.observe(self._method, code, seconds)
+        level = _level(self._method, code)
+        if not interceptor.logger.isEnabledFor(level):
+            return
         fields: dict[str, Any] = {
             "service": interceptor.service,
             "method": self._method,
@@ -239,7 +251,7 @@ class _RpcScope:
             fields["reason"] = reason
         if error_id is not None:
             fields["error_id"] = error_id
-        interceptor.logger.log(_level(self._method, code), "rpc", extra=fields, exc_info=exc)
+        interceptor.logger.log(level, "rpc", extra=fields, exc_info=exc)
 
 
 def _wrap(behavior: Behavior, response_streams: bool, scope: ScopeFactory) -> Behavior:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 import grpc
@@ -77,11 +78,21 @@ class RpcMetrics:
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
+        self._call_children: dict[tuple[str, grpc.StatusCode], Any] = {}
+        self._duration_children: dict[str, Any] = {}
 
     def observe(self, method: str, code: grpc.StatusCode, seconds: float) -> None:
         """Count one finished RPC and record its duration."""
-        self._calls.labels(self.service, method, code.name).inc()
-        self._duration.labels(self.service, method).observe(seconds)
+        # Label lookups take a lock and hash the label tuple each time; the children are cached.
+        key = (method, code)
+        counter = self._call_children.get(key)
+        if counter is None:
+            counter = self._call_children[key] = self._calls.labels(self.service, method, code.name)
+        timer = self._duration_children.get(method)
+        if timer is None:
+            timer = self._duration_children[method] = self._duration.labels(self.service, method)
+        counter.inc()
+        timer.observe(seconds)
 
 
 class MetricsHttpServer:

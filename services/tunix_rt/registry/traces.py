@@ -128,7 +128,7 @@ def _check_meta(violations: list[FieldViolation], path: str, value: Any) -> None
     if isinstance(value, dict):
         for key, item in value.items():
             if (problem := text_problem(str(key))) is not None:
-                violations.append(FieldViolation(f"{path}.{ascii(key)}", f"key {problem}"))
+                violations.append(FieldViolation(f"{path}.{key!a}", f"key {problem}"))
             else:
                 _check_meta(violations, f"{path}.{key}", item)
     elif isinstance(value, list):

@@ -46,8 +46,8 @@ class ModelRepository(RepositoryBase):
             .join(ModelVersionRow, ModelVersionRow.id == ModelAliasRow.version_id)
             .where(ModelAliasRow.model_id == model_pk)
             .order_by(ModelAliasRow.alias)
-        ).tuples()
-        return dict(pairs.all())
+        )
+        return {alias: version for alias, version in pairs}
 
     def _model(self, session: Session, row: ModelRow) -> md.Model:
         return md.Model(
@@ -402,5 +402,5 @@ class ModelRepository(RepositoryBase):
                 query = query.where(EvaluationRow.split == split)
             return [
                 ev.LeaderboardRow(m, v, u, value, utc(t))
-                for m, v, u, value, t in session.execute(query).tuples()
+                for m, v, u, value, t in session.execute(query)
             ]

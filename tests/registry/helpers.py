@@ -1,0 +1,202 @@
+"""Small helpers shared by the registry tests: trace builders, seed-data access, error details."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from google.protobuf import json_format, struct_pb2
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from tunix_rt.v1 import registry_service_pb2 as pb
+from tunix_rt.v1 import registry_service_pb2_grpc, trace_pb2
+
+Stub = registry_service_pb2_grpc.RegistryServiceStub
+
+# The seed data lives beside the checkout (../shared/seed-data); it is read there, never copied.
+SEED_DIR = Path(
+    os.environ.get("TUNIX_RT_SEED_DATA")
+    or Path(__file__).resolve().parents[3] / "shared" / "seed-data"
+)
+DEV_FILE = "dev-reasoning-v2-dataset.jsonl"
+STAGE_C_FILE = "data-stage_c_self_correct.jsonl"
+
+
+def unique(prefix: str = "t") -> str:
+    """A fresh id: the server is shared by a module's tests, so each test names its own data."""
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def seed_path(name: str) -> Path:
+    """A seed-data file; skips the test when the seed data is not present on this machine."""
+    path = SEED_DIR / name
+    if not path.is_file():
+        pytest.skip(f"seed data {path} is not available")
+    return path
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    """The non-blank JSONL rows of a file, parsed."""
+    with path.open("rb") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def struct(value: dict[str, Any]) -> struct_pb2.Struct:
+    message = struct_pb2.Struct()
+    message.update(value)
+    return message
+
+
+def make_trace(**overrides: Any) -> trace_pb2.Trace:
+    """A valid Trace message; keyword arguments replace fields (`meta` may be a plain dict,
+    `steps` a list of (i, type, content) tuples or TraceStep messages)."""
+    fields: dict[str, Any] = {
+        "trace_version": "1.0",
+        "prompt": "What is 2 + 3?",
+        "steps": [(0, "setup", "Add 2 and 3"), (1, "calculation", "2 + 3 = 5")],
+        "final_answer": "5",
+        "meta": {"category": "reasoning", "index": 1},
+    }
+    fields.update(overrides)
+    steps = [
+        s
+        if isinstance(s, trace_pb2.TraceStep)
+        else trace_pb2.TraceStep(i=s[0], type=s[1], content=s[2])
+        for s in fields.pop("steps")
+    ]
+    meta = fields.pop("meta")
+    if isinstance(meta, dict):
+        meta = struct(meta)
+    return trace_pb2.Trace(steps=steps, meta=meta, **fields)
+
+
+def trace_row(trace: trace_pb2.Trace) -> dict[str, Any]:
+    """A stored trace as a JSONL row (integral numbers as ints, like the file)."""
+
+    def normal(value: Any) -> Any:
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, dict):
+            return {k: normal(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [normal(v) for v in value]
+        return value
+
+    return {
+        "trace_version": trace.trace_version,
+        "prompt": trace.prompt,
+        "final_answer": trace.final_answer,
+        "steps": [{"i": s.i, "type": s.type, "content": s.content} for s in trace.steps],
+        "meta": normal(json_format.MessageToDict(trace.meta)),
+    }
+
+
+def jsonl(rows: Iterable[dict[str, Any]]) -> bytes:
+    return b"".join(json.dumps(row).encode() + b"\n" for row in rows)
+
+
+def row(**overrides: Any) -> dict[str, Any]:
+    """A valid JSONL trace row with fields replaced."""
+    base: dict[str, Any] = {
+        "trace_version": "1.0",
+        "prompt": "What is 4 * 5?",
+        "final_answer": "20",
+        "steps": [{"i": 0, "type": "calculation", "content": "4 * 5 = 20"}],
+        "meta": {"category": "reasoning"},
+    }
+    base.update(overrides)
+    return base
+
+
+def import_requests(
+    data: bytes,
+    *,
+    source: str,
+    atomic: bool = False,
+    chunk: int | None = None,
+    request_id: str = "",
+) -> Iterator[pb.ImportTracesRequest]:
+    """An ImportTraces stream: options first, then `data` in `chunk`-byte pieces (one if None)."""
+    yield pb.ImportTracesRequest(
+        options=pb.ImportOptions(atomic=atomic, source=source, request_id=request_id)
+    )
+    size = chunk or max(1, len(data))
+    for start in range(0, len(data), size):
+        yield pb.ImportTracesRequest(data=data[start : start + size])
+
+
+def import_data(
+    stub: Stub, data: bytes, *, source: str, atomic: bool = False, chunk: int | None = None
+) -> pb.ImportTracesResponse:
+    response: pb.ImportTracesResponse = stub.ImportTraces(
+        import_requests(data, source=source, atomic=atomic, chunk=chunk)
+    )
+    return response
+
+
+def list_all_traces(
+    stub: Stub, flt: trace_pb2.TraceFilter, page_size: int = 1000
+) -> list[trace_pb2.Trace]:
+    """Every trace matching `flt`, following page tokens."""
+    traces: list[trace_pb2.Trace] = []
+    token = ""
+    while True:
+        page = stub.ListTraces(
+            pb.ListTracesRequest(filter=flt, page_size=page_size, page_token=token)
+        )
+        traces.extend(page.traces)
+        token = page.next_page_token
+        if not token:
+            return traces
+
+
+def by_source(source: str) -> trace_pb2.TraceFilter:
+    return trace_pb2.TraceFilter(source=source)
+
+
+def rpc_status_of(err: grpc.RpcError) -> status_pb2.Status:
+    status: status_pb2.Status | None = rpc_status.from_call(err)
+    assert status is not None, f"no google.rpc.Status details on {err}"
+    return status
+
+
+def detail(err: grpc.RpcError, kind: type[Any]) -> Any:
+    """The first detail of type `kind` (e.g. error_details_pb2.BadRequest) on an error."""
+    for any_detail in rpc_status_of(err).details:
+        message = kind()
+        if any_detail.Unpack(message):
+            return message
+    raise AssertionError(f"no {kind.__name__} detail on {err.code()}: {err.details()}")
+
+
+def bad_request_fields(err: grpc.RpcError) -> list[str]:
+    """The fields named by the error's google.rpc.BadRequest (asserts INVALID_ARGUMENT)."""
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, (err.code(), err.details())
+    bad: error_details_pb2.BadRequest = detail(err, error_details_pb2.BadRequest)
+    return [v.field for v in bad.field_violations]
+
+
+def resource_info(err: grpc.RpcError) -> error_details_pb2.ResourceInfo:
+    info: error_details_pb2.ResourceInfo = detail(err, error_details_pb2.ResourceInfo)
+    return info
+
+
+def error_reason(err: grpc.RpcError) -> str:
+    info: error_details_pb2.ErrorInfo = detail(err, error_details_pb2.ErrorInfo)
+    return str(info.reason)
+
+
+def rpc_error(code: grpc.StatusCode, call: Callable[[], Any]) -> grpc.RpcError:
+    """Runs `call` (consume streams inside it) and returns the RpcError it raised with `code`."""
+    with pytest.raises(grpc.RpcError) as caught:
+        call()
+    err: grpc.RpcError = caught.value
+    assert err.code() == code, (err.code(), err.details())
+    return err
