@@ -3,6 +3,7 @@
 #
 #   make test        the whole test suite (what CI runs): scripts/check.sh
 #   make test-fast   the same without tests marked slow
+#                    (extra pytest arguments: make test PYTEST_ARGS="-k registry -x")
 #   make demo        the main job end to end on the embedded defaults: scripts/demo.sh
 #   make protos      regenerate clients/tunix_rt/v1 from protos/
 #   make lint        buf lint, ruff check, ruff format --check, mypy
@@ -24,10 +25,10 @@ help:
 	@sed -n 's/^#   make /make /p' Makefile
 
 test:
-	bash scripts/check.sh
+	bash scripts/check.sh $(PYTEST_ARGS)
 
 test-fast:
-	PYTEST_MARKERS="not slow" bash scripts/check.sh
+	PYTEST_MARKERS="not slow" bash scripts/check.sh $(PYTEST_ARGS)
 
 demo:
 	bash scripts/demo.sh

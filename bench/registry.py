@@ -20,6 +20,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import grpc
 
@@ -100,8 +101,7 @@ async def throughput(call: Callable[[], Awaitable[object]], seconds: float, work
     return done / (time.perf_counter() - start)
 
 
-async def run(args: argparse.Namespace) -> None:
-    data = Path(args.traces).read_bytes()
+async def run(args: argparse.Namespace, data: bytes) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         echo_proc, echo_port = spawn(ECHO_SERVER)
         reg_proc, reg_port = spawn(REGISTRY_SERVER, tmp)
@@ -110,7 +110,8 @@ async def run(args: argparse.Namespace) -> None:
             frame_channel = grpc.aio.insecure_channel(f"127.0.0.1:{frame_port}")
             echo_channel = grpc.aio.insecure_channel(f"127.0.0.1:{echo_port}")
             reg_channel = grpc.aio.insecure_channel(f"127.0.0.1:{reg_port}")
-            stub = registry_service_pb2_grpc.RegistryServiceStub(reg_channel)
+            new_stub: Any = registry_service_pb2_grpc.RegistryServiceStub
+            stub = new_stub(reg_channel)
 
             import_rates = []
             names: list[str] = []
@@ -181,7 +182,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--traces", default=str(DEFAULT_TRACES))
-    asyncio.run(run(parser.parse_args()))
+    args = parser.parse_args()
+    asyncio.run(run(args, Path(args.traces).read_bytes()))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@
 #   bash scripts/bootstrap.sh          (or: make bootstrap)
 #
 # Environment: VENV (default: .venv in the repository root), PYTHON (default: python3, used only
-# to create the venv), BOOTSTRAP_FORCE=1 to reinstall even when the stamp matches.
+# to create the venv), BOOTSTRAP_FORCE=1 to reinstall even when the stamp matches,
+# BOOTSTRAP_PRUNE=0 to keep packages that the lock does not list (by default an install removes
+# them, so that the venv holds exactly what a fresh machine gets).
 # Quiet on success; on failure it prints pip's full log.
 set -euo pipefail
 
@@ -57,6 +59,32 @@ start=$SECONDS
 pip_run install -c "$LOCK" pip
 # --build-constraint pins setuptools/wheel in the isolated build of the editable install too.
 pip_run install -c "$LOCK" --build-constraint "$LOCK" -e '.[dev]'
+# Packages left from an earlier lock (a dependency that was dropped, or one installed by hand)
+# would let code pass here that fails on a fresh machine: remove what the lock does not list.
+extra="$("$VPY" - "$LOCK" <<'EOF'
+import re
+import sys
+from importlib import metadata
+
+def norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+locked = {"tunix-rt"}
+for line in open(sys.argv[1]):
+    line = line.split("#", 1)[0].strip()
+    if line:
+        locked.add(norm(re.split(r"[=<>!~\[; ]", line, maxsplit=1)[0]))
+installed = {norm(d.metadata["Name"]) for d in metadata.distributions() if d.metadata["Name"]}
+print(" ".join(sorted(installed - locked)))
+EOF
+)"
+if [[ -n "$extra" && "${BOOTSTRAP_PRUNE:-1}" == 0 ]]; then
+    echo "bootstrap: WARNING: packages not in the lock (kept, BOOTSTRAP_PRUNE=0): $extra"
+elif [[ -n "$extra" ]]; then
+    echo "bootstrap: removing packages not in the lock: $extra"
+    # shellcheck disable=SC2086  # a list of names
+    pip_run uninstall -y $extra
+fi
 pip_run check
 echo "$want" >"$STAMP"
 echo "bootstrap: done in $((SECONDS - start)) s"

@@ -8,7 +8,7 @@
 #   protos     scripts/gen_protos.py --check: the committed generated code matches protos/
 #   buf-lint   buf lint
 #   buf-break  buf breaking against the commit this work starts from (see breaking_base below)
-#   ruff       ruff check . and ruff format --check .
+#   ruff-check, ruff-format   ruff check . and ruff format --check .
 #   mypy       mypy (the `files` list of pyproject.toml)
 #   then, inside scripts/with_postgres.sh (a throwaway PostgreSQL; TUNIX_RT_TEST_POSTGRES_URL set):
 #   migrations scripts/check_migrations.py (SQLite and PostgreSQL), when it exists

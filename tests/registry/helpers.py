@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -200,3 +202,28 @@ def rpc_error(code: grpc.StatusCode, call: Callable[[], Any]) -> grpc.RpcError:
     err: grpc.RpcError = caught.value
     assert err.code() == code, (err.code(), err.details())
     return err
+
+
+def race(count: int, call: Callable[[int], Any]) -> Counter[str]:
+    """Runs `call(n)` on `count` threads released together; counts outcomes by status code name
+    ("OK" for success), so a test can assert e.g. one OK and the rest ALREADY_EXISTS."""
+    outcomes: Counter[str] = Counter()
+    lock = threading.Lock()
+    barrier = threading.Barrier(count)
+
+    def run(n: int) -> None:
+        barrier.wait(timeout=30)
+        try:
+            call(n)
+            outcome = "OK"
+        except grpc.RpcError as err:
+            outcome = err.code().name
+        with lock:
+            outcomes[outcome] += 1
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return outcomes

@@ -20,6 +20,7 @@ from tests.registry.helpers import (
     error_reason,
     import_data,
     make_trace,
+    race,
     resource_info,
     rpc_error,
     seed_path,
@@ -444,3 +445,16 @@ def test_delete_dataset_keeps_its_traces(stub: Stub) -> None:
         )
     ).dataset
     assert again.content_hash == dataset.content_hash
+
+
+def test_concurrent_creates_of_one_dataset_id(stub: Stub, dev_import: ImportedFile) -> None:
+    dataset_id = unique("ds")
+    names = pb.TraceNames(names=list(dev_import.response.trace_names[:3]))
+    outcomes = race(
+        6,
+        lambda _n: stub.CreateDataset(
+            pb.CreateDatasetRequest(dataset_id=dataset_id, trace_names=names)
+        ),
+    )
+    assert outcomes == {"OK": 1, "ALREADY_EXISTS": 5}
+    assert len(export(stub, f"datasets/{dataset_id}")) == 3

@@ -16,6 +16,7 @@ from tests.registry.helpers import (
     bad_request_fields,
     error_reason,
     make_trace,
+    race,
     resource_info,
     rpc_error,
     struct,
@@ -549,3 +550,20 @@ CALLS: dict[str, Callable[[Stub], Any]] = {
 def test_unknown_run_is_not_found(stub: Stub, method: str) -> None:
     err = rpc_error(grpc.StatusCode.NOT_FOUND, lambda: CALLS[method](stub))
     assert resource_info(err).resource_name == UNKNOWN
+
+
+def test_concurrent_writes_to_one_run(stub: Stub) -> None:
+    run_id = unique("run")
+    outcomes = race(6, lambda _n: create_run(stub, run_id=run_id))
+    assert outcomes == {"OK": 1, "ALREADY_EXISTS": 5}
+    name = f"runs/{run_id}"
+    # The same checkpoint step saved at once: one row, the last writer's uri.
+    outcomes = race(6, lambda n: checkpoint(stub, name, 7, f"file:///ckpt/{n}"))
+    assert outcomes == {"OK": 6}
+    (saved,) = stub.ListCheckpoints(pb.ListCheckpointsRequest(run=name)).checkpoints
+    assert saved.step == 7
+    # The same event batch retried at once: stored once.
+    counts: list[int] = []
+    outcomes = race(6, lambda _n: counts.append(append(stub, name, [1, 2]).appended_count))
+    assert outcomes == {"OK": 6}
+    assert sorted(counts) == [0, 0, 0, 0, 0, 2]

@@ -47,7 +47,7 @@ def from_struct(message: struct_pb2.Struct, field: str = "struct") -> dict[str, 
     """A Struct as JSON-like data; NaN and infinities (not JSON) are INVALID_ARGUMENT on `field`."""
     try:
         data = json_format.MessageToDict(message)
-    except ValueError as exc:
+    except (ValueError, json_format.Error) as exc:  # NaN or infinity in a Struct
         raise InvalidArgument.field(field, f"must hold only JSON values: {exc}") from None
     result: dict[str, Any] = canonical.normalize(data)
     return result
@@ -283,7 +283,7 @@ def item_from_proto(
 ) -> tuple[str, dict[str, Any]]:
     try:
         data = json_format.MessageToDict(message, preserving_proto_field_name=True)
-    except ValueError as exc:
+    except (ValueError, json_format.Error) as exc:  # NaN or infinity in a Struct
         raise InvalidArgument.field(field, f"must hold only JSON values: {exc}") from None
     data.pop("item_id", None)
     return message.item_id, canonical.normalize(data)

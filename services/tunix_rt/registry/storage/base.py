@@ -85,8 +85,11 @@ class RepositoryBase:
         conn = getattr(self._hot, "conn", None)
         if conn is None:
             conn = self._read_engine.raw_connection()
-            if hasattr(conn.driver_connection, "autocommit"):
-                conn.driver_connection.autocommit = True
+            driver: Any = conn.driver_connection
+            # psycopg: no transaction around the lone SELECT. (sqlite3 in pysqlite's default
+            # mode already runs a SELECT outside any transaction.)
+            if hasattr(driver, "autocommit"):
+                driver.autocommit = True
             self._hot.conn = conn
             with self._hot_lock:
                 self._hot_connections.append(conn)
@@ -131,33 +134,45 @@ class RepositoryBase:
             raise InvalidArgument.field("request_id", f"exceeds {MAX_REQUEST_ID} chars")
         if "\x00" in request_id:
             raise InvalidArgument.field("request_id", "must not contain NUL characters")
-        if not request_id:
-            with self.writing() as session:
+
+        def attempt(session: Session) -> str:
+            if not request_id:
                 return create(session)
-        for _attempt in range(2):
+            held = session.get(IdempotencyKeyRow, (method, request_id))
+            if held is not None:
+                if held.fingerprint != fingerprint:
+                    raise InvalidArgument.field(
+                        "request_id", "was already used for a different request"
+                    )
+                return held.resource
+            resource = create(session)
+            session.add(
+                IdempotencyKeyRow(
+                    method=method,
+                    request_id=request_id,
+                    fingerprint=fingerprint,
+                    resource=resource,
+                    create_time=now(),
+                )
+            )
+            session.flush()
+            return resource
+
+        return self.write_retrying(attempt)
+
+    def write_retrying(self, work: Callable[[Session], T], attempts: int = 3) -> T:
+        """Runs `work` in a write transaction, again when a concurrent writer won a unique key.
+
+        Check-then-insert races on PostgreSQL (READ COMMITTED; SQLite serializes writers): two
+        transactions both see no row and both insert; the loser gets an IntegrityError. Its retry
+        sees the winner's committed row and answers as if it had come second (ALREADY_EXISTS, the
+        stored idempotent result, an update instead of an insert).
+        """
+        for n in range(attempts):
             try:
                 with self.writing() as session:
-                    held = session.get(IdempotencyKeyRow, (method, request_id))
-                    if held is not None:
-                        if held.fingerprint != fingerprint:
-                            raise InvalidArgument.field(
-                                "request_id", "was already used for a different request"
-                            )
-                        return held.resource
-                    resource = create(session)
-                    session.add(
-                        IdempotencyKeyRow(
-                            method=method,
-                            request_id=request_id,
-                            fingerprint=fingerprint,
-                            resource=resource,
-                            create_time=now(),
-                        )
-                    )
-                    session.flush()
-                    return resource
+                    return work(session)
             except IntegrityError:
-                with self.reading() as session:
-                    if session.get(IdempotencyKeyRow, (method, request_id)) is None:
-                        raise
-        raise AssertionError("unreachable: the second attempt reads the stored key")
+                if n == attempts - 1:
+                    raise
+        raise AssertionError("unreachable")

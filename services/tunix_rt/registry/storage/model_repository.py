@@ -83,6 +83,12 @@ class ModelRepository(RepositoryBase):
     ) -> ModelRow:
         if session.scalars(select(ModelRow.id).where(ModelRow.model_id == model_id)).first():
             raise AlreadyExists("model", f"models/{model_id}")
+        return self._insert_model_row(session, model_id, description, labels)
+
+    @staticmethod
+    def _insert_model_row(
+        session: Session, model_id: str, description: str, labels: dict[str, str]
+    ) -> ModelRow:
         stamp = now()
         row = ModelRow(
             model_id=model_id,
@@ -126,7 +132,9 @@ class ModelRepository(RepositoryBase):
             select(ModelRow).where(ModelRow.model_id == model_id).with_for_update()
         ).one_or_none()
         if model is None:
-            model = self.insert_model(session, model_id, "", {})
+            # A concurrent first version may create it meanwhile: its insert then fails on the
+            # unique model_id and write_retrying runs this again, finding (and locking) it.
+            model = self._insert_model_row(session, model_id, "", {})
         if session.get(ArtifactRow, version.artifact_sha256) is None:
             raise NotFound("artifact", f"artifacts/{version.artifact_sha256}")
         number = model.latest_version + 1
@@ -236,7 +244,8 @@ class ModelRepository(RepositoryBase):
 
     def record_artifact(self, sha256: str, size: int, content_type: str) -> tuple[Any, bool]:
         """Records blob metadata once; returns (row values, whether it was new)."""
-        with self.writing() as session:
+
+        def record(session: Session) -> tuple[Any, bool]:
             row = session.get(ArtifactRow, sha256)
             created = row is None
             if row is None:
@@ -246,6 +255,8 @@ class ModelRepository(RepositoryBase):
                 session.add(row)
                 session.flush()
             return (row.sha256, row.size_bytes, row.content_type, utc(row.create_time)), created
+
+        return self.write_retrying(record)
 
     def get_artifact(self, sha256: str) -> tuple[str, int, str, Any]:
         with self.reading() as session:

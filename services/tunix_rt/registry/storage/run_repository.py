@@ -193,7 +193,8 @@ class RunRepository(RepositoryBase):
     def upsert_checkpoint(
         self, run_id: str, step: int, uri: str, metrics: dict[str, float], time: datetime
     ) -> runs.Checkpoint:
-        with self.writing() as session:
+
+        def upsert(session: Session) -> runs.Checkpoint:
             run = self._run_row(session, run_id)
             row = session.get(CheckpointRow, (run.id, step))
             if row is None:
@@ -202,6 +203,9 @@ class RunRepository(RepositoryBase):
             row.uri, row.metrics, row.create_time = uri, metrics, time
             session.flush()
             return _checkpoint_from_row(run_id, row)
+
+        # A concurrent first save of the same step loses on the key; the retry updates instead.
+        return self.write_retrying(upsert)
 
     def list_checkpoints(
         self, run_id: str, after_step: int, limit: int
