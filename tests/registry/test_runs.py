@@ -567,3 +567,23 @@ def test_concurrent_writes_to_one_run(stub: Stub) -> None:
     outcomes = race(6, lambda _n: counts.append(append(stub, name, [1, 2]).appended_count))
     assert outcomes == {"OK": 6}
     assert sorted(counts) == [0, 0, 0, 0, 0, 2]
+
+
+def test_dataset_given_as_bare_id_is_stored_as_its_name(stub: Stub) -> None:
+    trace = stub.CreateTrace(pb.CreateTraceRequest(trace=make_trace(source=unique()))).trace
+    dataset_id = unique("ds")
+    stub.CreateDataset(
+        pb.CreateDatasetRequest(
+            dataset_id=dataset_id, trace_names=pb.TraceNames(names=[trace.name])
+        )
+    )
+    bare = create_run(stub, dataset=dataset_id)
+    full = create_run(stub, dataset=f"datasets/{dataset_id}")
+    assert bare.dataset == full.dataset == f"datasets/{dataset_id}"
+    for query in (dataset_id, f"datasets/{dataset_id}"):
+        listed = stub.ListRuns(pb.ListRunsRequest(dataset=query)).runs
+        assert [r.name for r in listed] == [bare.name, full.name]
+    err = rpc_error(
+        grpc.StatusCode.INVALID_ARGUMENT, lambda: stub.ListRuns(pb.ListRunsRequest(dataset="a/b"))
+    )
+    assert bad_request_fields(err) == ["dataset"]

@@ -185,13 +185,18 @@ class Registry:
         run_id = names.check_id(run_id, "run_id") if run_id else new_uid()
         _check_chars(run.display_name, "run.display_name")
         _check_chars(run.owner, "run.owner")
+        dataset = ""
         if run.dataset:
-            self.repo.get_dataset(names.parse(run.dataset, "datasets", "run.dataset"))
+            dataset_id = names.parse(run.dataset, "datasets", "run.dataset")
+            self.repo.get_dataset(dataset_id)
+            # Stored as the full name whether given as `datasets/x` or `x`, so filters match.
+            dataset = names.dataset_name(dataset_id)
         stamp = now()
         record = runs.Run(
             **{
                 **run.__dict__,
                 "run_id": run_id,
+                "dataset": dataset,
                 "state": runs.RunState.QUEUED,
                 "create_time": stamp,
                 "update_time": stamp,
@@ -226,6 +231,8 @@ class Registry:
     ) -> Page[runs.Run]:
         _check_chars(owner, "owner", None)
         _check_chars(dataset, "dataset", None)
+        if dataset:  # runs store the full name; accept a bare id as everywhere else
+            dataset = names.dataset_name(names.parse(dataset, "datasets", "dataset"))
         limit = pagination.page_size(size)
         key = [sorted(int(s) for s in states), owner, dataset]
         after = pagination.decode(token, key) or 0
