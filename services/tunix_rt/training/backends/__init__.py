@@ -1,0 +1,1 @@
+"""Training backends: each trains a model from a TrainSpec and TrainData inside a worker process."""

@@ -1,0 +1,77 @@
+"""What a training backend is given and returns; shared by the JAX and (later) torch backends.
+
+A backend runs inside a worker process, sees only the devices its job was allocated, and talks to
+the outside world only through the Reporter (events for the job's metric stream) and its working
+directory (checkpoints, the final model directory).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class Example:
+    """One rendered SFT example (tunix_rt.common.rendering): the loss counts `target` only."""
+
+    trace: str  # traces/{trace}
+    prompt: str  # chat-templated prompt text
+    target: str  # "steps ... Answer: X"
+    answer: str  # the trace's final answer, for eval answer accuracy
+
+
+@dataclass(frozen=True)
+class TrainData:
+    """The dataset's splits, in dataset order."""
+
+    train: list[Example]
+    eval: list[Example]
+
+
+class Reporter(Protocol):
+    """How a backend reports to its job; every call is cheap and never blocks on readers."""
+
+    def metrics(self, step: int, values: dict[str, float]) -> None:
+        """Metric values at an optimizer step (loss, learning_rate, grad_norm, ...)."""
+
+    def log(self, message: str, level: str = "INFO") -> None:
+        """A log line for the job's event stream."""
+
+    def phase(self, phase: str) -> None:
+        """PREPARING | TRAINING | EVALUATING | CHECKPOINTING | REGISTERING."""
+
+    def progress(self, step: int, total_steps: int, epoch: float) -> None:
+        """The last completed step, the total and fractional epochs."""
+
+    def checkpoint(self, step: int, path: str, metrics: dict[str, float]) -> None:
+        """A checkpoint was saved at `path`."""
+
+    def should_stop(self) -> bool:
+        """True once the job was cancelled: save nothing more, return promptly."""
+
+
+class NonFiniteLoss(Exception):
+    """The loss became NaN or infinite; the job fails with the step and the value."""
+
+    def __init__(self, step: int, value: float) -> None:
+        super().__init__(f"loss is {value} at step {step}")
+        self.step = step
+        self.value = value
+
+
+class Stopped(Exception):
+    """Training stopped because the job was cancelled."""
+
+
+@dataclass
+class TrainResult:
+    """What a finished training leaves behind."""
+
+    # A self-contained model directory: config.json, tokenizer.json, weights.
+    model_dir: Path
+    total_steps: int
+    final_metrics: dict[str, float]
+    # Library versions, device platform, parameter counts ...: goes into provenance.
+    provenance: dict[str, Any] = field(default_factory=dict)
