@@ -4,13 +4,14 @@
 #   make demo        (or: bash scripts/demo.sh)
 #
 # 1. bootstrap the virtualenv (scripts/bootstrap.sh);
-# 2. start the registry on a free loopback port with a fresh data directory (DEMO_DIR, default
-#    a new temporary directory; kept afterwards so you can look at it);
+# 2. start the registry and the training service on free loopback ports with a fresh data
+#    directory (DEMO_DIR, default a new temporary directory; kept afterwards to look at);
 # 3. import the shipped dataset datasets/reasoning-train-v1.jsonl (2,000 traces);
 # 4. build a dataset with a seeded 90/10 split and show its stats;
 # 5. export a few rendered SFT examples;
-# 6. stop the registry.
-# Later issues extend it to train, register and evaluate a model.
+# 6. train a small model from scratch on CPU (DEMO_PRESET, default llama3-small; DEMO_STEPS
+#    optimizer steps) with live metrics, and register it as `reasoning-small@candidate`;
+# 7. show the registered model and stop the services.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -22,22 +23,33 @@ PY="$VENV/bin/python"
 
 DEMO_DIR="${DEMO_DIR:-$(mktemp -d -t tunix-rt-demo.XXXXXX)}"
 mkdir -p "$DEMO_DIR"
-PORT="$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+free_port() {
+    "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+PORT="$(free_port)"
+TRAINING_PORT="$(free_port)"
 export TUNIX_RT_REGISTRY="127.0.0.1:$PORT"
+export TUNIX_RT_TRAINING="127.0.0.1:$TRAINING_PORT"
 export TUNIX_RT_LOG_FORMAT=text
+DEMO_PRESET="${DEMO_PRESET:-llama3-small}"
+DEMO_STEPS="${DEMO_STEPS:-600}"
 
 echo "==> starting the registry on $TUNIX_RT_REGISTRY (data: $DEMO_DIR)"
 "$CLI" serve registry --host 127.0.0.1 --port "$PORT" --data-dir "$DEMO_DIR/registry" \
     >"$DEMO_DIR/registry.log" 2>&1 &
 SERVER_PID=$!
+TRAINING_PID=""
 cleanup() {
-    kill -TERM "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
+    for pid in $TRAINING_PID $SERVER_PID; do
+        kill -TERM "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
 }
 trap cleanup EXIT
 
-# Wait for grpc.health.v1 to answer SERVING (the server migrates its database first).
-"$PY" - "$TUNIX_RT_REGISTRY" <<'PYEOF'
+# wait_healthy ADDRESS SERVICE: until grpc.health.v1 answers SERVING for SERVICE.
+wait_healthy() {
+    "$PY" - "$1" "$2" <<'PYEOF'
 import sys, time
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -47,16 +59,24 @@ stub = health_pb2_grpc.HealthStub(channel)
 deadline = time.monotonic() + 60
 while True:
     try:
-        status = stub.Check(health_pb2.HealthCheckRequest(service="tunix_rt.v1.RegistryService"), timeout=2)
+        status = stub.Check(health_pb2.HealthCheckRequest(service=sys.argv[2]), timeout=2)
         if status.status == health_pb2.HealthCheckResponse.SERVING:
-            print("registry is SERVING")
+            print(f"{sys.argv[2]} is SERVING on {sys.argv[1]}")
             break
     except grpc.RpcError:
         pass
     if time.monotonic() > deadline:
-        sys.exit("registry did not become healthy; see its log")
+        sys.exit(f"{sys.argv[2]} did not become healthy; see its log")
     time.sleep(0.2)
 PYEOF
+}
+wait_healthy "$TUNIX_RT_REGISTRY" tunix_rt.v1.RegistryService
+
+echo "==> starting the training service on $TUNIX_RT_TRAINING (1 CPU slot)"
+"$CLI" serve training --host 127.0.0.1 --port "$TRAINING_PORT" --registry "$TUNIX_RT_REGISTRY" \
+    --data-dir "$DEMO_DIR/training" --cpu-slots 1 >"$DEMO_DIR/training.log" 2>&1 &
+TRAINING_PID=$!
+wait_healthy "$TUNIX_RT_TRAINING" tunix_rt.v1.TrainingService
 
 echo "==> importing datasets/reasoning-train-v1.jsonl"
 "$CLI" traces import datasets/reasoning-train-v1.jsonl --source reasoning-train-v1
@@ -73,4 +93,14 @@ echo "==> three SFT examples from the eval split (chat template: chatml)"
     -o "$DEMO_DIR/reasoning-v1-eval.sft.jsonl"
 head -n 3 "$DEMO_DIR/reasoning-v1-eval.sft.jsonl"
 
-echo "==> done: the registry's data is in $DEMO_DIR"
+echo "==> training $DEMO_PRESET for $DEMO_STEPS steps on cpu:1 (live metrics below)"
+"$CLI" train --dataset reasoning-v1 --model "$DEMO_PRESET" --steps "$DEMO_STEPS" --devices cpu:1 \
+    --register-as reasoning-small --alias candidate --job-id demo-train --follow
+
+echo "==> the registered model"
+"$CLI" models show reasoning-small@candidate
+
+echo "==> plotting the run's curves to $DEMO_DIR/demo-train.png"
+"$CLI" runs plot demo-train -o "$DEMO_DIR/demo-train.png"
+
+echo "==> done: the services' data is in $DEMO_DIR"

@@ -21,11 +21,13 @@ from tunix_rt.client.channel import DEFAULT_REGISTRY_ADDRESS, REGISTRY_ENV, TLS_
 from tunix_rt.client.cli_artifacts import artifacts
 from tunix_rt.client.cli_datasets import datasets
 from tunix_rt.client.cli_evaluations import evaluations, leaderboard
+from tunix_rt.client.cli_jobs import jobs
 from tunix_rt.client.cli_models import models
 from tunix_rt.client.cli_runs import runs
 from tunix_rt.client.cli_serve import serve
 from tunix_rt.client.cli_state import CliState, RootGroup, registry_address
 from tunix_rt.client.cli_traces import traces
+from tunix_rt.client.cli_training import devices, presets, train, training_option
 from tunix_rt.client.registry import DEFAULT_TIMEOUT_S
 
 
@@ -48,6 +50,7 @@ def _version() -> str:
     metavar="ADDR",
     help="Registry address, host:port.",
 )
+@training_option
 @click.option(
     "--token",
     envvar=TOKEN_ENV,
@@ -83,6 +86,8 @@ def main(
 
 
 for command in (serve, traces, datasets, models, runs, artifacts, evaluations, leaderboard):
+    main.add_command(command)
+for command in (train, jobs, devices, presets):
     main.add_command(command)
 
 

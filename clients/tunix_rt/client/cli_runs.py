@@ -2,11 +2,14 @@
 
 tunix-rt runs list --state running
 tunix-rt runs show RUN
+tunix-rt runs plot RUN [RUN ...] -o runs.png
+tunix-rt runs tensorboard RUN ./tb && tensorboard --logdir ./tb
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
@@ -20,6 +23,12 @@ from tunix_rt.client.cli_output import (
     json_option,
     plain_json,
     to_dict,
+)
+from tunix_rt.client.cli_plots import (
+    DEFAULT_PLOT_METRICS,
+    metric_history,
+    plot_runs,
+    write_tensorboard,
 )
 from tunix_rt.client.cli_state import CliState, pass_state
 from tunix_rt.v1 import run_pb2
@@ -35,11 +44,13 @@ STATE_NAMES = {value: key for key, value in STATES.items()}
 # `runs show` summarises the latest value of each metric from this many most recent events, so it
 # stays fast on a run with a long history.
 RECENT_EVENTS = 500
+# The formats `runs plot` writes, by file suffix.
+IMAGE_SUFFIXES = (".png", ".svg", ".pdf", ".jpg", ".jpeg")
 
 
 @click.group()
 def runs() -> None:
-    """Training runs as the registry records them: list, show."""
+    """Training runs as the registry records them: list, show, plot, tensorboard."""
 
 
 def _devices(devices: run_pb2.DeviceAssignment) -> str:
@@ -135,3 +146,74 @@ def show_run(state: CliState, name: str, as_json: bool) -> None:
             for c in checkpoints
         ),
     )
+
+
+@runs.command("plot")
+@click.argument("run_names", metavar="RUN...", nargs=-1, required=True)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    required=True,
+    help="The image to write: .png (or .svg, .pdf).",
+)
+@click.option(
+    "--metric",
+    "metrics",
+    multiple=True,
+    help="A metric to draw, repeatable. [default: " + ", ".join(DEFAULT_PLOT_METRICS) + "]",
+)
+@click.option("--title", default="", help="A title above the panels.")
+@pass_state
+def plot(
+    state: CliState,
+    run_names: tuple[str, ...],
+    output: Path,
+    metrics: tuple[str, ...],
+    title: str,
+) -> None:
+    """Draw runs' metrics against step, one panel per metric and one line per run.
+
+    Compare runs by looking: by default loss, learning rate, eval answer accuracy and eval loss.
+    """
+    if output.suffix.lower() not in IMAGE_SUFFIXES:
+        raise click.BadParameter(
+            f"{output.name}: the image must end in {', '.join(IMAGE_SUFFIXES)}",
+            param_hint="'-o' / '--output'",
+        )
+    registry = state.registry()
+    histories = [
+        metric_history(run, registry.list_run_events(run))
+        for run in dict.fromkeys(names.run(r) for r in run_names)
+    ]
+    wanted = list(dict.fromkeys(metrics)) or list(DEFAULT_PLOT_METRICS)
+    plot_runs(histories, output, metrics=wanted, title=title)
+    for history in histories:
+        found = [m for m in wanted if history.metrics.get(m)]
+        missing = [m for m in wanted if m not in found]
+        note = f"{history.label}: {', '.join(found) or 'no metrics'}"
+        click.echo(
+            note + (f" (none of {', '.join(missing)})" if found and missing else ""), err=True
+        )
+    click.echo(str(output))
+
+
+@runs.command("tensorboard")
+@click.argument("name", metavar="RUN")
+@click.argument("directory", metavar="DIR", type=click.Path(file_okay=False, path_type=Path))
+@pass_state
+def tensorboard(state: CliState, name: str, directory: Path) -> None:
+    """Write a run's scalar metrics as TensorBoard event files under DIR/RUN-ID.
+
+    Every metric becomes a scalar tag at its event's step and time; several runs written to the
+    same DIR appear side by side in `tensorboard --logdir DIR`. Rewriting a run replaces its file.
+    """
+    run = names.run(name)
+    history = metric_history(run, state.registry().list_run_events(run))
+    path, count = write_tensorboard(history, directory / history.label)
+    click.echo(
+        f"{history.label}: {count} scalars of {len(history.metrics)} metrics; "
+        f"view with: tensorboard --logdir {directory}",
+        err=True,
+    )
+    click.echo(str(path))

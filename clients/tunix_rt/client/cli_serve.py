@@ -1,6 +1,7 @@
 """`tunix-rt serve …`: run a tunix-rt server in the foreground until SIGTERM or Ctrl-C.
 
     tunix-rt serve registry --port 50051 --data-dir ./data/registry
+    tunix-rt serve training --port 50052 --registry 127.0.0.1:50051 --cpu-slots 2
 
 Servers are imported only inside their command: the client distribution ships without them, and
 every other command should start without paying for SQLAlchemy or JAX imports.
@@ -14,7 +15,7 @@ from types import ModuleType
 
 import click
 
-from tunix_rt.client.cli_state import CommandFailed
+from tunix_rt.client.cli_state import CliState, CommandFailed
 
 
 def _import_server(module: str) -> ModuleType:
@@ -73,5 +74,68 @@ def serve_registry(
         port=port,
         data_dir=data_dir,
         database_url=database_url,
+        metrics_port=metrics_port,
+    )
+
+
+@serve.command("training")
+@click.option(
+    "--host", help="Interface to listen on. [default: $TUNIX_RT_TRAINING_HOST or 127.0.0.1]"
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    help="Port to listen on. [default: $TUNIX_RT_TRAINING_PORT or 50052]",
+)
+@click.option(
+    "--registry",
+    metavar="ADDR",
+    help="The registry that stores runs, metrics and models. "
+    "[default: the global --registry, $TUNIX_RT_REGISTRY or 127.0.0.1:50051]",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Holds worker scratch space and local checkpoints. "
+    "[default: $TUNIX_RT_TRAINING_DATA_DIR or ./data/training]",
+)
+@click.option(
+    "--cpu-slots",
+    type=click.IntRange(min=1),
+    help="How many CPU devices to offer jobs, each a share of the host's cores. "
+    "[default: $TUNIX_RT_CPU_SLOTS or 1]",
+)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    help="Serve Prometheus metrics over HTTP on this port (0: any free port). "
+    "[default: $TUNIX_RT_TRAINING_METRICS_PORT or none]",
+)
+@click.pass_context
+def serve_training(
+    ctx: click.Context,
+    host: str | None,
+    port: int | None,
+    registry: str | None,
+    data_dir: Path | None,
+    cpu_slots: int | None,
+    metrics_port: int | None,
+) -> None:
+    """Run the training service: devices, the job queue, workers, live metrics."""
+    root = ctx.find_root()
+    state = root.find_object(CliState)
+    if registry is None and state is not None:
+        # `tunix-rt --registry ADDR serve training` means that registry too; left at its default
+        # the server's own config decides (the same environment variable and default).
+        source = root.get_parameter_source("registry")
+        if source not in (None, click.core.ParameterSource.DEFAULT):
+            registry = state.registry_address
+    server = _import_server("tunix_rt.training.server")
+    server.run_training(
+        host=host,
+        port=port,
+        registry=registry,
+        data_dir=data_dir,
+        cpu_slots=cpu_slots,
         metrics_port=metrics_port,
     )

@@ -129,8 +129,10 @@ class TrainSpec:
             dataset=data["dataset"],
             base=BaseModel(**data["base"]),
             backend=data["backend"],
-            hyper=Hyperparameters(**data["hyper"]),
-            lora=LoraSpec(**{**lora, "target_modules": tuple(lora["target_modules"])})
+            hyper=Hyperparameters(**_typed(Hyperparameters, data["hyper"])),
+            lora=LoraSpec(
+                **{**_typed(LoraSpec, lora), "target_modules": tuple(lora["target_modules"])}
+            )
             if lora
             else None,
             device_kind=data["device_kind"],
@@ -146,6 +148,17 @@ class TrainSpec:
 
     def dumps(self) -> str:
         return json.dumps(self.to_json(), sort_keys=True)
+
+
+def _typed(kind: type, values: dict[str, Any]) -> dict[str, Any]:
+    """Restores ints that JSON through google.protobuf.Struct turned into floats (the run's
+    config is a Struct, whose numbers are doubles)."""
+    fields = {f.name: str(f.type) for f in dataclasses.fields(kind)}
+    out = dict(values)
+    for name, value in values.items():
+        if isinstance(value, float) and fields.get(name, "").startswith("int"):
+            out[name] = int(value)
+    return out
 
 
 def resolve_schedule(hyper: Hyperparameters, total_steps: int) -> tuple[int, int, int]:

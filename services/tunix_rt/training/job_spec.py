@@ -1,0 +1,325 @@
+"""TrainingJob message → validated TrainSpec (defaults filled, every range checked) and back.
+
+Every violation is collected and reported at once, each naming its field
+(`training_job.hyperparameters.learning_rate`), as one INVALID_ARGUMENT.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from google.protobuf import json_format
+
+from tunix_rt.common.errors import FailedPrecondition, FieldViolation, InvalidArgument
+from tunix_rt.common.rendering import CHAT_TEMPLATES
+from tunix_rt.training import presets
+from tunix_rt.training.scheduler import DeviceRequest
+from tunix_rt.training.spec import (
+    LORA_MODULES,
+    BaseModel,
+    Hyperparameters,
+    LoraSpec,
+    Registration,
+    TrainSpec,
+)
+from tunix_rt.v1 import backend_pb2, device_pb2, training_job_pb2
+
+P = "training_job."
+H = P + "hyperparameters."
+_ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+_MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_SCHEDULES = {0: "cosine", 1: "constant", 2: "linear", 3: "cosine"}
+_PRECISIONS = {0: "auto", 1: "float32", 2: "mixed_bfloat16", 3: "bfloat16"}
+_BATCHING = {0: "packed", 1: "packed", 2: "length_bucketed", 3: "padded"}
+_KINDS = {0: "any", 1: "cpu", 2: "gpu", 3: "tpu"}
+MIN_PRIORITY, MAX_PRIORITY = -100, 100
+
+
+class _Checker:
+    def __init__(self) -> None:
+        self.violations: list[FieldViolation] = []
+
+    def check(self, ok: bool, field: str, description: str) -> None:
+        if not ok:
+            self.violations.append(FieldViolation(field, description))
+
+    def finite(self, value: float, field: str) -> bool:
+        ok = math.isfinite(value)
+        self.check(ok, field, "must be a finite number")
+        return ok
+
+
+def device_request_of(job: training_job_pb2.TrainingJob) -> DeviceRequest:
+    request = job.device_request
+    kind = _KINDS.get(int(request.kind))
+    if kind is None:
+        raise InvalidArgument.field(P + "device_request.kind", "is not a known device kind")
+    if request.count < 0:
+        raise InvalidArgument.field(P + "device_request.count", "must be at least 1")
+    return DeviceRequest(kind, request.count or 1)
+
+
+def _hyperparameters(
+    job: training_job_pb2.TrainingJob, c: _Checker, context: int
+) -> Hyperparameters:
+    h = job.hyperparameters
+    d = Hyperparameters()
+    lr = h.learning_rate or d.learning_rate
+    if c.finite(lr, H + "learning_rate"):
+        c.check(0 < lr <= 1, H + "learning_rate", "must be in (0, 1]")
+    c.check(int(h.learning_rate_schedule) in _SCHEDULES, H + "learning_rate_schedule", "is unknown")
+    warmup = h.warmup_steps if h.HasField("warmup_steps") else None
+    c.check(warmup is None or warmup >= 0, H + "warmup_steps", "must be at least 0")
+    ratio = (
+        h.min_learning_rate_ratio
+        if h.HasField("min_learning_rate_ratio")
+        else d.min_learning_rate_ratio
+    )
+    if c.finite(ratio, H + "min_learning_rate_ratio"):
+        c.check(0 <= ratio <= 1, H + "min_learning_rate_ratio", "must be in [0, 1]")
+    decay = h.weight_decay if h.HasField("weight_decay") else d.weight_decay
+    if c.finite(decay, H + "weight_decay"):
+        c.check(0 <= decay <= 1, H + "weight_decay", "must be in [0, 1]")
+    batch = h.batch_size or d.batch_size
+    c.check(batch >= 1, H + "batch_size", "must be at least 1")
+    accum = h.gradient_accumulation_steps or d.gradient_accumulation_steps
+    c.check(1 <= accum <= 1024, H + "gradient_accumulation_steps", "must be in [1, 1024]")
+    seq = h.max_seq_len or min(512, context)
+    c.check(16 <= seq <= context, H + "max_seq_len", f"must be in [16, {context}] for this model")
+    length = h.WhichOneof("training_length")
+    max_steps = h.max_steps if length == "max_steps" else None
+    epochs = h.num_epochs if length == "num_epochs" else d.num_epochs
+    c.check(max_steps is None or max_steps >= 1, H + "max_steps", "must be at least 1")
+    if length == "num_epochs" and c.finite(epochs, H + "num_epochs"):
+        c.check(epochs > 0, H + "num_epochs", "must be greater than 0")
+    clip = h.max_grad_norm if h.HasField("max_grad_norm") else d.max_grad_norm
+    if c.finite(clip, H + "max_grad_norm"):
+        c.check(clip >= 0, H + "max_grad_norm", "must be at least 0")
+    evals = h.eval_interval_steps if h.HasField("eval_interval_steps") else None
+    c.check(evals is None or evals >= 0, H + "eval_interval_steps", "must be at least 0")
+    ckpts = h.checkpoint_interval_steps if h.HasField("checkpoint_interval_steps") else None
+    c.check(ckpts is None or ckpts >= 0, H + "checkpoint_interval_steps", "must be at least 0")
+    eval_max = h.eval_max_examples if h.HasField("eval_max_examples") else d.eval_max_examples
+    c.check(eval_max >= 0, H + "eval_max_examples", "must be at least 0")
+    c.check(h.eval_max_new_tokens >= 0, H + "eval_max_new_tokens", "must be at least 1")
+    template = h.chat_template or d.chat_template
+    c.check(
+        template in CHAT_TEMPLATES,
+        H + "chat_template",
+        f"must be one of {', '.join(sorted(CHAT_TEMPLATES))}",
+    )
+    c.check(int(h.precision) in _PRECISIONS, H + "precision", "is unknown")
+    c.check(int(h.batching) in _BATCHING, H + "batching", "is unknown")
+    return Hyperparameters(
+        learning_rate=lr,
+        schedule=_SCHEDULES.get(int(h.learning_rate_schedule), "cosine"),
+        warmup_steps=warmup,
+        min_learning_rate_ratio=ratio,
+        weight_decay=decay,
+        batch_size=batch,
+        gradient_accumulation_steps=accum,
+        max_seq_len=seq,
+        max_steps=max_steps,
+        num_epochs=epochs,
+        seed=h.seed if h.HasField("seed") else d.seed,
+        max_grad_norm=clip,
+        eval_interval_steps=evals,
+        checkpoint_interval_steps=ckpts,
+        eval_max_examples=eval_max,
+        eval_max_new_tokens=h.eval_max_new_tokens or d.eval_max_new_tokens,
+        chat_template=template,
+        precision=_PRECISIONS.get(int(h.precision), "auto"),
+        batching=_BATCHING.get(int(h.batching), "packed"),
+    )
+
+
+def _lora(job: training_job_pb2.TrainingJob, c: _Checker) -> LoraSpec | None:
+    if job.WhichOneof("tuning") != "lora":
+        return None
+    lora = job.lora
+    rank = lora.rank or 8
+    c.check(1 <= rank <= 1024, P + "lora.rank", "must be in [1, 1024]")
+    alpha = lora.alpha or 2.0 * rank
+    if c.finite(alpha, P + "lora.alpha"):
+        c.check(alpha > 0, P + "lora.alpha", "must be greater than 0")
+    if c.finite(lora.dropout, P + "lora.dropout"):
+        c.check(0 <= lora.dropout < 1, P + "lora.dropout", "must be in [0, 1)")
+    modules = tuple(lora.target_modules) or LORA_MODULES
+    for n, module in enumerate(lora.target_modules):
+        c.check(
+            module in LORA_MODULES,
+            f"{P}lora.target_modules[{n}]",
+            f"must be one of {', '.join(LORA_MODULES)}",
+        )
+    return LoraSpec(rank=rank, alpha=alpha, dropout=lora.dropout, target_modules=modules)
+
+
+def spec_from_job(
+    job: training_job_pb2.TrainingJob,
+    job_id: str,
+    device_kind: str,
+    device_count: int,
+    base_artifact: str = "",
+    base_version: str = "",
+) -> TrainSpec:
+    """Validates a submitted job; raises InvalidArgument naming every bad field at once."""
+    c = _Checker()
+    c.check(bool(job.dataset), P + "dataset", "is required")
+    c.check(len(job.display_name) <= 256, P + "display_name", "must be at most 256 chars")
+    which = job.WhichOneof("base_model")
+    context = 2048
+    overrides: dict[str, Any] = {}
+    if which is None:
+        c.check(False, P + "base_model", "give one of preset, base_model_version, checkpoint_dir")
+    elif which == "preset":
+        try:
+            preset = presets.get(job.preset)
+        except KeyError:
+            c.check(False, P + "preset", f"must be one of {', '.join(presets.names())}")
+        else:
+            overrides = json_format.MessageToDict(job.architecture_overrides)
+            try:
+                context = presets.apply_overrides(preset, overrides).context_length
+            except InvalidArgument as exc:
+                c.violations.extend(exc.violations)
+    elif which == "checkpoint_dir":
+        c.check(
+            job.checkpoint_dir.startswith("/"), P + "checkpoint_dir", "must be an absolute path"
+        )
+    if which != "preset" and len(job.architecture_overrides.fields):
+        c.check(False, P + "architecture_overrides", "only applies to a preset")
+    if int(job.backend) == backend_pb2.BACKEND_TORCH:
+        raise FailedPrecondition(
+            "the torch backend is not available on this training service yet; use BACKEND_JAX "
+            "or leave it unspecified",
+            reason="BACKEND_UNAVAILABLE",
+        )
+    c.check(int(job.backend) in (0, 1, 2), P + "backend", "is unknown")
+    hyper = _hyperparameters(job, c, context)
+    lora = _lora(job, c)
+    c.check(
+        MIN_PRIORITY <= job.priority <= MAX_PRIORITY,
+        P + "priority",
+        f"must be in [{MIN_PRIORITY}, {MAX_PRIORITY}]",
+    )
+    c.check(
+        hyper.batch_size % max(1, device_count) == 0,
+        H + "batch_size",
+        f"must be a multiple of the device count ({device_count})",
+    )
+    model = job.registration.model or f"models/{job_id}"
+    model_id = model.removeprefix("models/")
+    c.check(bool(_MODEL_ID.match(model_id)), P + "registration.model", "must be 'models/{model}'")
+    for n, alias in enumerate(job.registration.aliases):
+        c.check(
+            bool(_ALIAS.match(alias)) and alias != "latest",
+            f"{P}registration.aliases[{n}]",
+            "must be 1-64 letters, digits, '-' or '_', starting with a letter (not 'latest')",
+        )
+    if job.HasField("completion_evaluation"):
+        raise FailedPrecondition(
+            "evaluation on completion needs the inference service, which this deployment does "
+            "not have yet",
+            reason="INFERENCE_UNAVAILABLE",
+        )
+    if c.violations:
+        raise InvalidArgument.fields(c.violations)
+    return TrainSpec(
+        job_id=job_id,
+        dataset=job.dataset if job.dataset.startswith("datasets/") else f"datasets/{job.dataset}",
+        base=BaseModel(
+            preset=job.preset if which == "preset" else "",
+            overrides=overrides,
+            model_version=base_version,
+            artifact=base_artifact,
+            checkpoint_dir=job.checkpoint_dir if which == "checkpoint_dir" else "",
+        ),
+        backend="jax",
+        hyper=hyper,
+        lora=lora,
+        device_kind=device_kind,
+        device_count=device_count,
+        priority=job.priority,
+        registration=Registration(
+            model=f"models/{model_id}",
+            aliases=tuple(job.registration.aliases),
+            description=job.registration.description,
+            lora_mode="adapter"
+            if job.registration.lora_mode == training_job_pb2.LORA_REGISTRATION_MODE_ADAPTER
+            else "merged",
+        ),
+        display_name=job.display_name,
+        labels=dict(job.labels),
+    )
+
+
+_KIND_ENUM = {"any": 0, "cpu": 1, "gpu": 2, "tpu": 3}
+_SCHEDULE_ENUM = {"cosine": 3, "constant": 1, "linear": 2}
+_PRECISION_ENUM = {v: k for k, v in _PRECISIONS.items()}
+_BATCHING_ENUM = {"packed": 1, "length_bucketed": 2, "padded": 3}
+
+
+def job_from_spec(spec: TrainSpec) -> training_job_pb2.TrainingJob:
+    """The spec part of a TrainingJob message, with every default the service resolved."""
+    h = spec.hyper
+    job = training_job_pb2.TrainingJob(
+        display_name=spec.display_name,
+        dataset=spec.dataset,
+        backend=backend_pb2.BACKEND_JAX if spec.backend == "jax" else backend_pb2.BACKEND_TORCH,
+        priority=spec.priority,
+        labels=spec.labels,
+        device_request=device_pb2.DeviceRequest(
+            kind=_KIND_ENUM[spec.device_kind],  # type: ignore[arg-type]
+            count=spec.device_count,
+        ),
+        registration=training_job_pb2.ModelRegistration(
+            model=spec.registration.model,
+            aliases=list(spec.registration.aliases),
+            description=spec.registration.description,
+            lora_mode=training_job_pb2.LORA_REGISTRATION_MODE_ADAPTER
+            if spec.registration.lora_mode == "adapter"
+            else training_job_pb2.LORA_REGISTRATION_MODE_MERGED,
+        ),
+    )
+    if spec.base.preset:
+        job.preset = spec.base.preset
+        job.architecture_overrides.update(spec.base.overrides)
+    elif spec.base.model_version:
+        job.base_model_version = spec.base.model_version
+    else:
+        job.checkpoint_dir = spec.base.checkpoint_dir
+    hp = job.hyperparameters
+    hp.learning_rate = h.learning_rate
+    hp.learning_rate_schedule = _SCHEDULE_ENUM[h.schedule]  # type: ignore[assignment]
+    if h.warmup_steps is not None:
+        hp.warmup_steps = h.warmup_steps
+    hp.min_learning_rate_ratio = h.min_learning_rate_ratio
+    hp.weight_decay = h.weight_decay
+    hp.batch_size = h.batch_size
+    hp.gradient_accumulation_steps = h.gradient_accumulation_steps
+    hp.max_seq_len = h.max_seq_len
+    if h.max_steps is not None:
+        hp.max_steps = h.max_steps
+    else:
+        hp.num_epochs = h.num_epochs
+    hp.seed = h.seed
+    hp.max_grad_norm = h.max_grad_norm
+    if h.eval_interval_steps is not None:
+        hp.eval_interval_steps = h.eval_interval_steps
+    if h.checkpoint_interval_steps is not None:
+        hp.checkpoint_interval_steps = h.checkpoint_interval_steps
+    hp.eval_max_examples = h.eval_max_examples
+    hp.eval_max_new_tokens = h.eval_max_new_tokens
+    hp.chat_template = h.chat_template
+    hp.precision = _PRECISION_ENUM[h.precision]  # type: ignore[assignment]
+    hp.batching = _BATCHING_ENUM[h.batching]  # type: ignore[assignment]
+    if spec.lora is not None:
+        job.lora.rank = spec.lora.rank
+        job.lora.alpha = spec.lora.alpha
+        job.lora.dropout = spec.lora.dropout
+        job.lora.target_modules.extend(spec.lora.target_modules)
+    else:
+        job.full_fine_tuning.SetInParent()
+    return job

@@ -1,0 +1,123 @@
+"""The training server: devices → scheduler → job manager (recovering this service's jobs from the
+registry) → servicer → grpc.aio server.
+
+Run it with `tunix-rt serve training [--host --port --registry ADDR --data-dir DIR --cpu-slots N]`.
+The data directory holds this service's identity (so a restart recovers its own jobs) and each
+job's working directory (spec, worker logs, checkpoints, the final model).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from pathlib import Path
+
+from tunix_rt.common.config import ServerConfig, from_env
+from tunix_rt.common.server import RunningServer, ServiceRegistration, run, start_server
+from tunix_rt.training.devices import inventory
+from tunix_rt.training.jobs import JobManager
+from tunix_rt.training.registry_link import RegistryLink
+from tunix_rt.training.scheduler import Scheduler
+from tunix_rt.training.servicer import TrainingServicer
+from tunix_rt.v1 import training_service_pb2_grpc
+
+SERVICE_NAME = "tunix_rt.v1.TrainingService"
+DEFAULT_DATA_DIR = Path("data") / "training"
+DEFAULT_REGISTRY = "127.0.0.1:50051"
+
+
+def instance_id(data_dir: Path) -> str:
+    """This service's stable identity, kept in its data directory: the owner of its runs."""
+    path = data_dir / "instance-id"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}\n")
+    return f"training/{path.read_text().strip()}"
+
+
+async def build_manager(
+    registry_address: str, data_dir: Path, cpu_slots: int, probe_gpus: bool = True
+) -> JobManager:
+    registry = RegistryLink(registry_address, os.environ.get("TUNIX_RT_AUTH_TOKEN") or None)
+    devices = await asyncio.to_thread(inventory, cpu_slots, probe_gpus)
+    cores = max(1, (os.cpu_count() or 1) // max(1, cpu_slots))
+    manager = JobManager(
+        registry,
+        Scheduler(devices),
+        data_dir,
+        owner=instance_id(data_dir),
+        host=socket.gethostname(),
+        cores_per_slot=cores,
+    )
+    await manager.recover()
+    return manager
+
+
+def registrations(manager: JobManager) -> list[ServiceRegistration]:
+    servicer = TrainingServicer(manager)
+    add = training_service_pb2_grpc.add_TrainingServiceServicer_to_server
+    return [ServiceRegistration(SERVICE_NAME, lambda server: add(servicer, server))]  # type: ignore[no-untyped-call]
+
+
+class RunningTraining:
+    """A started training server and its job manager; `stop` shuts both down."""
+
+    def __init__(self, server: RunningServer, manager: JobManager) -> None:
+        self.server = server
+        self.manager = manager
+
+    @property
+    def address(self) -> str:
+        return self.server.address
+
+    async def stop(self, grace: float | None = None) -> None:
+        await self.server.stop(grace)
+        await self.manager.close()
+        await self.manager.registry.close()
+
+
+async def start_training(
+    *,
+    registry_address: str,
+    data_dir: Path,
+    cpu_slots: int = 1,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    probe_gpus: bool = True,
+) -> RunningTraining:
+    """Starts a training service (tests, `tunix-rt up`)."""
+    manager = await build_manager(registry_address, data_dir, cpu_slots, probe_gpus)
+    server = await start_server(
+        ServerConfig(host=host, port=port), "training", registrations(manager)
+    )
+    return RunningTraining(server, manager)
+
+
+def run_training(
+    host: str | None,
+    port: int | None,
+    registry: str | None,
+    data_dir: Path | None,
+    cpu_slots: int | None,
+    metrics_port: int | None,
+) -> None:
+    """Serves until SIGTERM or SIGINT (the body of `tunix-rt serve training`)."""
+    config: ServerConfig = from_env("training", host=host, port=port, metrics_port=metrics_port)
+    address = registry or os.environ.get("TUNIX_RT_REGISTRY") or DEFAULT_REGISTRY
+    directory = data_dir or Path(os.environ.get("TUNIX_RT_TRAINING_DATA_DIR") or DEFAULT_DATA_DIR)
+    slots = cpu_slots or int(os.environ.get("TUNIX_RT_CPU_SLOTS") or 1)
+    holder: list[JobManager] = []
+
+    async def build() -> list[ServiceRegistration]:
+        manager = await build_manager(address, directory, slots)
+        holder.append(manager)
+        return registrations(manager)
+
+    async def close() -> None:
+        for manager in holder:
+            await manager.close()
+            await manager.registry.close()
+
+    run(config, "training", build, on_shutdown=close)

@@ -1,0 +1,261 @@
+"""A training worker: one process per running job, seeing only the job's devices.
+
+Started by the training service as
+`python -m tunix_rt.training.worker --spec SPEC.json --workdir DIR --registry ADDR --run runs/ID`.
+It reads the dataset from the registry, trains with the job's backend, uploads the model directory
+as an artifact, registers a model version with provenance, and reports every step on stdout
+(tunix_rt.training.worker_protocol). SIGTERM asks it to stop at the next step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import os
+import signal
+import sys
+import tarfile
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import grpc
+
+from tunix_rt.training import worker_protocol as wp
+from tunix_rt.training.backends.base import Example, NonFiniteLoss, Stopped, TrainData
+from tunix_rt.training.spec import TrainSpec
+from tunix_rt.v1 import dataset_pb2, model_pb2, registry_service_pb2_grpc
+from tunix_rt.v1 import registry_service_pb2 as rpb
+
+UPLOAD_CHUNK = 1 << 20
+
+
+class PipeReporter:
+    """A backends.base.Reporter that writes protocol lines to the service's pipe."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self._out = out
+        self.stop_requested = False
+        self.last_metrics: dict[str, float] = {}
+
+    def _send(self, event: str, **fields: Any) -> None:
+        self._out.write(wp.encode(event, **fields))
+        self._out.flush()
+
+    def metrics(self, step: int, values: dict[str, float]) -> None:
+        self.last_metrics.update(values)
+        self._send("metrics", step=step, values=values)
+
+    def log(self, message: str, level: str = "INFO") -> None:
+        self._send("log", level=level, message=message)
+
+    def phase(self, phase: str) -> None:
+        self._send("phase", phase=phase)
+
+    def progress(self, step: int, total_steps: int, epoch: float) -> None:
+        self._send("progress", step=step, total_steps=total_steps, epoch=epoch)
+
+    def checkpoint(self, step: int, path: str, metrics: dict[str, float]) -> None:
+        self._send("checkpoint", step=step, path=path, metrics=metrics)
+
+    def should_stop(self) -> bool:
+        return self.stop_requested
+
+    def registered(self, model_version: str, artifact: str) -> None:
+        self._send("registered", model_version=model_version, artifact=artifact)
+
+    def failed(self, reason: str, message: str, **extra: Any) -> None:
+        self._send("failed", reason=reason, message=message, **extra)
+
+
+def _metadata() -> list[tuple[str, str]]:
+    token = os.environ.get("TUNIX_RT_AUTH_TOKEN")
+    return [("authorization", f"Bearer {token}")] if token else []
+
+
+def read_data(stub: Any, spec: TrainSpec) -> TrainData:
+    """The dataset's train and eval splits rendered with the job's chat template."""
+    splits: dict[int, list[Example]] = {
+        dataset_pb2.DATASET_SPLIT_TRAIN: [],
+        dataset_pb2.DATASET_SPLIT_EVAL: [],
+    }
+    request = rpb.ExportDatasetRequest(
+        name=spec.dataset,
+        split=dataset_pb2.DATASET_SPLIT_ALL,
+        format=dataset_pb2.EXPORT_FORMAT_SFT,
+        chat_template=spec.hyper.chat_template,
+    )
+    for response in stub.ExportDataset(request, metadata=_metadata()):
+        for record in response.records:
+            sft = record.sft_example
+            answer = sft.target.rsplit("Answer: ", 1)[-1]
+            splits[record.split].append(Example(sft.trace, sft.prompt, sft.target, answer))
+    return TrainData(
+        train=splits[dataset_pb2.DATASET_SPLIT_TRAIN], eval=splits[dataset_pb2.DATASET_SPLIT_EVAL]
+    )
+
+
+def download_model(stub: Any, artifact: str, target: Path) -> Path:
+    """Unpacks a registered model's artifact (a tar of its model directory) into `target`."""
+    if (target / "config.json").exists():
+        return target
+    buffer = io.BytesIO()
+    for chunk in stub.DownloadArtifact(
+        rpb.DownloadArtifactRequest(name=artifact), metadata=_metadata()
+    ):
+        buffer.write(chunk.chunk)
+    buffer.seek(0)
+    target.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=buffer, mode="r") as archive:
+        archive.extractall(target, filter="data")
+    return target
+
+
+def pack_model_dir(model_dir: Path) -> bytes:
+    """A deterministic tar of the model directory (sorted names, zeroed times and owners), so the
+    same weights always make the same artifact."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for path in sorted(p for p in model_dir.rglob("*") if p.is_file()):
+            info = archive.gettarinfo(str(path), arcname=str(path.relative_to(model_dir)))
+            info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+            with open(path, "rb") as handle:
+                archive.addfile(info, handle)
+    return buffer.getvalue()
+
+
+def upload(stub: Any, data: bytes) -> str:
+    digest = hashlib.sha256(data).hexdigest()
+
+    def parts() -> Iterator[rpb.UploadArtifactRequest]:
+        yield rpb.UploadArtifactRequest(
+            header=rpb.ArtifactHeader(
+                sha256=digest, size_bytes=len(data), content_type="application/x-tar"
+            )
+        )
+        for start in range(0, len(data), UPLOAD_CHUNK):
+            yield rpb.UploadArtifactRequest(chunk=data[start : start + UPLOAD_CHUNK])
+
+    response = stub.UploadArtifact(parts(), metadata=_metadata())
+    return str(response.artifact.name)
+
+
+def register(
+    stub: Any,
+    spec: TrainSpec,
+    run: str,
+    artifact: str,
+    metrics: dict[str, float],
+    provenance: dict[str, Any],
+) -> str:
+    version = model_pb2.ModelVersion(
+        artifact=artifact,
+        source_run=run,
+        metrics={k: float(v) for k, v in metrics.items()},
+        description=spec.registration.description,
+    )
+    version.provenance.update(provenance)
+    response = stub.CreateModelVersion(
+        rpb.CreateModelVersionRequest(
+            parent=spec.registration.model,
+            model_version=version,
+            aliases=list(spec.registration.aliases),
+            # One registration per job, even if the worker is retried after registering.
+            request_id=f"register-{spec.job_id}",
+        ),
+        metadata=_metadata(),
+    )
+    return str(response.model_version.name)
+
+
+def provenance_of(stub: Any, spec: TrainSpec, extra: dict[str, Any]) -> dict[str, Any]:
+    dataset = stub.GetDataset(
+        rpb.GetDatasetRequest(name=spec.dataset), metadata=_metadata()
+    ).dataset
+    from tunix_rt.training import code_version
+
+    return {
+        "dataset": spec.dataset,
+        "dataset_content_hash": dataset.content_hash,
+        "code_version": code_version.describe(),
+        "config": spec.to_json(),
+        "seed": spec.hyper.seed,
+        "devices": json.loads(os.environ.get("TUNIX_RT_DEVICES", "{}")),
+        **extra,
+    }
+
+
+def run(args: argparse.Namespace, reporter: PipeReporter) -> int:
+    spec = TrainSpec.from_json(json.loads(Path(args.spec).read_text()))
+    workdir = Path(args.workdir)
+    channel = grpc.insecure_channel(
+        args.registry,
+        options=[
+            ("grpc.max_receive_message_length", 64 << 20),
+            ("grpc.max_send_message_length", 64 << 20),
+        ],
+    )
+    stub: Any = registry_service_pb2_grpc.RegistryServiceStub(channel)  # type: ignore[no-untyped-call]
+    reporter.phase("PREPARING")
+    data = read_data(stub, spec)
+    reporter.log(f"dataset {spec.dataset}: {len(data.train)} train, {len(data.eval)} eval examples")
+    if spec.base.model_version:
+        base_dir = download_model(stub, spec.base.artifact, workdir / "base-model")
+        spec = TrainSpec.from_json(
+            {**spec.to_json(), "base": {**spec.to_json()["base"], "checkpoint_dir": str(base_dir)}}
+        )
+    if spec.backend != "jax":
+        reporter.failed("UNSUPPORTED_BACKEND", f"backend {spec.backend!r} is not available yet")
+        return wp.EXIT_FAILED
+    from tunix_rt.training.backends import jax_backend
+
+    try:
+        result = jax_backend.train(spec, data, workdir, reporter)
+    except NonFiniteLoss as exc:
+        reporter.failed("NON_FINITE_LOSS", str(exc), step=exc.step)
+        return wp.EXIT_FAILED
+    except Stopped:
+        return wp.EXIT_CANCELLED
+    if reporter.should_stop():
+        return wp.EXIT_CANCELLED
+    reporter.phase("REGISTERING")
+    artifact = upload(stub, pack_model_dir(result.model_dir))
+    provenance = provenance_of(
+        stub, spec, {**result.provenance, "final_metrics": result.final_metrics}
+    )
+    version = register(stub, spec, args.run, artifact, result.final_metrics, provenance)
+    reporter.registered(version, artifact)
+    channel.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--spec", required=True)
+    parser.add_argument("--workdir", required=True)
+    parser.add_argument("--registry", required=True)
+    parser.add_argument("--run", required=True)
+    args = parser.parse_args(argv)
+    # The protocol owns the real stdout; anything else printed (libraries, progress bars) goes to
+    # stderr so it can never corrupt an event line.
+    events = os.fdopen(os.dup(sys.stdout.fileno()), "wb", buffering=0)
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    reporter = PipeReporter(events)
+
+    def request_stop(signum: int, frame: Any) -> None:
+        reporter.stop_requested = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    try:
+        return run(args, reporter)
+    except Exception as exc:
+        traceback.print_exc()
+        reporter.failed("WORKER_ERROR", f"{type(exc).__name__}: {exc}")
+        return wp.EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
