@@ -37,7 +37,7 @@ def tiny_job(dataset: str, **hyper: Any) -> training_job_pb2.TrainingJob:
         preset="llama3-tiny",
         hyperparameters=training_job_pb2.Hyperparameters(**params),
         device_request=device_pb2.DeviceRequest(
-            kind=device_pb2.DeviceKind.Value(f"DEVICE_KIND_{kind.upper()}"), count=int(count)
+            kind=f"DEVICE_KIND_{kind.upper()}", count=int(count)
         ),
     )
     return job
@@ -52,7 +52,7 @@ def get(stub: Any, name: str) -> Any:
     return stub.GetTrainingJob(tpb.GetTrainingJobRequest(name=name)).training_job
 
 
-def wait_for(stub: Any, name: str, states: set[int], timeout: float = 240.0) -> Any:
+def wait_for(stub: Any, name: str, states: set[Any], timeout: float = 240.0) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         job = get(stub, name)
@@ -95,9 +95,9 @@ def losses(events: list[run_pb2.RunEvent]) -> dict[int, float]:
 
 
 def violations(err: grpc.RpcError) -> list[str]:
-    status = rpc_status.from_call(err)  # type: ignore[arg-type]
+    status = rpc_status.from_call(err)
     assert status is not None
-    fields = []
+    fields: list[str] = []
     for detail in status.details:
         if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
             bad = error_details_pb2.BadRequest()

@@ -195,6 +195,7 @@ def test_killing_and_restarting_the_service_leaves_nothing_stuck(
     wait_until(lambda: get(remote, job.name).step >= 1, what="training to start")
     service.kill()
     service.wait(10)
+    service.stdout.close()
     channel.close()
     run = stack.registry_stub.GetRun(rpb.GetRunRequest(name=job.run)).run
     assert run.state == run_pb2.RUN_STATE_RUNNING  # the record the killed service left behind

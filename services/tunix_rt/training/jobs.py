@@ -71,18 +71,6 @@ class LiveJob:
     first_step: int = 0
 
 
-def _set_parent_death_signal() -> None:
-    """In the worker before exec: die with the service (Linux prctl PR_SET_PDEATHSIG), so a
-    killed service never leaves a worker holding devices nobody tracks."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
-    except OSError:
-        pass
-
-
 class JobManager:
     """Owns the queue and the workers of this service; driven from the event loop only."""
 
@@ -114,8 +102,10 @@ class JobManager:
         with it) and queues its QUEUED ones again, so no job stays stuck and no device held."""
         for run in await self.registry.runs([QUEUED, RUNNING], self.owner):
             job_id = run.name.removeprefix("runs/")
-            spec = TrainSpec.from_json(json_format.MessageToDict(run.config)["spec"])
+            config = json_format.MessageToDict(run.config)
+            spec = TrainSpec.from_json(config["spec"])
             live = self._live(job_id, spec, run.last_sequence)
+            live.attempt = int(config.get("attempt", 0))
             if run.state == RUNNING:
                 await self._transition(
                     live,
@@ -328,6 +318,8 @@ class JobManager:
             **os.environ,
             **worker_environment(assignment.kind, list(assignment.ids), self.cores_per_slot),
             "TUNIX_RT_DEVICES": json.dumps(json_format.MessageToDict(assignment)),
+            # The worker asks the kernel to kill it when this process dies (see worker.py).
+            "TUNIX_RT_PARENT_PID": str(os.getpid()),
         }
         log_path = workdir / f"worker-{live.attempt}.log"
         with await asyncio.to_thread(open, log_path, "ab") as stderr:
@@ -346,7 +338,6 @@ class JobManager:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=stderr,
                 env=env,
-                preexec_fn=_set_parent_death_signal,
             )
         live.process = process
         if live.cancel_reason is not None:  # cancelled while starting

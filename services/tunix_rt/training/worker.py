@@ -232,7 +232,24 @@ def run(args: argparse.Namespace, reporter: PipeReporter) -> int:
     return 0
 
 
+def die_with_parent() -> None:
+    """Asks Linux to SIGKILL this worker when the training service dies (PR_SET_PDEATHSIG), so a
+    killed service never leaves a worker holding devices nobody tracks. Done here rather than in
+    a fork-time hook, which is unsafe in the service's multi-threaded (gRPC) process."""
+    parent = int(os.environ.get("TUNIX_RT_PARENT_PID", "0"))
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
+    except OSError:
+        return
+    if parent and os.getppid() != parent:  # the service died before prctl took effect
+        os._exit(wp.EXIT_FAILED)
+
+
 def main(argv: list[str] | None = None) -> int:
+    die_with_parent()
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--spec", required=True)
     parser.add_argument("--workdir", required=True)
