@@ -32,7 +32,7 @@ export TUNIX_RT_REGISTRY="127.0.0.1:$PORT"
 export TUNIX_RT_TRAINING="127.0.0.1:$TRAINING_PORT"
 export TUNIX_RT_LOG_FORMAT=text
 DEMO_PRESET="${DEMO_PRESET:-llama3-small}"
-DEMO_STEPS="${DEMO_STEPS:-600}"
+DEMO_STEPS="${DEMO_STEPS:-300}"
 
 echo "==> starting the registry on $TUNIX_RT_REGISTRY (data: $DEMO_DIR)"
 "$CLI" serve registry --host 127.0.0.1 --port "$PORT" --data-dir "$DEMO_DIR/registry" \
@@ -95,6 +95,7 @@ head -n 3 "$DEMO_DIR/reasoning-v1-eval.sft.jsonl"
 
 echo "==> training $DEMO_PRESET for $DEMO_STEPS steps on cpu:1 (live metrics below)"
 "$CLI" train --dataset reasoning-v1 --model "$DEMO_PRESET" --steps "$DEMO_STEPS" --devices cpu:1 \
+    --lr 3e-3 --batch-size 8 --seq-len 256 --eval-interval 100 --checkpoint-interval 100 \
     --register-as reasoning-small --alias candidate --job-id demo-train --follow
 
 echo "==> the registered model"
