@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import sys
 import tempfile
 import threading
 import time
@@ -29,6 +30,7 @@ from tunix_rt.training.event_hub import FellBehind, JobEvents
 from tunix_rt.v1 import run_pb2
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the service half reuses the tests' stack helpers
 
 
 def percentile(values: Sequence[float], q: float) -> float:

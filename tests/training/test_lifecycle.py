@@ -235,3 +235,30 @@ def test_killing_and_restarting_the_service_leaves_nothing_stuck(
         channel.close()
     finally:
         stack.loop.run(restarted.stop(0))
+
+
+def test_a_registered_version_is_fine_tuned_further(stack: Stack) -> None:
+    base = wait_for(stack.training_stub, "trainingJobs/happy", TERMINAL)
+    assert base.state == SUCCEEDED
+    job = tiny_job(stack.dataset, max_steps=4, checkpoint_interval_steps=0)
+    job.base_model_version = "happy@latest"
+    job.registration.model = "models/happy"
+    job.registration.aliases.append("tuned")
+    done = wait_for(stack.training_stub, submit(stack.training_stub, job).name, TERMINAL)
+    assert done.state == SUCCEEDED, done.error.message
+    assert done.registered_model_version == "models/happy/versions/2"
+    version = stack.registry_stub.ResolveModelVersion(
+        rpb.ResolveModelVersionRequest(reference="happy@tuned")
+    ).model_version
+    provenance = json_format.MessageToDict(version.provenance)
+    assert provenance["config"]["base"]["model_version"] == "models/happy/versions/1"
+
+
+def test_a_worker_error_fails_the_job_with_its_reason(stack: Stack, tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text('{"architectures": ["NoSuchModel"]}')
+    job = tiny_job(stack.dataset, max_steps=4)
+    job.checkpoint_dir = str(tmp_path)
+    done = wait_for(stack.training_stub, submit(stack.training_stub, job).name, TERMINAL)
+    assert done.state == FAILED
+    assert done.error.message
+    assert free_devices(stack.training_stub) == 2
