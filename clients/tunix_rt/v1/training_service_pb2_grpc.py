@@ -118,7 +118,7 @@ class TrainingServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListTrainingJobs(self, request, context):
-        """Lists jobs, newest first, with filters.
+        """Lists jobs, oldest first, with filters.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
