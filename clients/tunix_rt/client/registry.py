@@ -19,8 +19,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from types import TracebackType
-from typing import Self, TypeVar
+from typing import TypeVar
 
 import grpc
 from google.protobuf import timestamp_pb2
@@ -35,6 +34,7 @@ from tunix_rt.client.channel import (
 )
 from tunix_rt.client.chunks import Progress, file_chunks, file_sha256, line_chunks, split_bytes
 from tunix_rt.client.errors import IntegrityError
+from tunix_rt.client.service_client import ServiceClient
 from tunix_rt.v1 import (
     artifact_pb2,
     dataset_pb2,
@@ -127,7 +127,7 @@ def _request_id(request_id: str | None) -> str:
     return request_id or uuid.uuid4().hex
 
 
-class RegistryClient:
+class RegistryClient(ServiceClient):
     """The registry's API with ids or names, default deadlines, paging and chunked streams.
 
     Unary calls get `timeout` seconds, streams `stream_timeout` (None: no deadline). List methods
@@ -141,10 +141,8 @@ class RegistryClient:
         timeout: float | None = DEFAULT_TIMEOUT_S,
         stream_timeout: float | None = DEFAULT_STREAM_TIMEOUT_S,
     ) -> None:
-        self._channel = channel
+        super().__init__(channel, timeout=timeout, stream_timeout=stream_timeout)
         self._stub = RegistryServiceStub(channel)  # type: ignore[no-untyped-call]
-        self.timeout = timeout
-        self.stream_timeout = stream_timeout
 
     @classmethod
     def connect(
@@ -172,24 +170,6 @@ class RegistryClient:
     def stub(self) -> RegistryServiceStub:
         """The generated stub, for calls this class does not wrap."""
         return self._stub
-
-    @property
-    def channel(self) -> grpc.Channel:
-        return self._channel
-
-    def close(self) -> None:
-        self._channel.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # Traces.
 

@@ -21,14 +21,14 @@ import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Literal, Self, TypeVar
+from typing import Literal, TypeVar
 
 import grpc
 
 from tunix_rt.client import names
 from tunix_rt.client.channel import ChannelSettings, build_channel, idempotent_methods
 from tunix_rt.client.errors import IntegrityError
+from tunix_rt.client.service_client import ServiceClient
 from tunix_rt.v1 import device_pb2, run_pb2, training_job_pb2
 from tunix_rt.v1 import training_service_pb2 as pb
 from tunix_rt.v1.training_service_pb2_grpc import TrainingServiceStub
@@ -220,7 +220,7 @@ def _page_size(page_size: int, limit: int | None) -> int:
     return max(1, min(page_size, limit)) if limit else page_size
 
 
-class TrainingClient:
+class TrainingClient(ServiceClient):
     """The training service's API with ids or names, default deadlines, paging, and event streams
     that survive a subscriber falling behind and a broken connection.
 
@@ -237,10 +237,8 @@ class TrainingClient:
         reconnect_window_s: float = RECONNECT_WINDOW_S,
         reconnect_backoff_s: tuple[float, float] = RECONNECT_BACKOFF_S,
     ) -> None:
-        self._channel = channel
+        super().__init__(channel, timeout=timeout, stream_timeout=stream_timeout)
         self._stub = TrainingServiceStub(channel)  # type: ignore[no-untyped-call]
-        self.timeout = timeout
-        self.stream_timeout = stream_timeout
         self.reconnect_window_s = reconnect_window_s
         self.reconnect_backoff_s = reconnect_backoff_s
 
@@ -274,24 +272,6 @@ class TrainingClient:
     def stub(self) -> TrainingServiceStub:
         """The generated stub, for calls this class does not wrap."""
         return self._stub
-
-    @property
-    def channel(self) -> grpc.Channel:
-        return self._channel
-
-    def close(self) -> None:
-        self._channel.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # Jobs.
 
