@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from google.protobuf import json_format, struct_pb2
+from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from tunix_rt.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from tunix_rt.training import job_spec
@@ -534,9 +534,7 @@ def _kill(process: asyncio.subprocess.Process) -> None:
         process.kill()
 
 
-def _now() -> Any:
-    from google.protobuf import timestamp_pb2
-
+def _now() -> timestamp_pb2.Timestamp:
     stamp = timestamp_pb2.Timestamp()
     stamp.FromDatetime(datetime.now(UTC))
     return stamp

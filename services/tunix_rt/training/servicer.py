@@ -21,6 +21,7 @@ from tunix_rt.v1 import (
     training_job_pb2,
     training_service_pb2_grpc,
 )
+from tunix_rt.v1 import registry_service_pb2 as rpb
 from tunix_rt.v1 import (
     training_service_pb2 as pb,
 )
@@ -128,8 +129,6 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
         return pb.GetTrainingJobResponse(training_job=await self._view_of(_job_id(request.name)))
 
     async def ListTrainingJobs(self, request: pb.ListTrainingJobsRequest, context: Any) -> Any:
-        from tunix_rt.v1 import registry_service_pb2 as rpb
-
         response = await self._jobs.registry.call(
             "runs",
             "ListRuns",

@@ -24,6 +24,7 @@ from typing import Any, BinaryIO
 
 import grpc
 
+from tunix_rt.training import code_version
 from tunix_rt.training import worker_protocol as wp
 from tunix_rt.training.backends.base import Example, NonFiniteLoss, Stopped, TrainData
 from tunix_rt.training.spec import TrainSpec
@@ -175,8 +176,6 @@ def provenance_of(stub: Any, spec: TrainSpec, extra: dict[str, Any]) -> dict[str
     dataset = stub.GetDataset(
         rpb.GetDatasetRequest(name=spec.dataset), metadata=_metadata()
     ).dataset
-    from tunix_rt.training import code_version
-
     return {
         "dataset": spec.dataset,
         "dataset_content_hash": dataset.content_hash,

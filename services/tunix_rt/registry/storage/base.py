@@ -10,16 +10,29 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine, Select, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from tunix_rt.common.errors import InvalidArgument
+from tunix_rt.common.errors import InvalidArgument, NotFound
 from tunix_rt.registry.storage.engine import make_engine
-from tunix_rt.registry.storage.schema import IdempotencyKeyRow
+from tunix_rt.registry.storage.schema import DatasetRow, IdempotencyKeyRow
 
 T = TypeVar("T")
 MAX_REQUEST_ID = 128
+
+
+def one_or_not_found(session: Session, query: Select[T], resource_type: str, name: str) -> T:
+    """The one row `query` selects, or NotFound naming the resource."""
+    row = session.scalars(query).one_or_none()
+    if row is None:
+        raise NotFound(resource_type, name)
+    return row
+
+
+def dataset_row(session: Session, dataset_id: str) -> DatasetRow:
+    query = select(DatasetRow).where(DatasetRow.dataset_id == dataset_id)
+    return one_or_not_found(session, query, "dataset", f"datasets/{dataset_id}")
 
 
 def now() -> datetime:
@@ -105,12 +118,6 @@ class RepositoryBase:
     def reading(self) -> Iterator[Session]:
         with self._read() as session:
             yield session
-
-    @contextmanager
-    def connection(self) -> Iterator[Connection]:
-        """A bare read connection, for hot single-statement reads that need no ORM."""
-        with self._read_engine.connect() as conn:
-            yield conn
 
     @contextmanager
     def writing(self) -> Iterator[Session]:

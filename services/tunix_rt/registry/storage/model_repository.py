@@ -11,7 +11,14 @@ from sqlalchemy.orm import Session
 from tunix_rt.common.errors import AlreadyExists, NotFound
 from tunix_rt.registry import evaluations as ev
 from tunix_rt.registry import models as md
-from tunix_rt.registry.storage.base import RepositoryBase, new_uid, now, utc
+from tunix_rt.registry.storage.base import (
+    RepositoryBase,
+    dataset_row,
+    new_uid,
+    now,
+    one_or_not_found,
+    utc,
+)
 from tunix_rt.registry.storage.schema import (
     ArtifactRow,
     DatasetRow,
@@ -34,10 +41,7 @@ class ModelRepository(RepositoryBase):
         query = select(ModelRow).where(ModelRow.model_id == model_id)
         if lock:
             query = query.with_for_update()
-        row = session.scalars(query).one_or_none()
-        if row is None:
-            raise NotFound("model", f"models/{model_id}")
-        return row
+        return one_or_not_found(session, query, "model", f"models/{model_id}")
 
     @staticmethod
     def _aliases(session: Session, model_pk: int) -> dict[str, int]:
@@ -157,14 +161,11 @@ class ModelRepository(RepositoryBase):
         return number
 
     def _version_row(self, session: Session, model: ModelRow, version: int) -> ModelVersionRow:
-        row = session.scalars(
-            select(ModelVersionRow).where(
-                ModelVersionRow.model_id == model.id, ModelVersionRow.version == version
-            )
-        ).one_or_none()
-        if row is None:
-            raise NotFound("model version", f"models/{model.model_id}/versions/{version}")
-        return row
+        query = select(ModelVersionRow).where(
+            ModelVersionRow.model_id == model.id, ModelVersionRow.version == version
+        )
+        name = f"models/{model.model_id}/versions/{version}"
+        return one_or_not_found(session, query, "model version", name)
 
     def get_version(self, model_id: str, version: int) -> md.ModelVersion:
         with self.reading() as session:
@@ -280,11 +281,7 @@ class ModelRepository(RepositoryBase):
     ) -> str:
         model = self._model_row(session, model_id)
         version_row = self._version_row(session, model, version)
-        dataset = session.scalars(
-            select(DatasetRow).where(DatasetRow.dataset_id == dataset_id)
-        ).one_or_none()
-        if dataset is None:
-            raise NotFound("dataset", f"datasets/{dataset_id}")
+        dataset = dataset_row(session, dataset_id)
         row = EvaluationRow(
             uid=new_uid(),
             model_version_id=version_row.id,
@@ -329,10 +326,8 @@ class ModelRepository(RepositoryBase):
         )
 
     def _evaluation_row(self, session: Session, uid: str) -> EvaluationRow:
-        row = session.scalars(select(EvaluationRow).where(EvaluationRow.uid == uid)).one_or_none()
-        if row is None:
-            raise NotFound("evaluation", f"evaluations/{uid}")
-        return row
+        query = select(EvaluationRow).where(EvaluationRow.uid == uid)
+        return one_or_not_found(session, query, "evaluation", f"evaluations/{uid}")
 
     def get_evaluation(self, uid: str) -> ev.Evaluation:
         with self.reading() as session:
@@ -356,11 +351,7 @@ class ModelRepository(RepositoryBase):
                 if version is not None:
                     query = query.where(ModelVersionRow.version == version)
             if dataset_id:
-                dataset = session.scalars(
-                    select(DatasetRow).where(DatasetRow.dataset_id == dataset_id)
-                ).one_or_none()
-                if dataset is None:
-                    raise NotFound("dataset", f"datasets/{dataset_id}")
+                dataset = dataset_row(session, dataset_id)
                 query = query.where(EvaluationRow.dataset_id == dataset.id)
             if before_id is not None:
                 query = query.where(EvaluationRow.id < before_id)
@@ -391,11 +382,7 @@ class ModelRepository(RepositoryBase):
 
     def leaderboard_rows(self, dataset_id: str, metric: str, split: int) -> list[ev.LeaderboardRow]:
         with self.reading() as session:
-            dataset = session.scalars(
-                select(DatasetRow).where(DatasetRow.dataset_id == dataset_id)
-            ).one_or_none()
-            if dataset is None:
-                raise NotFound("dataset", f"datasets/{dataset_id}")
+            dataset = dataset_row(session, dataset_id)
             query = (
                 select(
                     ModelRow.model_id,

@@ -9,9 +9,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tunix_rt.common.errors import AlreadyExists, FailedPrecondition, NotFound
+from tunix_rt.common.errors import AlreadyExists, FailedPrecondition
 from tunix_rt.registry import runs
-from tunix_rt.registry.storage.base import RepositoryBase, maybe_utc, now, utc
+from tunix_rt.registry.storage.base import RepositoryBase, maybe_utc, now, one_or_not_found, utc
 from tunix_rt.registry.storage.schema import CheckpointRow, RunEventRow, RunRow
 
 
@@ -53,10 +53,7 @@ class RunRepository(RepositoryBase):
             # Serializes concurrent transitions of one run on PostgreSQL; SQLite's IMMEDIATE
             # write transactions already serialize every writer.
             query = query.with_for_update()
-        row = session.scalars(query).one_or_none()
-        if row is None:
-            raise NotFound("run", f"runs/{run_id}")
-        return row
+        return one_or_not_found(session, query, "run", f"runs/{run_id}")
 
     def insert_run(self, session: Session, run: runs.Run) -> None:
         if session.scalars(select(RunRow.id).where(RunRow.run_id == run.run_id)).first():

@@ -12,10 +12,12 @@ from tunix_rt.common.errors import AlreadyExists, FailedPrecondition, NotFound
 from tunix_rt.registry import datasets as ds
 from tunix_rt.registry.storage.base import (
     RepositoryBase,
+    dataset_row,
     datetime_value,
     json_value,
     new_uid,
     now,
+    one_or_not_found,
     utc,
 )
 from tunix_rt.registry.storage.schema import (
@@ -160,9 +162,8 @@ class TraceRepository(RepositoryBase):
 
     def delete_trace(self, uid: str) -> None:
         with self.writing() as session:
-            row = session.scalars(select(TraceRow).where(TraceRow.uid == uid)).one_or_none()
-            if row is None:
-                raise NotFound("trace", f"traces/{uid}")
+            query = select(TraceRow).where(TraceRow.uid == uid)
+            row = one_or_not_found(session, query, "trace", f"traces/{uid}")
             users = session.scalars(
                 select(DatasetRow.dataset_id)
                 .join(DatasetMemberRow, DatasetMemberRow.dataset_id == DatasetRow.id)
@@ -236,16 +237,7 @@ class TraceRepository(RepositoryBase):
 
     def get_dataset(self, dataset_id: str) -> ds.Dataset:
         with self.reading() as session:
-            return dataset_from_row(self._dataset_row(session, dataset_id))
-
-    @staticmethod
-    def _dataset_row(session: Session, dataset_id: str) -> DatasetRow:
-        row = session.scalars(
-            select(DatasetRow).where(DatasetRow.dataset_id == dataset_id)
-        ).one_or_none()
-        if row is None:
-            raise NotFound("dataset", f"datasets/{dataset_id}")
-        return row
+            return dataset_from_row(dataset_row(session, dataset_id))
 
     def list_datasets(self, after_id: int, limit: int) -> tuple[list[ds.Dataset], int | None]:
         with self.reading() as session:
@@ -263,7 +255,7 @@ class TraceRepository(RepositoryBase):
 
     def delete_dataset(self, dataset_id: str) -> None:
         with self.writing() as session:
-            row = self._dataset_row(session, dataset_id)
+            row = dataset_row(session, dataset_id)
             evaluated = session.scalar(
                 select(func.count())
                 .select_from(EvaluationRow)
@@ -285,7 +277,7 @@ class TraceRepository(RepositoryBase):
         Each batch is read in its own short session, so a slow consumer holds no transaction.
         """
         with self.reading() as session:
-            pk = self._dataset_row(session, dataset_id).id
+            pk = dataset_row(session, dataset_id).id
         for split in splits:
             after = -1
             while True:
