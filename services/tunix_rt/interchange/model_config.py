@@ -1,0 +1,152 @@
+"""The config.json of a model directory: Hugging Face keys plus a `tunix_rt` section.
+
+One definition for every backend, so a directory written by the JAX backend, the torch backend
+or an import describes its architecture the same way (the neutral ArchitectureConfig), and
+`transformers` reads the Hugging Face keys of any of them.
+
+    config.json        HF keys (model_type, hidden_size, ...) plus a `tunix_rt` section: family,
+                       neutral architecture config, chat template, tokenizer ids, backend, step
+    tokenizer.json     the HF `tokenizers` file
+    model.safetensors  weights under HF names, float32 (LoRA merged in)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tunix_rt.training.presets import ArchitectureConfig
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+ADAPTER_FILE = "adapter.safetensors"
+FORMAT_VERSION = 1
+
+HF_TYPES = {  # family -> (model_type, architectures)
+    "llama3": ("llama", "LlamaForCausalLM"),
+    "qwen2": ("qwen2", "Qwen2ForCausalLM"),
+    "qwen3": ("qwen3", "Qwen3ForCausalLM"),
+}
+FAMILIES = {model_type: family for family, (model_type, _) in HF_TYPES.items()}
+
+
+@dataclass(frozen=True)
+class ModelDirConfig:
+    """What a model directory says about its model."""
+
+    architecture: ArchitectureConfig
+    chat_template: str = "plain"
+    backend: str = "jax"
+    training_step: int = 0
+    # Set for an adapter-only directory: {"rank", "alpha", "target_modules", "base", ...}.
+    adapter: dict[str, Any] | None = None
+    raw: dict[str, Any] = field(default_factory=dict)  # the whole config.json
+
+
+def hf_config(arch: ArchitectureConfig, *, bos_id: int, eos_id: int, pad_id: int) -> dict[str, Any]:
+    """The Hugging Face config.json keys of `arch`."""
+    model_type, architecture = HF_TYPES[arch.family]
+    config: dict[str, Any] = {
+        "architectures": [architecture],
+        "model_type": model_type,
+        "hidden_size": arch.hidden_size,
+        "intermediate_size": arch.intermediate_size,
+        "num_hidden_layers": arch.num_layers,
+        "num_attention_heads": arch.num_heads,
+        "num_key_value_heads": arch.num_kv_heads,
+        "head_dim": arch.head_dim,
+        "vocab_size": arch.vocab_size,
+        "max_position_embeddings": arch.context_length,
+        "rope_theta": arch.rope_theta,
+        "rms_norm_eps": arch.norm_eps,
+        "tie_word_embeddings": arch.tie_embeddings,
+        "hidden_act": "silu",
+        "bos_token_id": bos_id,
+        "eos_token_id": eos_id,
+        "pad_token_id": pad_id,
+        "torch_dtype": "float32",
+    }
+    if arch.family == "llama3":
+        config.update(attention_bias=False, mlp_bias=False)
+    return config
+
+
+def architecture_from_hf(config: dict[str, Any]) -> ArchitectureConfig:
+    """The neutral config of a Hugging Face config.json (Llama, Qwen2 or Qwen3); ValueError for
+    another architecture."""
+    model_type = config.get("model_type", "")
+    if model_type not in FAMILIES:
+        raise ValueError(
+            f"unsupported model_type {model_type!r}; expected one of {sorted(FAMILIES)}"
+        )
+    heads = int(config["num_attention_heads"])
+    return ArchitectureConfig(
+        family=FAMILIES[model_type],
+        num_layers=int(config["num_hidden_layers"]),
+        hidden_size=int(config["hidden_size"]),
+        intermediate_size=int(config["intermediate_size"]),
+        num_heads=heads,
+        num_kv_heads=int(config.get("num_key_value_heads") or heads),
+        head_dim=int(config.get("head_dim") or config["hidden_size"] // heads),
+        vocab_size=int(config["vocab_size"]),
+        context_length=int(config.get("max_position_embeddings", 2048)),
+        rope_theta=float(config.get("rope_theta", 1_000_000.0)),
+        norm_eps=float(config.get("rms_norm_eps", 1e-6)),
+        tie_embeddings=bool(config.get("tie_word_embeddings", False)),
+    )
+
+
+def read_config(path: Path) -> ModelDirConfig:
+    """Parses `path/config.json` (ours or a Hugging Face one)."""
+    raw = json.loads((path / CONFIG_FILE).read_text())
+    ours = raw.get("tunix_rt")
+    if ours is None:
+        return ModelDirConfig(architecture_from_hf(raw), raw=raw, backend="")
+    return ModelDirConfig(
+        architecture=ArchitectureConfig.from_json(ours["architecture"]),
+        chat_template=ours.get("chat_template", "plain"),
+        backend=ours.get("backend", "jax"),
+        training_step=int(ours.get("training_step", 0)),
+        adapter=ours.get("adapter"),
+        raw=raw,
+    )
+
+
+def write_config(
+    path: Path,
+    arch: ArchitectureConfig,
+    *,
+    tokenizer_ids: dict[str, int],
+    tokenizer_description: dict[str, Any],
+    backend: str,
+    chat_template: str,
+    training_step: int,
+    adapter: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Writes `path/config.json` (sorted keys, so the bytes are deterministic); `tokenizer_ids`
+    holds `bos`, `eos` and `pad`."""
+    ours: dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "family": arch.family,
+        "architecture": arch.to_json(),
+        "chat_template": chat_template,
+        "tokenizer": tokenizer_description,
+        "backend": backend,
+        "training_step": training_step,
+        **(extra or {}),
+    }
+    if adapter is not None:
+        ours["adapter"] = adapter
+    hf = hf_config(
+        arch,
+        bos_id=tokenizer_ids["bos"],
+        eos_id=tokenizer_ids["eos"],
+        pad_id=tokenizer_ids["pad"],
+    )
+    path.mkdir(parents=True, exist_ok=True)
+    target = path / CONFIG_FILE
+    target.write_text(json.dumps({**hf, "tunix_rt": ours}, indent=2, sort_keys=True) + "\n")
+    return target
