@@ -4,14 +4,18 @@
 #   make demo        (or: bash scripts/demo.sh)
 #
 # 1. bootstrap the virtualenv (scripts/bootstrap.sh);
-# 2. start the registry and the training service on free loopback ports with a fresh data
-#    directory (DEMO_DIR, default a new temporary directory; kept afterwards to look at);
+# 2. start the registry, the inference service and the training service on free loopback ports
+#    with a fresh data directory (DEMO_DIR, default a new temporary directory; kept afterwards);
 # 3. import the shipped dataset datasets/reasoning-train-v1.jsonl (2,000 traces);
 # 4. build a dataset with a seeded 90/10 split and show its stats;
 # 5. export a few rendered SFT examples;
 # 6. train a small model from scratch on CPU (DEMO_PRESET, default llama3-small; DEMO_STEPS
-#    optimizer steps) with live metrics, and register it as `reasoning-small@candidate`;
-# 7. show the registered model and stop the services.
+#    optimizer steps; the backend the service measured faster on CPU) with live metrics, register
+#    it as `reasoning-small@candidate`, and have the training service evaluate it on the held-out
+#    eval split through the inference service (the evaluation is recorded in the registry);
+# 7. generate with it, print the leaderboard and the evaluation's per-category accuracy;
+# 8. export it as a Hugging Face directory and load that with plain transformers;
+# 9. stop the services.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -28,8 +32,10 @@ free_port() {
 }
 PORT="$(free_port)"
 TRAINING_PORT="$(free_port)"
+INFERENCE_PORT="$(free_port)"
 export TUNIX_RT_REGISTRY="127.0.0.1:$PORT"
 export TUNIX_RT_TRAINING="127.0.0.1:$TRAINING_PORT"
+export TUNIX_RT_INFERENCE="127.0.0.1:$INFERENCE_PORT"
 export TUNIX_RT_LOG_FORMAT=text
 DEMO_PRESET="${DEMO_PRESET:-llama3-small}"
 DEMO_STEPS="${DEMO_STEPS:-300}"
@@ -39,8 +45,9 @@ echo "==> starting the registry on $TUNIX_RT_REGISTRY (data: $DEMO_DIR)"
     >"$DEMO_DIR/registry.log" 2>&1 &
 SERVER_PID=$!
 TRAINING_PID=""
+INFERENCE_PID=""
 cleanup() {
-    for pid in $TRAINING_PID $SERVER_PID; do
+    for pid in $TRAINING_PID $INFERENCE_PID $SERVER_PID; do
         kill -TERM "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
     done
@@ -72,9 +79,16 @@ PYEOF
 }
 wait_healthy "$TUNIX_RT_REGISTRY" tunix_rt.v1.RegistryService
 
+echo "==> starting the inference service on $TUNIX_RT_INFERENCE"
+"$CLI" serve inference --host 127.0.0.1 --port "$INFERENCE_PORT" --registry "$TUNIX_RT_REGISTRY" \
+    --data-dir "$DEMO_DIR/inference" >"$DEMO_DIR/inference.log" 2>&1 &
+INFERENCE_PID=$!
+wait_healthy "$TUNIX_RT_INFERENCE" tunix_rt.v1.InferenceService
+
 echo "==> starting the training service on $TUNIX_RT_TRAINING (1 CPU slot)"
 "$CLI" serve training --host 127.0.0.1 --port "$TRAINING_PORT" --registry "$TUNIX_RT_REGISTRY" \
-    --data-dir "$DEMO_DIR/training" --cpu-slots 1 >"$DEMO_DIR/training.log" 2>&1 &
+    --inference "$TUNIX_RT_INFERENCE" --data-dir "$DEMO_DIR/training" --cpu-slots 1 \
+    >"$DEMO_DIR/training.log" 2>&1 &
 TRAINING_PID=$!
 wait_healthy "$TUNIX_RT_TRAINING" tunix_rt.v1.TrainingService
 
@@ -93,13 +107,40 @@ echo "==> three SFT examples from the eval split (chat template: chatml)"
     -o "$DEMO_DIR/reasoning-v1-eval.sft.jsonl"
 head -n 3 "$DEMO_DIR/reasoning-v1-eval.sft.jsonl"
 
-echo "==> training $DEMO_PRESET for $DEMO_STEPS steps on cpu:1 (live metrics below)"
+echo "==> training $DEMO_PRESET for $DEMO_STEPS steps on cpu:1, then evaluating it (live below)"
 "$CLI" train --dataset reasoning-v1 --model "$DEMO_PRESET" --steps "$DEMO_STEPS" --devices cpu:1 \
     --lr 3e-3 --batch-size 8 --seq-len 256 --eval-interval 100 --checkpoint-interval 100 \
-    --register-as reasoning-small --alias candidate --job-id demo-train --follow
+    --register-as reasoning-small --alias candidate --job-id demo-train --evaluate --follow
+
+echo "==> the job (backend chosen, registered version, its evaluation)"
+"$CLI" jobs show demo-train
 
 echo "==> the registered model"
 "$CLI" models show reasoning-small@candidate
+
+echo "==> generating with it (greedy)"
+"$CLI" generate reasoning-small@candidate "What is 15 + 27?" --max-new-tokens 96
+
+EVALUATION="$("$CLI" jobs show demo-train --json | "$PY" -c 'import json, sys; print(json.load(sys.stdin).get("evaluation", ""))')"
+if [[ -n "$EVALUATION" ]]; then
+    echo "==> its evaluation (metrics overall and by category/difficulty, first items)"
+    "$CLI" evaluations show "$EVALUATION" --items 5
+fi
+
+echo "==> leaderboard of dataset reasoning-v1 (answer accuracy on the held-out eval split)"
+"$CLI" leaderboard --dataset reasoning-v1
+
+echo "==> exporting it as a Hugging Face directory and loading that with plain transformers"
+"$CLI" models export reasoning-small@candidate "$DEMO_DIR/hf-export"
+"$PY" - "$DEMO_DIR/hf-export" <<'PYEOF'
+import sys
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+model = AutoModelForCausalLM.from_pretrained(sys.argv[1])
+tokenizer = AutoTokenizer.from_pretrained(sys.argv[1])
+print(f"transformers loaded {type(model).__name__} with {model.num_parameters():,} parameters "
+      f"and a {len(tokenizer):,}-token tokenizer from {sys.argv[1]}")
+PYEOF
 
 echo "==> plotting the run's curves to $DEMO_DIR/demo-train.png"
 "$CLI" runs plot demo-train -o "$DEMO_DIR/demo-train.png"

@@ -4,6 +4,12 @@ Run: `.venv/bin/python scripts/gen_protos.py` (or `make protos`). `--check` rege
 temporary directory and fails when the committed code differs, which is what CI runs.
 It also copies the google/rpc protos from the installed googleapis-common-protos package into
 build/proto-deps/, the second module of buf.yaml, because buf cannot fetch them without a network.
+
+The Open Inference Protocol proto (protos/inference/grpc_service.proto, package `inference`) is
+generated as `tunix_rt.v1.oip_grpc_service_pb2`: it is staged under tunix_rt/v1/ for protoc so
+the generated stub imports it from our package instead of a top-level `inference` module, while
+its proto package, and so the wire names (`/inference.GRPCInferenceService/ModelInfer`), stay the
+protocol's.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ PROTOS = ROOT / "protos"
 OUT = ROOT / "clients"
 PACKAGE_DIR = Path("tunix_rt") / "v1"
 DEPS = ROOT / "build" / "proto-deps"
+OIP_PROTO = PROTOS / "inference" / "grpc_service.proto"
+OIP_STAGED = PACKAGE_DIR / "oip_grpc_service.proto"
 
 
 def copy_deps() -> Path:
@@ -41,20 +49,26 @@ def generate(out: Path) -> None:
     deps = copy_deps()
     wkt = Path(next(iter(grpc_tools.__path__))) / "_proto"
     sources = sorted(str(p.relative_to(PROTOS)) for p in (PROTOS / PACKAGE_DIR).glob("*.proto"))
-    cmd = [
-        sys.executable,
-        "-m",
-        "grpc_tools.protoc",
-        f"-I{PROTOS}",
-        f"-I{deps}",
-        f"-I{wkt}",
-        f"--python_out={out}",
-        f"--pyi_out={out}",
-        f"--grpc_python_out={out}",
-        *sources,
-    ]
-    (out / PACKAGE_DIR).mkdir(parents=True, exist_ok=True)
-    subprocess.run(cmd, check=True, cwd=PROTOS)
+    with tempfile.TemporaryDirectory() as staging:
+        staged = Path(staging) / OIP_STAGED
+        staged.parent.mkdir(parents=True)
+        shutil.copyfile(OIP_PROTO, staged)
+        cmd = [
+            sys.executable,
+            "-m",
+            "grpc_tools.protoc",
+            f"-I{PROTOS}",
+            f"-I{staging}",
+            f"-I{deps}",
+            f"-I{wkt}",
+            f"--python_out={out}",
+            f"--pyi_out={out}",
+            f"--grpc_python_out={out}",
+            *sources,
+            str(staged),
+        ]
+        (out / PACKAGE_DIR).mkdir(parents=True, exist_ok=True)
+        subprocess.run(cmd, check=True, cwd=PROTOS)
     # An explicit package marker so mypy and setuptools treat the generated code as a package.
     (out / PACKAGE_DIR / "__init__.py").write_text('"""Generated protobuf code: do not edit."""\n')
 

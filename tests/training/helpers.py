@@ -16,8 +16,9 @@ from tunix_rt.v1 import training_service_pb2 as tpb
 TERMINAL = {run_pb2.RUN_STATE_SUCCEEDED, run_pb2.RUN_STATE_FAILED, run_pb2.RUN_STATE_CANCELLED}
 
 
-def tiny_job(dataset: str, **hyper: Any) -> training_job_pb2.TrainingJob:
-    """A job that trains the tiny preset for a few steps on CPU."""
+def tiny_job(dataset: str, backend: str = "", **hyper: Any) -> training_job_pb2.TrainingJob:
+    """A job that trains the tiny preset for a few steps on CPU; `backend` "jax" or "torch"
+    pins it, "" leaves the choice to the service."""
     params: dict[str, Any] = {
         "max_steps": 12,
         "batch_size": 4,
@@ -40,6 +41,8 @@ def tiny_job(dataset: str, **hyper: Any) -> training_job_pb2.TrainingJob:
             kind=f"DEVICE_KIND_{kind.upper()}", count=int(count)
         ),
     )
+    if backend:
+        job.backend = f"BACKEND_{backend.upper()}"  # type: ignore[assignment]
     return job
 
 

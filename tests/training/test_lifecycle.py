@@ -49,7 +49,7 @@ def follow(stack: Stack, name: str, out: list[int], states: list[int]) -> None:
 
 
 def test_job_trains_registers_and_streams_to_every_follower(stack: Stack) -> None:
-    job = submit(stack.training_stub, tiny_job(stack.dataset), "happy")
+    job = submit(stack.training_stub, tiny_job(stack.dataset, "jax"), "happy")
     followers = [([], []) for _ in range(3)]  # type: list[tuple[list[int], list[int]]]
     threads = [
         threading.Thread(target=follow, args=(stack, job.name, seqs, states))
@@ -137,9 +137,11 @@ def test_a_killed_worker_fails_its_job_and_frees_its_devices(stack: Stack) -> No
 
 
 def test_a_job_killed_mid_run_and_resumed_matches_an_uninterrupted_run(stack: Stack) -> None:
-    straight = submit(stack.training_stub, tiny_job(stack.dataset, max_steps=40), "straight")
+    straight = submit(stack.training_stub, tiny_job(stack.dataset, "jax", max_steps=40), "straight")
     wait_for(stack.training_stub, straight.name, TERMINAL)
-    interrupted = submit(stack.training_stub, tiny_job(stack.dataset, max_steps=40), "interrupted")
+    interrupted = submit(
+        stack.training_stub, tiny_job(stack.dataset, "jax", max_steps=40), "interrupted"
+    )
     wait_until(lambda: get(stack.training_stub, interrupted.name).step >= 6, what="step 6")
     process = stack.training.manager.jobs["interrupted"].process
     assert process is not None
@@ -151,7 +153,9 @@ def test_a_job_killed_mid_run_and_resumed_matches_an_uninterrupted_run(stack: St
     assert resumed.state == SUCCEEDED, resumed.error.message
     assert resumed.attempt == 2
     # Cancel (SIGTERM) and resume continues the same way.
-    cancelled = submit(stack.training_stub, tiny_job(stack.dataset, max_steps=40), "cancelled")
+    cancelled = submit(
+        stack.training_stub, tiny_job(stack.dataset, "jax", max_steps=40), "cancelled"
+    )
     wait_until(lambda: get(stack.training_stub, cancelled.name).step >= 6, what="step 6")
     stack.training_stub.CancelTrainingJob(tpb.CancelTrainingJobRequest(name=cancelled.name))
     assert wait_for(stack.training_stub, cancelled.name, TERMINAL).state == CANCELLED

@@ -20,7 +20,9 @@ import click
 from tunix_rt.client.channel import DEFAULT_REGISTRY_ADDRESS, REGISTRY_ENV, TLS_CA_ENV, TOKEN_ENV
 from tunix_rt.client.cli_artifacts import artifacts
 from tunix_rt.client.cli_datasets import datasets
+from tunix_rt.client.cli_eval import eval_command, evalsets, predict
 from tunix_rt.client.cli_evaluations import evaluations, leaderboard
+from tunix_rt.client.cli_inference import generate, inference, inference_option, serve_inference, up
 from tunix_rt.client.cli_jobs import jobs
 from tunix_rt.client.cli_models import models
 from tunix_rt.client.cli_runs import runs
@@ -51,6 +53,7 @@ def _version() -> str:
     help="Registry address, host:port.",
 )
 @training_option
+@inference_option
 @click.option(
     "--token",
     envvar=TOKEN_ENV,
@@ -89,6 +92,9 @@ for command in (serve, traces, datasets, models, runs, artifacts, evaluations, l
     main.add_command(command)
 for command in (train, jobs, devices, presets):
     main.add_command(command)
+for command in (generate, inference, up, evalsets, predict, eval_command):
+    main.add_command(command)
+serve.add_command(serve_inference)
 
 
 if __name__ == "__main__":

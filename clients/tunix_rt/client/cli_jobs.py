@@ -177,6 +177,10 @@ def show_job(state: CliState, name: str, as_json: bool) -> None:
             ("checkpoint", job.latest_checkpoint or "-"),
             ("registered version", job.registered_model_version or "-"),
             ("evaluation", job.evaluation or "-"),
+            (
+                "evaluation error",
+                describe_status(job.evaluation_error) if job.HasField("evaluation_error") else "-",
+            ),
             ("error", describe_status(job.error) if job.HasField("error") else "-"),
             ("events", job.last_sequence),
             ("created", format_time(job.create_time)),

@@ -4,12 +4,17 @@ tunix-rt models list
 tunix-rt models show my-model            # the model and its versions
 tunix-rt models show my-model@production # one version
 tunix-rt models alias my-model production 3
+tunix-rt models export my-model@production ./hf-dir   # a Hugging Face directory
+tunix-rt models import ./hf-dir --name my-model --alias imported
 """
 
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, NoReturn
 
 import click
 
@@ -25,6 +30,8 @@ from tunix_rt.client.cli_output import (
     to_dict,
 )
 from tunix_rt.client.cli_state import CliState, pass_state
+from tunix_rt.client.registry import RegistryClient
+from tunix_rt.common.errors import InvalidArgument
 from tunix_rt.v1 import model_pb2
 
 
@@ -154,3 +161,101 @@ def _echo_version(version: model_pb2.ModelVersion) -> None:
             ("provenance", json.dumps(provenance, ensure_ascii=False, sort_keys=True) or "-"),
         ]
     )
+
+
+def _fail_invalid(error: InvalidArgument) -> NoReturn:
+    lines = [f"  {v.field}: {v.description}" for v in error.violations] or [f"  {error}"]
+    raise click.ClickException("not a valid model directory:\n" + "\n".join(lines))
+
+
+def _download_dir(registry: RegistryClient, version: model_pb2.ModelVersion, target: Path) -> Path:
+    """The version's model directory, unpacked under `target`."""
+    from tunix_rt.interchange.archive import unpack_model_dir
+
+    target.mkdir(parents=True, exist_ok=True)
+    tar = target / "artifact.tar"
+    registry.download_artifact(version.artifact, tar)
+    directory = unpack_model_dir(tar, target / "model")
+    tar.unlink()
+    return directory
+
+
+def _base_reference(config: dict[str, Any], version: model_pb2.ModelVersion) -> str:
+    """The base model version an adapter version was trained on: the adapter's `base` when it
+    names a registered version, else the training spec in the provenance."""
+    base = str(config.get("tunix_rt", {}).get("adapter", {}).get("base", ""))
+    if base.startswith("models/"):
+        return base
+    provenance = plain_json(to_dict(version).get("provenance", {}))
+    from_spec = str(provenance.get("config", {}).get("base", {}).get("model_version", ""))
+    if not from_spec:
+        raise click.ClickException(
+            f"{version.name} is a LoRA adapter but names no registered base version"
+        )
+    return from_spec
+
+
+@models.command("export")
+@click.argument("reference")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@pass_state
+def export_model(state: CliState, reference: str, directory: Path) -> None:
+    """Write version REFERENCE (`NAME@ALIAS`, `NAME/VERSION`, `NAME`) as a Hugging Face directory
+    that transformers loads with no tunix-rt code (a LoRA adapter is merged into its base)."""
+    from tunix_rt.interchange.hf_export import export_hf
+    from tunix_rt.interchange.model_config import read_config
+
+    registry = state.registry()
+    version = registry.resolve(reference)
+    with tempfile.TemporaryDirectory(prefix="tunix-rt-export-") as scratch:
+        model_dir = _download_dir(registry, version, Path(scratch) / "version")
+        config = read_config(model_dir)
+        base_dir = None
+        if config.adapter is not None:
+            base = registry.resolve(_base_reference(config.raw, version))
+            base_dir = _download_dir(registry, base, Path(scratch) / "base")
+            click.echo(f"merging the adapter into {base.name}", err=True)
+        export_hf(model_dir, directory, base_dir)
+    click.echo(f"exported {version.name} to {directory}")
+
+
+@models.command("import")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--name", "model", required=True, help="The registered model to add a version to.")
+@click.option("--alias", "aliases", multiple=True, help="Point this alias at the new version.")
+@click.option(
+    "--chat-template",
+    default=None,
+    help="Chat template the model was trained with (default: the directory's, else plain).",
+)
+@click.option("--description", default="", help="The version's description.")
+@pass_state
+def import_model(
+    state: CliState,
+    directory: Path,
+    model: str,
+    aliases: tuple[str, ...],
+    chat_template: str | None,
+    description: str,
+) -> None:
+    """Register a Hugging Face checkpoint DIRECTORY (config.json, *.safetensors, tokenizer.json)
+    as a new version of model NAME (created when missing)."""
+    from tunix_rt.interchange.archive import CONTENT_TYPE, pack_model_dir
+    from tunix_rt.interchange.hf_import import prepare_import
+
+    with tempfile.TemporaryDirectory(prefix="tunix-rt-import-") as scratch:
+        try:
+            prepared = prepare_import(directory, Path(scratch) / "model", chat_template)
+        except InvalidArgument as error:
+            _fail_invalid(error)
+        data = pack_model_dir(prepared)
+    registry = state.registry()
+    artifact = registry.upload_artifact(data, content_type=CONTENT_TYPE).artifact
+    version = registry.create_model_version(
+        model,
+        artifact.name,
+        provenance={"imported_from": str(directory.resolve()), "source": "huggingface"},
+        aliases=aliases,
+        description=description,
+    )
+    click.echo(version.name)

@@ -106,6 +106,12 @@ def serve_registry(
     "[default: $TUNIX_RT_CPU_SLOTS or 1]",
 )
 @click.option(
+    "--inference",
+    metavar="ADDR",
+    help="The inference service that evaluates jobs on completion. "
+    "[default: $TUNIX_RT_INFERENCE or none]",
+)
+@click.option(
     "--metrics-port",
     type=click.IntRange(0, 65535),
     help="Serve Prometheus metrics over HTTP on this port (0: any free port). "
@@ -119,6 +125,7 @@ def serve_training(
     registry: str | None,
     data_dir: Path | None,
     cpu_slots: int | None,
+    inference: str | None,
     metrics_port: int | None,
 ) -> None:
     """Run the training service: devices, the job queue, workers, live metrics."""
@@ -138,4 +145,5 @@ def serve_training(
         data_dir=data_dir,
         cpu_slots=cpu_slots,
         metrics_port=metrics_port,
+        inference=inference,
     )

@@ -188,6 +188,17 @@ def choose_default_model(client: TrainingClient) -> ModelSource:
 @click.option("--job-id", metavar="ID", help="The job's id. [default: generated]")
 @click.option("--display-name", default="", help="A human-readable name.")
 @click.option(
+    "--backend",
+    type=click.Choice(["jax", "torch"]),
+    help="The training backend. [default: the faster one measured for the devices]",
+)
+@click.option(
+    "--evaluate",
+    is_flag=True,
+    help="Evaluate the registered version on the eval split when the job succeeds "
+    "(the training service must know an inference service).",
+)
+@click.option(
     "--validate-only",
     is_flag=True,
     help="Check the job and print it with the defaults filled in; create nothing.",
@@ -218,6 +229,8 @@ def train(
     chat_template: str | None,
     job_id: str | None,
     display_name: str,
+    backend: str | None,
+    evaluate: bool,
     validate_only: bool,
     follow: bool,
 ) -> None:
@@ -260,6 +273,8 @@ def train(
         checkpoint_interval_steps=checkpoint_interval,
         chat_template=chat_template,
         display_name=display_name,
+        backend=backend,
+        evaluate=evaluate,
     )
     if validate_only:
         echo_json(job)

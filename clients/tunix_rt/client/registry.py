@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import grpc
 from google.protobuf import timestamp_pb2
@@ -38,6 +38,7 @@ from tunix_rt.client.service_client import ServiceClient
 from tunix_rt.v1 import (
     artifact_pb2,
     dataset_pb2,
+    eval_set_pb2,
     evaluation_pb2,
     model_pb2,
     run_pb2,
@@ -343,7 +344,7 @@ class RegistryClient(ServiceClient):
             request = pb.ListRunsRequest(
                 states=states,
                 owner=owner,
-                dataset=names.dataset(dataset) if dataset else "",
+                dataset=evaluated_on(dataset) if dataset else "",
                 page_size=_page_size(page_size, limit),
                 page_token=token,
             )
@@ -432,6 +433,30 @@ class RegistryClient(ServiceClient):
             request, timeout=self.timeout
         )
         return response.model
+
+    def create_model_version(
+        self,
+        model: str,
+        artifact: str,
+        *,
+        provenance: dict[str, Any] | None = None,
+        aliases: Sequence[str] = (),
+        description: str = "",
+        request_id: str | None = None,
+    ) -> model_pb2.ModelVersion:
+        """A new version of `model` (created when missing) pointing at a stored artifact."""
+        version = model_pb2.ModelVersion(artifact=names.artifact(artifact), description=description)
+        version.provenance.update(provenance or {})
+        request = pb.CreateModelVersionRequest(
+            parent=names.model(model),
+            model_version=version,
+            aliases=list(aliases),
+            request_id=_request_id(request_id),
+        )
+        response: pb.CreateModelVersionResponse = self._stub.CreateModelVersion(
+            request, timeout=self.timeout
+        )
+        return response.model_version
 
     def resolve(self, reference: str) -> model_pb2.ModelVersion:
         """The version `name@alias`, `name/version`, `name` (latest) or a full name points at."""
@@ -559,7 +584,7 @@ class RegistryClient(ServiceClient):
         def fetch(token: str) -> tuple[Sequence[evaluation_pb2.Evaluation], str]:
             request = pb.ListEvaluationsRequest(
                 model=model_filter,
-                dataset=names.dataset(dataset) if dataset else "",
+                dataset=evaluated_on(dataset) if dataset else "",
                 page_size=_page_size(page_size, limit),
                 page_token=token,
             )
@@ -600,7 +625,7 @@ class RegistryClient(ServiceClient):
 
         def fetch(token: str) -> tuple[Sequence[evaluation_pb2.LeaderboardEntry], str]:
             request = pb.GetLeaderboardRequest(
-                dataset=names.dataset(dataset),
+                dataset=evaluated_on(dataset),
                 metric=metric,
                 lower_is_better=lower_is_better,
                 split=split,
@@ -613,6 +638,83 @@ class RegistryClient(ServiceClient):
             return response.entries, response.next_page_token
 
         return _pages(fetch, limit)
+
+    # Eval sets.
+
+    def create_eval_set(
+        self,
+        eval_set_id: str,
+        items: Sequence[eval_set_pb2.EvalSetItem],
+        *,
+        description: str = "",
+        request_id: str | None = None,
+    ) -> eval_set_pb2.EvalSet:
+        """Creates an eval set with all its items in one call."""
+        request = pb.CreateEvalSetRequest(
+            eval_set_id=eval_set_id.removeprefix(EVAL_SETS),
+            eval_set=eval_set_pb2.EvalSet(description=description),
+            items=items,
+            request_id=_request_id(request_id),
+        )
+        response: pb.CreateEvalSetResponse = self._stub.CreateEvalSet(request, timeout=self.timeout)
+        return response.eval_set
+
+    def get_eval_set(self, name: str) -> eval_set_pb2.EvalSet:
+        request = pb.GetEvalSetRequest(name=eval_set_name(name))
+        response: pb.GetEvalSetResponse = self._stub.GetEvalSet(request, timeout=self.timeout)
+        return response.eval_set
+
+    def list_eval_sets(
+        self, *, limit: int | None = None, page_size: int = DEFAULT_PAGE_SIZE
+    ) -> Iterator[eval_set_pb2.EvalSet]:
+        """Eval sets, newest first."""
+
+        def fetch(token: str) -> tuple[Sequence[eval_set_pb2.EvalSet], str]:
+            request = pb.ListEvalSetsRequest(
+                page_size=_page_size(page_size, limit), page_token=token
+            )
+            response: pb.ListEvalSetsResponse = self._stub.ListEvalSets(
+                request, timeout=self.timeout
+            )
+            return response.eval_sets, response.next_page_token
+
+        return _pages(fetch, limit)
+
+    def list_eval_set_items(
+        self, eval_set: str, *, limit: int | None = None, page_size: int = DEFAULT_PAGE_SIZE
+    ) -> Iterator[eval_set_pb2.EvalSetItem]:
+        """An eval set's items, in order."""
+
+        def fetch(token: str) -> tuple[Sequence[eval_set_pb2.EvalSetItem], str]:
+            request = pb.ListEvalSetItemsRequest(
+                eval_set=eval_set_name(eval_set),
+                page_size=_page_size(page_size, limit),
+                page_token=token,
+            )
+            response: pb.ListEvalSetItemsResponse = self._stub.ListEvalSetItems(
+                request, timeout=self.timeout
+            )
+            return response.items, response.next_page_token
+
+        return _pages(fetch, limit)
+
+    def delete_eval_set(self, name: str) -> None:
+        self._stub.DeleteEvalSet(
+            pb.DeleteEvalSetRequest(name=eval_set_name(name)), timeout=self.timeout
+        )
+
+
+EVAL_SETS = "evalSets/"
+
+
+def eval_set_name(name: str) -> str:
+    """`evalSets/{id}` for an id or a full name."""
+    return names.full_name("evalSets", name)
+
+
+def evaluated_on(name: str) -> str:
+    """What evaluations are on: an eval set name (`evalSets/...`) as is, else a dataset name."""
+    return name.strip() if name.strip().startswith(EVAL_SETS) else names.dataset(name)
 
 
 def _page_size(page_size: int, limit: int | None) -> int:

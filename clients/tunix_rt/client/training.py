@@ -158,11 +158,16 @@ def build_training_job(
     chat_template: str | None = None,
     display_name: str = "",
     labels: dict[str, str] | None = None,
+    backend: str | None = None,
+    evaluate: bool = False,
 ) -> training_job_pb2.TrainingJob:
     """A TrainingJob from plain values; every None is left unset so the service's default applies.
 
     `lora_rank` trains a LoRA adapter of that rank (full fine-tuning when None); `register_as`
-    names the model the result is registered under (default: the job's id)."""
+    names the model the result is registered under (default: the job's id); `backend` "jax" or
+    "torch" pins the backend (None: the service picks the faster one for the devices);
+    `evaluate` asks the training service to evaluate the registered version on the dataset's
+    eval split through the inference service when the job succeeds."""
     if max_steps is not None and num_epochs is not None:
         raise ValueError("give max_steps or num_epochs, not both")
     job = training_job_pb2.TrainingJob(
@@ -199,6 +204,10 @@ def build_training_job(
         hyper.checkpoint_interval_steps = checkpoint_interval_steps
     if chat_template is not None:
         hyper.chat_template = chat_template
+    if backend is not None:
+        job.backend = f"BACKEND_{backend.upper()}"  # type: ignore[assignment]
+    if evaluate:
+        job.completion_evaluation.SetInParent()
     return job
 
 
@@ -304,6 +313,8 @@ class TrainingClient(ServiceClient):
         chat_template: str | None = None,
         display_name: str = "",
         labels: dict[str, str] | None = None,
+        backend: str | None = None,
+        evaluate: bool = False,
     ) -> training_job_pb2.TrainingJob:
         """Queues a job built by build_training_job. `model` is a ModelSource or the CLI's model
         argument (a preset, `name@alias`, `name/version` or an absolute checkpoint directory)."""
@@ -327,6 +338,8 @@ class TrainingClient(ServiceClient):
             chat_template=chat_template,
             display_name=display_name,
             labels=labels,
+            backend=backend,
+            evaluate=evaluate,
         )
         return self.submit_job(
             job, job_id=job_id, request_id=request_id, validate_only=validate_only

@@ -25,9 +25,10 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from tunix_rt.v1 import dataset_pb2 as tunix__rt_dot_v1_dot_dataset__pb2
+from tunix_rt.v1 import regression_gate_pb2 as tunix__rt_dot_v1_dot_regression__gate__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ctunix_rt/v1/evaluation.proto\x12\x0btunix_rt.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19tunix_rt/v1/dataset.proto\"\xc1\x02\n\nEvaluation\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x0f\n\x07\x64\x61taset\x18\x03 \x01(\t\x12(\n\x05split\x18\x04 \x01(\x0e\x32\x19.tunix_rt.v1.DatasetSplit\x12\x35\n\x07metrics\x18\x05 \x03(\x0b\x32$.tunix_rt.v1.Evaluation.MetricsEntry\x12\'\n\x06\x63onfig\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x12\n\nitem_count\x18\x07 \x01(\x03\x12/\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x91\x02\n\x0e\x45valuationItem\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12\x10\n\x08\x65xpected\x18\x03 \x01(\t\x12\x12\n\nprediction\x18\x04 \x01(\t\x12\x18\n\x10\x65xtracted_answer\x18\x05 \x01(\t\x12\x0f\n\x07\x63orrect\x18\x06 \x01(\x08\x12\x37\n\x06scores\x18\x07 \x03(\x0b\x32\'.tunix_rt.v1.EvaluationItem.ScoresEntry\x12%\n\x04meta\x18\x08 \x01(\x0b\x32\x17.google.protobuf.Struct\x1a-\n\x0bScoresEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x8b\x01\n\x10LeaderboardEntry\x12\x0c\n\x04rank\x18\x01 \x01(\x05\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x12\n\nevaluation\x18\x03 \x01(\t\x12\r\n\x05value\x18\x04 \x01(\x01\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ctunix_rt/v1/evaluation.proto\x12\x0btunix_rt.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19tunix_rt/v1/dataset.proto\x1a!tunix_rt/v1/regression_gate.proto\"\xfd\x02\n\nEvaluation\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x0f\n\x07\x64\x61taset\x18\x03 \x01(\t\x12(\n\x05split\x18\x04 \x01(\x0e\x32\x19.tunix_rt.v1.DatasetSplit\x12\x35\n\x07metrics\x18\x05 \x03(\x0b\x32$.tunix_rt.v1.Evaluation.MetricsEntry\x12\'\n\x06\x63onfig\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x12\n\nitem_count\x18\x07 \x01(\x03\x12/\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12:\n\x0fregression_gate\x18\t \x01(\x0b\x32!.tunix_rt.v1.RegressionGateResult\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x91\x02\n\x0e\x45valuationItem\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12\x10\n\x08\x65xpected\x18\x03 \x01(\t\x12\x12\n\nprediction\x18\x04 \x01(\t\x12\x18\n\x10\x65xtracted_answer\x18\x05 \x01(\t\x12\x0f\n\x07\x63orrect\x18\x06 \x01(\x08\x12\x37\n\x06scores\x18\x07 \x03(\x0b\x32\'.tunix_rt.v1.EvaluationItem.ScoresEntry\x12%\n\x04meta\x18\x08 \x01(\x0b\x32\x17.google.protobuf.Struct\x1a-\n\x0bScoresEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x8b\x01\n\x10LeaderboardEntry\x12\x0c\n\x04rank\x18\x01 \x01(\x05\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x12\n\nevaluation\x18\x03 \x01(\t\x12\r\n\x05value\x18\x04 \x01(\x01\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,14 +39,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EVALUATION_METRICSENTRY']._serialized_options = b'8\001'
   _globals['_EVALUATIONITEM_SCORESENTRY']._loaded_options = None
   _globals['_EVALUATIONITEM_SCORESENTRY']._serialized_options = b'8\001'
-  _globals['_EVALUATION']._serialized_start=136
-  _globals['_EVALUATION']._serialized_end=457
-  _globals['_EVALUATION_METRICSENTRY']._serialized_start=411
-  _globals['_EVALUATION_METRICSENTRY']._serialized_end=457
-  _globals['_EVALUATIONITEM']._serialized_start=460
-  _globals['_EVALUATIONITEM']._serialized_end=733
-  _globals['_EVALUATIONITEM_SCORESENTRY']._serialized_start=688
-  _globals['_EVALUATIONITEM_SCORESENTRY']._serialized_end=733
-  _globals['_LEADERBOARDENTRY']._serialized_start=736
-  _globals['_LEADERBOARDENTRY']._serialized_end=875
+  _globals['_EVALUATION']._serialized_start=171
+  _globals['_EVALUATION']._serialized_end=552
+  _globals['_EVALUATION_METRICSENTRY']._serialized_start=506
+  _globals['_EVALUATION_METRICSENTRY']._serialized_end=552
+  _globals['_EVALUATIONITEM']._serialized_start=555
+  _globals['_EVALUATIONITEM']._serialized_end=828
+  _globals['_EVALUATIONITEM_SCORESENTRY']._serialized_start=783
+  _globals['_EVALUATIONITEM_SCORESENTRY']._serialized_end=828
+  _globals['_LEADERBOARDENTRY']._serialized_start=831
+  _globals['_LEADERBOARDENTRY']._serialized_end=970
 # @@protoc_insertion_point(module_scope)

@@ -3,6 +3,7 @@ import datetime
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from tunix_rt.v1 import dataset_pb2 as _dataset_pb2
+from tunix_rt.v1 import regression_gate_pb2 as _regression_gate_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -12,7 +13,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Evaluation(_message.Message):
-    __slots__ = ("name", "model_version", "dataset", "split", "metrics", "config", "item_count", "create_time")
+    __slots__ = ("name", "model_version", "dataset", "split", "metrics", "config", "item_count", "create_time", "regression_gate")
     class MetricsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -28,6 +29,7 @@ class Evaluation(_message.Message):
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     ITEM_COUNT_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    REGRESSION_GATE_FIELD_NUMBER: _ClassVar[int]
     name: str
     model_version: str
     dataset: str
@@ -36,7 +38,8 @@ class Evaluation(_message.Message):
     config: _struct_pb2.Struct
     item_count: int
     create_time: _timestamp_pb2.Timestamp
-    def __init__(self, name: _Optional[str] = ..., model_version: _Optional[str] = ..., dataset: _Optional[str] = ..., split: _Optional[_Union[_dataset_pb2.DatasetSplit, str]] = ..., metrics: _Optional[_Mapping[str, float]] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., item_count: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    regression_gate: _regression_gate_pb2.RegressionGateResult
+    def __init__(self, name: _Optional[str] = ..., model_version: _Optional[str] = ..., dataset: _Optional[str] = ..., split: _Optional[_Union[_dataset_pb2.DatasetSplit, str]] = ..., metrics: _Optional[_Mapping[str, float]] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., item_count: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., regression_gate: _Optional[_Union[_regression_gate_pb2.RegressionGateResult, _Mapping]] = ...) -> None: ...
 
 class EvaluationItem(_message.Message):
     __slots__ = ("item_id", "prompt", "expected", "prediction", "extracted_answer", "correct", "scores", "meta")

@@ -1,6 +1,7 @@
 from google.protobuf import struct_pb2 as _struct_pb2
 from tunix_rt.v1 import artifact_pb2 as _artifact_pb2
 from tunix_rt.v1 import dataset_pb2 as _dataset_pb2
+from tunix_rt.v1 import eval_set_pb2 as _eval_set_pb2
 from tunix_rt.v1 import evaluation_pb2 as _evaluation_pb2
 from tunix_rt.v1 import model_pb2 as _model_pb2
 from tunix_rt.v1 import run_pb2 as _run_pb2
@@ -641,3 +642,77 @@ class GetLeaderboardResponse(_message.Message):
     entries: _containers.RepeatedCompositeFieldContainer[_evaluation_pb2.LeaderboardEntry]
     next_page_token: str
     def __init__(self, entries: _Optional[_Iterable[_Union[_evaluation_pb2.LeaderboardEntry, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class CreateEvalSetRequest(_message.Message):
+    __slots__ = ("eval_set_id", "eval_set", "items", "request_id")
+    EVAL_SET_ID_FIELD_NUMBER: _ClassVar[int]
+    EVAL_SET_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    eval_set_id: str
+    eval_set: _eval_set_pb2.EvalSet
+    items: _containers.RepeatedCompositeFieldContainer[_eval_set_pb2.EvalSetItem]
+    request_id: str
+    def __init__(self, eval_set_id: _Optional[str] = ..., eval_set: _Optional[_Union[_eval_set_pb2.EvalSet, _Mapping]] = ..., items: _Optional[_Iterable[_Union[_eval_set_pb2.EvalSetItem, _Mapping]]] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class CreateEvalSetResponse(_message.Message):
+    __slots__ = ("eval_set",)
+    EVAL_SET_FIELD_NUMBER: _ClassVar[int]
+    eval_set: _eval_set_pb2.EvalSet
+    def __init__(self, eval_set: _Optional[_Union[_eval_set_pb2.EvalSet, _Mapping]] = ...) -> None: ...
+
+class GetEvalSetRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class GetEvalSetResponse(_message.Message):
+    __slots__ = ("eval_set",)
+    EVAL_SET_FIELD_NUMBER: _ClassVar[int]
+    eval_set: _eval_set_pb2.EvalSet
+    def __init__(self, eval_set: _Optional[_Union[_eval_set_pb2.EvalSet, _Mapping]] = ...) -> None: ...
+
+class ListEvalSetsRequest(_message.Message):
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListEvalSetsResponse(_message.Message):
+    __slots__ = ("eval_sets", "next_page_token")
+    EVAL_SETS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    eval_sets: _containers.RepeatedCompositeFieldContainer[_eval_set_pb2.EvalSet]
+    next_page_token: str
+    def __init__(self, eval_sets: _Optional[_Iterable[_Union[_eval_set_pb2.EvalSet, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class ListEvalSetItemsRequest(_message.Message):
+    __slots__ = ("eval_set", "page_size", "page_token")
+    EVAL_SET_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    eval_set: str
+    page_size: int
+    page_token: str
+    def __init__(self, eval_set: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListEvalSetItemsResponse(_message.Message):
+    __slots__ = ("items", "next_page_token")
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[_eval_set_pb2.EvalSetItem]
+    next_page_token: str
+    def __init__(self, items: _Optional[_Iterable[_Union[_eval_set_pb2.EvalSetItem, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class DeleteEvalSetRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class DeleteEvalSetResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

@@ -223,6 +223,31 @@ class RegistryServiceStub:
                 request_serializer=tunix__rt_dot_v1_dot_registry__service__pb2.GetLeaderboardRequest.SerializeToString,
                 response_deserializer=tunix__rt_dot_v1_dot_registry__service__pb2.GetLeaderboardResponse.FromString,
                 _registered_method=True)
+        self.CreateEvalSet = channel.unary_unary(
+                '/tunix_rt.v1.RegistryService/CreateEvalSet',
+                request_serializer=tunix__rt_dot_v1_dot_registry__service__pb2.CreateEvalSetRequest.SerializeToString,
+                response_deserializer=tunix__rt_dot_v1_dot_registry__service__pb2.CreateEvalSetResponse.FromString,
+                _registered_method=True)
+        self.GetEvalSet = channel.unary_unary(
+                '/tunix_rt.v1.RegistryService/GetEvalSet',
+                request_serializer=tunix__rt_dot_v1_dot_registry__service__pb2.GetEvalSetRequest.SerializeToString,
+                response_deserializer=tunix__rt_dot_v1_dot_registry__service__pb2.GetEvalSetResponse.FromString,
+                _registered_method=True)
+        self.ListEvalSets = channel.unary_unary(
+                '/tunix_rt.v1.RegistryService/ListEvalSets',
+                request_serializer=tunix__rt_dot_v1_dot_registry__service__pb2.ListEvalSetsRequest.SerializeToString,
+                response_deserializer=tunix__rt_dot_v1_dot_registry__service__pb2.ListEvalSetsResponse.FromString,
+                _registered_method=True)
+        self.ListEvalSetItems = channel.unary_unary(
+                '/tunix_rt.v1.RegistryService/ListEvalSetItems',
+                request_serializer=tunix__rt_dot_v1_dot_registry__service__pb2.ListEvalSetItemsRequest.SerializeToString,
+                response_deserializer=tunix__rt_dot_v1_dot_registry__service__pb2.ListEvalSetItemsResponse.FromString,
+                _registered_method=True)
+        self.DeleteEvalSet = channel.unary_unary(
+                '/tunix_rt.v1.RegistryService/DeleteEvalSet',
+                request_serializer=tunix__rt_dot_v1_dot_registry__service__pb2.DeleteEvalSetRequest.SerializeToString,
+                response_deserializer=tunix__rt_dot_v1_dot_registry__service__pb2.DeleteEvalSetResponse.FromString,
+                _registered_method=True)
 
 
 class RegistryServiceServicer:
@@ -494,6 +519,41 @@ class RegistryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateEvalSet(self, request, context):
+        """Creates an eval set with all its items at once; ALREADY_EXISTS when the id is taken.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetEvalSet(self, request, context):
+        """Returns one eval set.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListEvalSets(self, request, context):
+        """Lists eval sets, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListEvalSetItems(self, request, context):
+        """Lists the items of an eval set in order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteEvalSet(self, request, context):
+        """Deletes an eval set and its items; FAILED_PRECONDITION while evaluations refer to it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -676,6 +736,31 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     servicer.GetLeaderboard,
                     request_deserializer=tunix__rt_dot_v1_dot_registry__service__pb2.GetLeaderboardRequest.FromString,
                     response_serializer=tunix__rt_dot_v1_dot_registry__service__pb2.GetLeaderboardResponse.SerializeToString,
+            ),
+            'CreateEvalSet': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateEvalSet,
+                    request_deserializer=tunix__rt_dot_v1_dot_registry__service__pb2.CreateEvalSetRequest.FromString,
+                    response_serializer=tunix__rt_dot_v1_dot_registry__service__pb2.CreateEvalSetResponse.SerializeToString,
+            ),
+            'GetEvalSet': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetEvalSet,
+                    request_deserializer=tunix__rt_dot_v1_dot_registry__service__pb2.GetEvalSetRequest.FromString,
+                    response_serializer=tunix__rt_dot_v1_dot_registry__service__pb2.GetEvalSetResponse.SerializeToString,
+            ),
+            'ListEvalSets': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListEvalSets,
+                    request_deserializer=tunix__rt_dot_v1_dot_registry__service__pb2.ListEvalSetsRequest.FromString,
+                    response_serializer=tunix__rt_dot_v1_dot_registry__service__pb2.ListEvalSetsResponse.SerializeToString,
+            ),
+            'ListEvalSetItems': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListEvalSetItems,
+                    request_deserializer=tunix__rt_dot_v1_dot_registry__service__pb2.ListEvalSetItemsRequest.FromString,
+                    response_serializer=tunix__rt_dot_v1_dot_registry__service__pb2.ListEvalSetItemsResponse.SerializeToString,
+            ),
+            'DeleteEvalSet': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteEvalSet,
+                    request_deserializer=tunix__rt_dot_v1_dot_registry__service__pb2.DeleteEvalSetRequest.FromString,
+                    response_serializer=tunix__rt_dot_v1_dot_registry__service__pb2.DeleteEvalSetResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1659,6 +1744,141 @@ class RegistryService:
             '/tunix_rt.v1.RegistryService/GetLeaderboard',
             tunix__rt_dot_v1_dot_registry__service__pb2.GetLeaderboardRequest.SerializeToString,
             tunix__rt_dot_v1_dot_registry__service__pb2.GetLeaderboardResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateEvalSet(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tunix_rt.v1.RegistryService/CreateEvalSet',
+            tunix__rt_dot_v1_dot_registry__service__pb2.CreateEvalSetRequest.SerializeToString,
+            tunix__rt_dot_v1_dot_registry__service__pb2.CreateEvalSetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetEvalSet(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tunix_rt.v1.RegistryService/GetEvalSet',
+            tunix__rt_dot_v1_dot_registry__service__pb2.GetEvalSetRequest.SerializeToString,
+            tunix__rt_dot_v1_dot_registry__service__pb2.GetEvalSetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListEvalSets(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tunix_rt.v1.RegistryService/ListEvalSets',
+            tunix__rt_dot_v1_dot_registry__service__pb2.ListEvalSetsRequest.SerializeToString,
+            tunix__rt_dot_v1_dot_registry__service__pb2.ListEvalSetsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListEvalSetItems(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tunix_rt.v1.RegistryService/ListEvalSetItems',
+            tunix__rt_dot_v1_dot_registry__service__pb2.ListEvalSetItemsRequest.SerializeToString,
+            tunix__rt_dot_v1_dot_registry__service__pb2.ListEvalSetItemsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteEvalSet(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tunix_rt.v1.RegistryService/DeleteEvalSet',
+            tunix__rt_dot_v1_dot_registry__service__pb2.DeleteEvalSetRequest.SerializeToString,
+            tunix__rt_dot_v1_dot_registry__service__pb2.DeleteEvalSetResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -59,7 +59,9 @@ def hf_config(arch: ArchitectureConfig, *, bos_id: int, eos_id: int, pad_id: int
         "head_dim": arch.head_dim,
         "vocab_size": arch.vocab_size,
         "max_position_embeddings": arch.context_length,
+        # Both spellings: transformers 5 reads `rope_parameters`, older versions `rope_theta`.
         "rope_theta": arch.rope_theta,
+        "rope_parameters": {"rope_type": "default", "rope_theta": arch.rope_theta},
         "rms_norm_eps": arch.norm_eps,
         "tie_word_embeddings": arch.tie_embeddings,
         "hidden_act": "silu",
@@ -92,10 +94,49 @@ def architecture_from_hf(config: dict[str, Any]) -> ArchitectureConfig:
         head_dim=int(config.get("head_dim") or config["hidden_size"] // heads),
         vocab_size=int(config["vocab_size"]),
         context_length=int(config.get("max_position_embeddings", 2048)),
-        rope_theta=float(config.get("rope_theta", 1_000_000.0)),
+        rope_theta=rope_theta(config),
         norm_eps=float(config.get("rms_norm_eps", 1e-6)),
         tie_embeddings=bool(config.get("tie_word_embeddings", False)),
     )
+
+
+def rope_parameters(config: dict[str, Any]) -> dict[str, Any]:
+    """The rotary settings of a Hugging Face config: transformers 5 writes `rope_parameters`,
+    older versions `rope_theta` and `rope_scaling` at the top level."""
+    params = config.get("rope_parameters")
+    if isinstance(params, dict):
+        return params
+    scaling = config.get("rope_scaling")
+    out: dict[str, Any] = dict(scaling) if isinstance(scaling, dict) else {}
+    out.setdefault("rope_type", out.get("type", "default"))
+    if "rope_theta" in config:
+        out["rope_theta"] = config["rope_theta"]
+    return out
+
+
+def rope_theta(config: dict[str, Any]) -> float:
+    """The rotary base of a Hugging Face config (transformers' default 10000 when unset)."""
+    return float(rope_parameters(config).get("rope_theta", 10_000.0))
+
+
+def unsupported_features(config: dict[str, Any]) -> list[tuple[str, str]]:
+    """(config key, why) for each setting of a Hugging Face config that the neutral
+    ArchitectureConfig cannot describe, so neither backend would compute the same function."""
+    problems: list[tuple[str, str]] = []
+    rope_type = rope_parameters(config).get("rope_type", "default")
+    if rope_type not in (None, "default"):
+        problems.append(("rope_parameters", f"rope scaling {rope_type!r} is not supported"))
+    act = config.get("hidden_act", "silu")
+    if act != "silu":
+        problems.append(("hidden_act", f"{act!r} is not supported (SwiGLU with silu only)"))
+    model_type = config.get("model_type")
+    if model_type in ("llama", "qwen3") and config.get("attention_bias"):
+        problems.append(("attention_bias", "attention biases are not supported for " + model_type))
+    if config.get("mlp_bias"):
+        problems.append(("mlp_bias", "MLP biases are not supported"))
+    if config.get("use_sliding_window"):
+        problems.append(("use_sliding_window", "sliding-window attention is not supported"))
+    return problems
 
 
 def read_config(path: Path) -> ModelDirConfig:

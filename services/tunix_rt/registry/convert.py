@@ -11,12 +11,14 @@ from google.rpc import status_pb2
 from tunix_rt.common.errors import InvalidArgument
 from tunix_rt.registry import canonical, names, runs
 from tunix_rt.registry import datasets as ds
+from tunix_rt.registry import eval_sets as es
 from tunix_rt.registry import evaluations as ev
 from tunix_rt.registry import models as md
 from tunix_rt.registry import traces as tr
 from tunix_rt.v1 import (
     artifact_pb2,
     dataset_pb2,
+    eval_set_pb2,
     evaluation_pb2,
     model_pb2,
     run_pb2,
@@ -265,14 +267,41 @@ def artifact_to_proto(sha256: str, size: int, content_type: str, created: dateti
 # Evaluations.
 
 
+# Where an evaluation's regression gate outcome is kept inside its stored config.
+GATE_CONFIG_KEY = "regression_gate"
+
+
+def evaluation_config(message: evaluation_pb2.Evaluation) -> dict[str, Any]:
+    """The stored config of an evaluation: its config plus its regression gate outcome."""
+    config = from_struct(message.config, "evaluation.config")
+    if message.HasField("regression_gate"):
+        config[GATE_CONFIG_KEY] = json_format.MessageToDict(
+            message.regression_gate, preserving_proto_field_name=True
+        )
+    return config
+
+
 def evaluation_to_proto(evaluation: ev.Evaluation) -> evaluation_pb2.Evaluation:
+    config = dict(evaluation.config)
+    gate = config.pop(GATE_CONFIG_KEY, None)
+    message = _evaluation_message(evaluation, config)
+    if isinstance(gate, dict):
+        json_format.ParseDict(gate, message.regression_gate, ignore_unknown_fields=True)
+    return message
+
+
+def _evaluation_message(
+    evaluation: ev.Evaluation, config: dict[str, Any]
+) -> evaluation_pb2.Evaluation:
     return evaluation_pb2.Evaluation(
         name=names.evaluation_name(evaluation.uid),
         model_version=names.model_version_name(evaluation.model_id, evaluation.version),
-        dataset=names.dataset_name(evaluation.dataset_id),
+        dataset=evaluation.dataset_id
+        if ev.parse_eval_set_source(evaluation.dataset_id)
+        else names.dataset_name(evaluation.dataset_id),
         split=cast(dataset_pb2.DatasetSplit, evaluation.split),
         metrics=evaluation.metrics,
-        config=struct(evaluation.config),
+        config=struct(config),
         item_count=evaluation.item_count,
         create_time=timestamp(evaluation.create_time),
     )
@@ -302,4 +331,33 @@ def leaderboard_entry(rank: int, row: ev.LeaderboardRow) -> evaluation_pb2.Leade
         evaluation=names.evaluation_name(row.evaluation_uid),
         value=row.value,
         create_time=timestamp(row.create_time),
+    )
+
+
+def eval_set_to_proto(eval_set: es.EvalSet) -> eval_set_pb2.EvalSet:
+    return eval_set_pb2.EvalSet(
+        name=f"evalSets/{eval_set.eval_set_id}",
+        description=eval_set.description,
+        item_count=eval_set.item_count,
+        counts=eval_set.counts,
+        content_hash=eval_set.content_hash,
+        create_time=timestamp(eval_set.create_time),
+    )
+
+
+def eval_set_item_from_proto(message: eval_set_pb2.EvalSetItem, field: str) -> es.EvalSetItem:
+    return es.EvalSetItem(
+        item_id=message.item_id,
+        prompt=message.prompt,
+        expected_answer=message.expected_answer,
+        meta=canonical.normalize(from_struct(message.meta, f"{field}.meta")),
+    )
+
+
+def eval_set_item_to_proto(item: es.EvalSetItem) -> eval_set_pb2.EvalSetItem:
+    return eval_set_pb2.EvalSetItem(
+        item_id=item.item_id,
+        prompt=item.prompt,
+        expected_answer=item.expected_answer,
+        meta=struct(item.meta),
     )

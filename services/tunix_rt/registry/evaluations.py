@@ -14,6 +14,20 @@ MAX_ITEMS = 100_000
 MAX_METRIC_NAME = 128
 
 
+# Evaluations on an eval set keep `evalSets/{id}` in the place of a dataset id: dataset ids never
+# contain `/`, so the two cannot be confused.
+EVAL_SET_PREFIX = "evalSets/"
+
+
+def eval_set_source(eval_set_id: str) -> str:
+    return EVAL_SET_PREFIX + eval_set_id
+
+
+def parse_eval_set_source(source: str) -> str:
+    """The eval set id of an `evalSets/{id}` source; empty for a dataset id."""
+    return source[len(EVAL_SET_PREFIX) :] if source.startswith(EVAL_SET_PREFIX) else ""
+
+
 @dataclass(frozen=True)
 class Evaluation:
     """A stored evaluation."""
@@ -21,7 +35,7 @@ class Evaluation:
     uid: str
     model_id: str
     version: int
-    dataset_id: str
+    dataset_id: str  # a dataset id, or `evalSets/{id}` for an evaluation on an eval set
     split: int
     metrics: dict[str, float]
     config: dict[str, Any]

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from tunix_rt.common.errors import InvalidArgument
+from tunix_rt.registry.blob_store import BlobStore
 from tunix_rt.registry.names import ID_PATTERN, MAX_VERSION, parse_model_version
 
 # Aliases start with a letter, so `name@3` can never be confused with a version number.
@@ -89,3 +90,26 @@ def parse_reference(reference: str, field: str = "reference") -> Reference:
             field, f"{reference!r} is not 'name', 'name@alias' or 'name/version'"
         )
     return Reference(text)
+
+
+# Model versions whose artifact has this content type are tars of a model directory (what the
+# training worker and `tunix-rt models import` upload); other artifacts are taken as they are.
+MODEL_DIR_CONTENT_TYPE = "application/x-tar"
+
+
+def check_model_artifact(
+    blobs: BlobStore, sha256: str, content_type: str | None, field: str = "model_version.artifact"
+) -> None:
+    """InvalidArgument naming what is wrong when a model-directory artifact (a tar, by content
+    type) is not a complete, consistent model directory: missing files, unknown architecture,
+    missing/unexpected tensors, wrong shapes or dtypes. Reads the config and the safetensors
+    headers only. An artifact whose blob is absent is left to the caller's NotFound."""
+    from tunix_rt.interchange.validate import validate_tar
+
+    if content_type != MODEL_DIR_CONTENT_TYPE:
+        return
+    path = blobs.path_for(sha256)
+    if not path.is_file():
+        return
+    with open(path, "rb") as handle:
+        validate_tar(handle, field)

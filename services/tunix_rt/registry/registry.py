@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from tunix_rt.common.errors import FailedPrecondition, InvalidArgument
+from tunix_rt.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from tunix_rt.registry import canonical, names, pagination, runs
 from tunix_rt.registry import datasets as ds
+from tunix_rt.registry import eval_sets as es
 from tunix_rt.registry import evaluations as ev
 from tunix_rt.registry import models as md
 from tunix_rt.registry import traces as tr
@@ -338,6 +339,13 @@ class Registry:
             names.parse(version.artifact_sha256, "artifacts", "model_version.artifact", _SHA_ANY),
             "model_version.artifact",
         )
+        try:
+            content_type: str | None = self.repo.get_artifact(sha)[2]
+        except NotFound:
+            content_type = None  # the insert reports a missing artifact as before
+        # A model directory (tar) is checked before anything is stored: config, tokenizer,
+        # tensor names and shapes (headers only), so a broken upload registers nothing.
+        md.check_model_artifact(self.blobs, sha, content_type)
         for n, alias in enumerate(aliases):
             md.check_alias(alias, f"aliases[{n}]")
         _check_chars(version.source_run, "model_version.source_run")
@@ -400,7 +408,7 @@ class Registry:
         request_id: str,
     ) -> ev.Evaluation:
         model_id, version = names.parse_model_version(model_version, "evaluation.model_version")
-        dataset_id = names.parse(dataset, "datasets", "evaluation.dataset")
+        dataset_id = _evaluated_source(dataset, "evaluation.dataset")
         _check_split_enum(split, "evaluation.split")
         ev.check_metrics(metrics)
         if len(items) > ev.MAX_ITEMS:
@@ -432,7 +440,7 @@ class Registry:
             model_id, version = names.parse_model_version(model, "model")
         elif model:
             model_id = names.parse(model, "models", "model")
-        dataset_id = names.parse(dataset, "datasets", "dataset") if dataset else ""
+        dataset_id = _evaluated_source(dataset, "dataset") if dataset else ""
         limit = pagination.page_size(size)
         key = [model, dataset]
         before = pagination.decode(token, key)
@@ -454,7 +462,7 @@ class Registry:
         self, dataset: str, metric: str, lower_is_better: bool, split: int, size: int, token: str
     ) -> tuple[Page[ev.LeaderboardRow], int]:
         """A page of ranked rows and the rank of its first row."""
-        dataset_id = names.parse(dataset, "datasets", "dataset")
+        dataset_id = _evaluated_source(dataset, "dataset")
         if not metric:
             raise InvalidArgument.field("metric", "is required")
         _check_chars(metric, "metric", None)
@@ -468,6 +476,73 @@ class Registry:
         page = ranked[offset : offset + limit]
         more = offset + limit < len(ranked)
         return Page(page, pagination.encode(offset + limit, key) if more else ""), offset + 1
+
+    # Eval sets.
+
+    def create_eval_set(
+        self,
+        eval_set_id: str,
+        description: str,
+        items: Sequence[es.EvalSetItem],
+        request_id: str,
+    ) -> es.EvalSet:
+        names.check_id(eval_set_id, "eval_set_id")
+        es.validate(description, items)
+        eval_set = es.EvalSet(
+            eval_set_id=eval_set_id,
+            description=description,
+            item_count=len(items),
+            counts=es.counts(items),
+            content_hash=es.content_hash(items),
+            create_time=now(),
+        )
+        fingerprint = canonical.sha256_hex(
+            canonical.dumps([eval_set_id, description, eval_set.content_hash])
+        )
+
+        def insert(session: Any) -> str:
+            self.repo.insert_eval_set(session, eval_set, items)
+            return EVAL_SETS + eval_set_id
+
+        self.repo.idempotent("CreateEvalSet", request_id, fingerprint, insert)
+        return self.repo.get_eval_set(eval_set_id)
+
+    def get_eval_set(self, name: str) -> es.EvalSet:
+        return self.repo.get_eval_set(_eval_set_id(name, "name"))
+
+    def list_eval_sets(self, size: int, token: str) -> Page[es.EvalSet]:
+        limit = pagination.page_size(size)
+        before = pagination.decode(token, ["evalSets"])
+        items, last = self.repo.list_eval_sets(None if before is None else int(before), limit)
+        return Page(items, pagination.encode(last, ["evalSets"]) if last is not None else "")
+
+    def list_eval_set_items(self, name: str, size: int, token: str) -> Page[es.EvalSetItem]:
+        eval_set_id = _eval_set_id(name, "eval_set")
+        limit = pagination.page_size(size)
+        after = pagination.decode(token, [eval_set_id])
+        items, last = self.repo.list_eval_set_items(
+            eval_set_id, -1 if after is None else int(after), limit
+        )
+        return Page(items, pagination.encode(last, [eval_set_id]) if last is not None else "")
+
+    def delete_eval_set(self, name: str) -> None:
+        self.repo.delete_eval_set(_eval_set_id(name, "name"))
+
+
+EVAL_SETS = "evalSets/"
+
+
+def _eval_set_id(name: str, field: str) -> str:
+    if not name.startswith(EVAL_SETS):
+        raise InvalidArgument.field(field, "must be an eval set name 'evalSets/{eval_set}'")
+    return names.parse(name, "evalSets", field)
+
+
+def _evaluated_source(name: str, field: str) -> str:
+    """What an evaluation is on: a dataset id, or `evalSets/{id}` (see evaluations.py)."""
+    if name.startswith(EVAL_SETS):
+        return ev.eval_set_source(_eval_set_id(name, field))
+    return names.parse(name, "datasets", field)
 
 
 def _check_chars(value: str, field: str, limit: int | None = MAX_LABEL_CHARS) -> None:

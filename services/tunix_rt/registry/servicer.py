@@ -438,7 +438,7 @@ class RegistryServicer(registry_service_pb2_grpc.RegistryServiceServicer):
             e.dataset,
             int(e.split),
             dict(e.metrics),
-            convert.from_struct(e.config, "evaluation.config"),
+            convert.evaluation_config(e),
             [convert.item_from_proto(i, f"items[{n}]") for n, i in enumerate(request.items)],
             request.request_id,
         )
@@ -491,3 +491,48 @@ class RegistryServicer(registry_service_pb2_grpc.RegistryServiceServicer):
             ],
             next_page_token=page.next_page_token,
         )
+
+    # Eval sets.
+
+    async def CreateEvalSet(self, request: pb.CreateEvalSetRequest, context: Any) -> Any:
+        items = [
+            convert.eval_set_item_from_proto(item, f"items[{n}]")
+            for n, item in enumerate(request.items)
+        ]
+        eval_set = await asyncio.to_thread(
+            self._registry.create_eval_set,
+            request.eval_set_id,
+            request.eval_set.description,
+            items,
+            request.request_id,
+        )
+        return pb.CreateEvalSetResponse(eval_set=convert.eval_set_to_proto(eval_set))
+
+    async def GetEvalSet(self, request: pb.GetEvalSetRequest, context: Any) -> Any:
+        eval_set = await asyncio.to_thread(self._registry.get_eval_set, request.name)
+        return pb.GetEvalSetResponse(eval_set=convert.eval_set_to_proto(eval_set))
+
+    async def ListEvalSets(self, request: pb.ListEvalSetsRequest, context: Any) -> Any:
+        page = await asyncio.to_thread(
+            self._registry.list_eval_sets, request.page_size, request.page_token
+        )
+        return pb.ListEvalSetsResponse(
+            eval_sets=[convert.eval_set_to_proto(e) for e in page.items],
+            next_page_token=page.next_page_token,
+        )
+
+    async def ListEvalSetItems(self, request: pb.ListEvalSetItemsRequest, context: Any) -> Any:
+        page = await asyncio.to_thread(
+            self._registry.list_eval_set_items,
+            request.eval_set,
+            request.page_size,
+            request.page_token,
+        )
+        return pb.ListEvalSetItemsResponse(
+            items=[convert.eval_set_item_to_proto(i) for i in page.items],
+            next_page_token=page.next_page_token,
+        )
+
+    async def DeleteEvalSet(self, request: pb.DeleteEvalSetRequest, context: Any) -> Any:
+        await asyncio.to_thread(self._registry.delete_eval_set, request.name)
+        return pb.DeleteEvalSetResponse()

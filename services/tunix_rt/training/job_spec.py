@@ -12,9 +12,9 @@ from typing import Any
 
 from google.protobuf import json_format
 
-from tunix_rt.common.errors import FailedPrecondition, FieldViolation, InvalidArgument
+from tunix_rt.common.errors import FieldViolation, InvalidArgument
 from tunix_rt.common.rendering import CHAT_TEMPLATES
-from tunix_rt.training import presets
+from tunix_rt.training import backend_choice, presets
 from tunix_rt.training.scheduler import DeviceRequest
 from tunix_rt.training.spec import (
     LORA_MODULES,
@@ -24,7 +24,7 @@ from tunix_rt.training.spec import (
     Registration,
     TrainSpec,
 )
-from tunix_rt.v1 import backend_pb2, device_pb2, training_job_pb2
+from tunix_rt.v1 import backend_pb2, dataset_pb2, device_pb2, training_job_pb2
 
 P = "training_job."
 H = P + "hyperparameters."
@@ -34,6 +34,12 @@ _SCHEDULES = {0: "cosine", 1: "constant", 2: "linear", 3: "cosine"}
 _PRECISIONS = {0: "auto", 1: "float32", 2: "mixed_bfloat16", 3: "bfloat16"}
 _BATCHING = {0: "packed", 1: "packed", 2: "length_bucketed", 3: "padded"}
 _KINDS = {0: "any", 1: "cpu", 2: "gpu", 3: "tpu"}
+# "" = unspecified: backend_choice picks by device kind.
+_BACKENDS: dict[int, str] = {
+    backend_pb2.BACKEND_UNSPECIFIED: "",
+    backend_pb2.BACKEND_JAX: "jax",
+    backend_pb2.BACKEND_TORCH: "torch",
+}
 MIN_PRIORITY, MAX_PRIORITY = -100, 100
 
 
@@ -135,7 +141,22 @@ def _hyperparameters(
     )
 
 
-def _lora(job: training_job_pb2.TrainingJob, c: _Checker) -> LoraSpec | None:
+def _backend(job: training_job_pb2.TrainingJob, c: _Checker, device_kind: str) -> str:
+    """The job's backend: the named one, or the automatic choice for the device kind."""
+    named = _BACKENDS.get(int(job.backend))
+    if named is None:
+        c.check(False, P + "backend", "is unknown")
+        return backend_choice.choose(device_kind)
+    backend = named or backend_choice.choose(device_kind)
+    c.check(
+        backend in backend_choice.supported(device_kind),
+        P + "backend",
+        f"the {backend} backend cannot train on {device_kind} devices",
+    )
+    return backend
+
+
+def _lora(job: training_job_pb2.TrainingJob, c: _Checker, backend: str) -> LoraSpec | None:
     if job.WhichOneof("tuning") != "lora":
         return None
     lora = job.lora
@@ -145,9 +166,12 @@ def _lora(job: training_job_pb2.TrainingJob, c: _Checker) -> LoraSpec | None:
     if c.finite(alpha, P + "lora.alpha"):
         c.check(alpha > 0, P + "lora.alpha", "must be greater than 0")
     if c.finite(lora.dropout, P + "lora.dropout"):
-        # qwix applies LoRA dropout at generation time too, which would make eval answers
-        # random; until the backend can switch it off there, only 0 is accepted.
-        c.check(lora.dropout == 0, P + "lora.dropout", "must be 0 on the JAX backend")
+        if backend == "jax":
+            # qwix applies LoRA dropout at generation time too, which would make eval answers
+            # random; until the backend can switch it off there, only 0 is accepted.
+            c.check(lora.dropout == 0, P + "lora.dropout", "must be 0 on the JAX backend")
+        else:  # peft's dropout is off in eval mode
+            c.check(0 <= lora.dropout < 1, P + "lora.dropout", "must be in [0, 1)")
     modules = tuple(lora.target_modules) or LORA_MODULES
     for n, module in enumerate(lora.target_modules):
         c.check(
@@ -192,15 +216,9 @@ def spec_from_job(
         )
     if which != "preset" and len(job.architecture_overrides.fields):
         c.check(False, P + "architecture_overrides", "only applies to a preset")
-    if int(job.backend) == backend_pb2.BACKEND_TORCH:
-        raise FailedPrecondition(
-            "the torch backend is not available on this training service yet; use BACKEND_JAX "
-            "or leave it unspecified",
-            reason="BACKEND_UNAVAILABLE",
-        )
-    c.check(int(job.backend) in (0, 1, 2), P + "backend", "is unknown")
+    backend = _backend(job, c, device_kind)
     hyper = _hyperparameters(job, c, context)
-    lora = _lora(job, c)
+    lora = _lora(job, c, backend)
     c.check(
         MIN_PRIORITY <= job.priority <= MAX_PRIORITY,
         P + "priority",
@@ -220,12 +238,19 @@ def spec_from_job(
             f"{P}registration.aliases[{n}]",
             "must be 1-64 letters, digits, '-' or '_', starting with a letter (not 'latest')",
         )
+    # Evaluation on completion is kept as the message's JSON; the job manager checks that an
+    # inference service is configured and runs it once the version is registered.
+    completion_evaluation: dict[str, Any] = {}
     if job.HasField("completion_evaluation"):
-        raise FailedPrecondition(
-            "evaluation on completion needs the inference service, which this deployment does "
-            "not have yet",
-            reason="INFERENCE_UNAVAILABLE",
+        ce = job.completion_evaluation
+        c.check(ce.max_items >= 0, P + "completion_evaluation.max_items", "must be at least 0")
+        c.check(
+            ce.split in (0, dataset_pb2.DATASET_SPLIT_TRAIN, dataset_pb2.DATASET_SPLIT_EVAL),
+            P + "completion_evaluation.split",
+            "must be the train or eval split",
         )
+        completion_evaluation = json_format.MessageToDict(ce, preserving_proto_field_name=True)
+        completion_evaluation["present"] = True
     if c.violations:
         raise InvalidArgument.fields(c.violations)
     return TrainSpec(
@@ -238,7 +263,7 @@ def spec_from_job(
             artifact=base_artifact,
             checkpoint_dir=job.checkpoint_dir if which == "checkpoint_dir" else "",
         ),
-        backend="jax",
+        backend=backend,
         hyper=hyper,
         lora=lora,
         device_kind=device_kind,
@@ -254,6 +279,7 @@ def spec_from_job(
         ),
         display_name=job.display_name,
         labels=dict(job.labels),
+        completion_evaluation=completion_evaluation,
     )
 
 
@@ -324,4 +350,7 @@ def job_from_spec(spec: TrainSpec) -> training_job_pb2.TrainingJob:
         job.lora.target_modules.extend(spec.lora.target_modules)
     else:
         job.full_fine_tuning.SetInParent()
+    if spec.completion_evaluation:
+        stored = {k: v for k, v in spec.completion_evaluation.items() if k != "present"}
+        json_format.ParseDict(stored, job.completion_evaluation)
     return job

@@ -27,7 +27,7 @@ from typing import Any
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from tunix_rt.common.errors import FailedPrecondition, InvalidArgument, NotFound
-from tunix_rt.training import job_spec
+from tunix_rt.training import completion_eval, job_spec
 from tunix_rt.training import worker_protocol as wp
 from tunix_rt.training.devices import worker_environment
 from tunix_rt.training.event_hub import FellBehind, JobEvents
@@ -64,6 +64,8 @@ class LiveJob:
     latest_metrics: dict[str, tuple[int, float, float]] = field(default_factory=dict)
     latest_checkpoint: str = ""
     registered_version: str = ""
+    evaluation: str = ""  # the completion evaluation's name
+    evaluation_error: tuple[str, str] | None = None  # (gRPC code name, message)
     failure: tuple[str, str, dict[str, str]] | None = None
     cancel_reason: str | None = None
     process: asyncio.subprocess.Process | None = None
@@ -83,6 +85,7 @@ class JobManager:
         host: str,
         cores_per_slot: int = 1,
         kill_grace_seconds: float = 10.0,
+        inference_address: str = "",
     ) -> None:
         self.registry = registry
         self.scheduler = scheduler
@@ -91,6 +94,8 @@ class JobManager:
         self.host = host
         self.cores_per_slot = cores_per_slot
         self.kill_grace_seconds = kill_grace_seconds
+        # Where evaluation on completion is sent; empty: jobs cannot ask for it.
+        self.inference_address = inference_address
         self.jobs: dict[str, LiveJob] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._shutting_down = False
@@ -153,6 +158,15 @@ class JobManager:
             base_version = resolved.model_version.name
             base_artifact = resolved.model_version.artifact
         spec = job_spec.spec_from_job(job, job_id, kind, request.count, base_artifact, base_version)
+        if spec.completion_evaluation and not (
+            spec.completion_evaluation.get("inference_address") or self.inference_address
+        ):
+            raise FailedPrecondition(
+                "evaluation on completion needs an inference service: start the training "
+                "service with --inference ADDR (or TUNIX_RT_INFERENCE), or set "
+                "completion_evaluation.inference_address",
+                reason="INFERENCE_UNAVAILABLE",
+            )
         await self.registry.call(
             spec.dataset, "GetDataset", rpb.GetDatasetRequest(name=spec.dataset)
         )
@@ -296,6 +310,8 @@ class JobManager:
             return
         try:
             code = await self._work(live, assignment)
+            if code == 0 and live.registered_version and live.cancel_reason is None:
+                await self._evaluate_on_completion(live)
             await self._finish(live, code)
         except Exception as exc:  # the service itself failed: never leave the job RUNNING
             log.exception("job %s failed in the service", live.job_id)
@@ -404,14 +420,37 @@ class JobManager:
             }
             live.failure = (str(event["reason"]), str(event["message"]), metadata)
 
+    async def _evaluate_on_completion(self, live: LiveJob) -> None:
+        """Evaluates the registered version when the job asked for it; the job still succeeds
+        when the evaluation fails (its error is kept in the result)."""
+        settings = live.spec.completion_evaluation
+        if not settings or self._shutting_down:
+            return
+        live.phase = "EVALUATING_MODEL"
+        address = str(settings.get("inference_address") or self.inference_address)
+        request = completion_eval.request_of(
+            settings, live.registered_version, live.spec.dataset, live.job_id
+        )
+        self._emit_log(live, f"evaluating {live.registered_version} on {live.spec.dataset}")
+        outcome = await completion_eval.evaluate(
+            address, request, lambda message: self._emit_log(live, message)
+        )
+        live.evaluation, live.evaluation_error = outcome.evaluation, outcome.error
+
     async def _finish(self, live: LiveJob, code: int) -> None:
-        result = {
+        result: dict[str, Any] = {
+            "evaluation": live.evaluation,
             "step": live.step,
             "total_steps": live.total_steps,
             "latest_checkpoint": live.latest_checkpoint,
             "registered_model_version": live.registered_version,
             "latest_metrics": {k: [s, v] for k, (s, v, _t) in live.latest_metrics.items()},
         }
+        if live.evaluation_error is not None:
+            result["evaluation_error"] = {
+                "code": live.evaluation_error[0],
+                "message": live.evaluation_error[1],
+            }
         if self._shutting_down:
             await self._transition(
                 live,

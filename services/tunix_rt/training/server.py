@@ -16,6 +16,7 @@ from pathlib import Path
 
 from tunix_rt.common.config import ServerConfig, from_env
 from tunix_rt.common.server import RunningServer, ServiceRegistration, run, start_server
+from tunix_rt.training.completion_eval import INFERENCE_ENV
 from tunix_rt.training.devices import inventory
 from tunix_rt.training.jobs import JobManager
 from tunix_rt.training.registry_link import RegistryLink
@@ -38,7 +39,11 @@ def instance_id(data_dir: Path) -> str:
 
 
 async def build_manager(
-    registry_address: str, data_dir: Path, cpu_slots: int, probe_gpus: bool = True
+    registry_address: str,
+    data_dir: Path,
+    cpu_slots: int,
+    probe_gpus: bool = True,
+    inference_address: str | None = None,
 ) -> JobManager:
     registry = RegistryLink(registry_address, os.environ.get("TUNIX_RT_AUTH_TOKEN") or None)
     devices = await asyncio.to_thread(inventory, cpu_slots, probe_gpus)
@@ -50,6 +55,8 @@ async def build_manager(
         owner=instance_id(data_dir),
         host=socket.gethostname(),
         cores_per_slot=cores,
+        # Evaluation on completion goes to this inference service (flag, else the environment).
+        inference_address=inference_address or os.environ.get(INFERENCE_ENV) or "",
     )
     await manager.recover()
     return manager
@@ -86,9 +93,12 @@ async def start_training(
     host: str = "127.0.0.1",
     port: int = 0,
     probe_gpus: bool = True,
+    inference_address: str | None = None,
 ) -> RunningTraining:
     """Starts a training service (tests, `tunix-rt up`)."""
-    manager = await build_manager(registry_address, data_dir, cpu_slots, probe_gpus)
+    manager = await build_manager(
+        registry_address, data_dir, cpu_slots, probe_gpus, inference_address
+    )
     server = await start_server(
         ServerConfig(host=host, port=port), "training", registrations(manager)
     )
@@ -102,6 +112,7 @@ def run_training(
     data_dir: Path | None,
     cpu_slots: int | None,
     metrics_port: int | None,
+    inference: str | None = None,
 ) -> None:
     """Serves until SIGTERM or SIGINT (the body of `tunix-rt serve training`)."""
     config: ServerConfig = from_env("training", host=host, port=port, metrics_port=metrics_port)
@@ -111,7 +122,7 @@ def run_training(
     holder: list[JobManager] = []
 
     async def build() -> list[ServiceRegistration]:
-        manager = await build_manager(address, directory, slots)
+        manager = await build_manager(address, directory, slots, inference_address=inference)
         holder.append(manager)
         return registrations(manager)
 

@@ -8,9 +8,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf import duration_pb2, json_format, timestamp_pb2
+from google.rpc import code_pb2
 
 from tunix_rt.common.errors import InvalidArgument
-from tunix_rt.training import job_spec, presets
+from tunix_rt.training import backend_choice, job_spec, presets
 from tunix_rt.training.event_hub import FellBehind
 from tunix_rt.training.jobs import JobManager, LiveJob
 from tunix_rt.training.spec import TrainSpec
@@ -30,6 +31,7 @@ _PHASES = {
     name.removeprefix("TRAINING_JOB_PHASE_"): value
     for name, value in training_job_pb2.TrainingJobPhase.items()
 }
+_BACKENDS = {"jax": backend_pb2.BACKEND_JAX, "torch": backend_pb2.BACKEND_TORCH}
 _KINDS = {
     "cpu": device_pb2.DEVICE_KIND_CPU,
     "gpu": device_pb2.DEVICE_KIND_GPU,
@@ -61,7 +63,7 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
         job = job_spec.job_from_spec(spec)
         job.name = f"trainingJobs/{spec.job_id}"
         job.run = f"runs/{spec.job_id}"
-        job.resolved_backend = backend_pb2.BACKEND_JAX
+        job.resolved_backend = _BACKENDS[spec.backend]
         job.resolved_precision = (
             backend_pb2.PRECISION_FLOAT32
             if spec.device_kind == "cpu"
@@ -84,6 +86,11 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
         job.total_steps = int(result.get("total_steps", 0))
         job.latest_checkpoint = result.get("latest_checkpoint", "")
         job.registered_model_version = result.get("registered_model_version", "")
+        job.evaluation = result.get("evaluation", "")
+        if "evaluation_error" in result:
+            error = result["evaluation_error"]
+            job.evaluation_error.code = getattr(code_pb2, error.get("code", "UNKNOWN"), 2)
+            job.evaluation_error.message = error.get("message", "")
         for name, (step, value) in result.get("latest_metrics", {}).items():
             job.latest_metrics[name].step = int(step)
             job.latest_metrics[name].value = float(value)
@@ -197,7 +204,7 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
                 if device.holder
                 else device_pb2.DEVICE_STATE_AVAILABLE,
                 training_job=f"trainingJobs/{device.holder}" if device.holder else "",
-                backends=[backend_pb2.BACKEND_JAX],
+                backends=[_BACKENDS[b] for b in backend_choice.supported(device.kind)],
                 supports_bfloat16=device.supports_bfloat16,
             )
             if device.allocate_time is not None:
@@ -209,8 +216,12 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
     async def ListArchitecturePresets(
         self, request: pb.ListArchitecturePresetsRequest, context: Any
     ) -> Any:
-        return pb.ListArchitecturePresetsResponse(
-            presets=[
-                p for p in presets.as_protos() if not request.family or p.family == request.family
-            ]
-        )
+        listed = []
+        for preset in presets.as_protos():
+            if request.family and preset.family != request.family:
+                continue
+            # Every preset family is a transformers architecture too.
+            if backend_pb2.BACKEND_TORCH not in preset.backends:
+                preset.backends.append(backend_pb2.BACKEND_TORCH)
+            listed.append(preset)
+        return pb.ListArchitecturePresetsResponse(presets=listed)

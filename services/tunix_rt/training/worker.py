@@ -187,6 +187,20 @@ def provenance_of(stub: Any, spec: TrainSpec, extra: dict[str, Any]) -> dict[str
     }
 
 
+def load_backend(name: str) -> Any:
+    """The backend module of a spec's `backend` (imported lazily: each pulls in its framework,
+    and a worker needs only one); None for an unknown name."""
+    if name == "jax":
+        from tunix_rt.training.backends import jax_backend
+
+        return jax_backend
+    if name == "torch":
+        from tunix_rt.training.backends import torch_backend
+
+        return torch_backend
+    return None
+
+
 def run(args: argparse.Namespace, reporter: PipeReporter) -> int:
     spec = TrainSpec.from_json(json.loads(Path(args.spec).read_text()))
     workdir = Path(args.workdir)
@@ -206,13 +220,12 @@ def run(args: argparse.Namespace, reporter: PipeReporter) -> int:
         spec = TrainSpec.from_json(
             {**spec.to_json(), "base": {**spec.to_json()["base"], "checkpoint_dir": str(base_dir)}}
         )
-    if spec.backend != "jax":
-        reporter.failed("UNSUPPORTED_BACKEND", f"backend {spec.backend!r} is not available yet")
+    backend = load_backend(spec.backend)
+    if backend is None:
+        reporter.failed("UNSUPPORTED_BACKEND", f"backend {spec.backend!r} is not available")
         return wp.EXIT_FAILED
-    from tunix_rt.training.backends import jax_backend
-
     try:
-        result = jax_backend.train(spec, data, workdir, reporter)
+        result = backend.train(spec, data, workdir, reporter)
     except NonFiniteLoss as exc:
         reporter.failed("NON_FINITE_LOSS", str(exc), step=exc.step)
         return wp.EXIT_FAILED

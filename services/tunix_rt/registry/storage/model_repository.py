@@ -19,9 +19,11 @@ from tunix_rt.registry.storage.base import (
     one_or_not_found,
     utc,
 )
+from tunix_rt.registry.storage.eval_set_repository import eval_set_row
 from tunix_rt.registry.storage.schema import (
     ArtifactRow,
     DatasetRow,
+    EvalSetRow,
     EvaluationItemRow,
     EvaluationMetricRow,
     EvaluationRow,
@@ -281,11 +283,10 @@ class ModelRepository(RepositoryBase):
     ) -> str:
         model = self._model_row(session, model_id)
         version_row = self._version_row(session, model, version)
-        dataset = dataset_row(session, dataset_id)
         row = EvaluationRow(
             uid=new_uid(),
             model_version_id=version_row.id,
-            dataset_id=dataset.id,
+            **_source_columns(session, dataset_id),
             split=split,
             metrics=metrics,
             config=config,
@@ -311,13 +312,20 @@ class ModelRepository(RepositoryBase):
         version = session.get(ModelVersionRow, row.model_version_id)
         assert version is not None
         model = session.get(ModelRow, version.model_id)
-        dataset = session.get(DatasetRow, row.dataset_id)
-        assert model is not None and dataset is not None
+        assert model is not None
+        if row.eval_set_id is not None:
+            eval_set = session.get(EvalSetRow, row.eval_set_id)
+            assert eval_set is not None
+            source = ev.eval_set_source(eval_set.eval_set_id)
+        else:
+            dataset = session.get(DatasetRow, row.dataset_id)
+            assert dataset is not None
+            source = dataset.dataset_id
         return ev.Evaluation(
             uid=row.uid,
             model_id=model.model_id,
             version=version.version,
-            dataset_id=dataset.dataset_id,
+            dataset_id=source,
             split=row.split,
             metrics=row.metrics,
             config=row.config,
@@ -351,8 +359,7 @@ class ModelRepository(RepositoryBase):
                 if version is not None:
                     query = query.where(ModelVersionRow.version == version)
             if dataset_id:
-                dataset = dataset_row(session, dataset_id)
-                query = query.where(EvaluationRow.dataset_id == dataset.id)
+                query = query.where(*_source_filter(session, dataset_id))
             if before_id is not None:
                 query = query.where(EvaluationRow.id < before_id)
             rows = list(session.scalars(query.order_by(EvaluationRow.id.desc()).limit(limit + 1)))
@@ -382,7 +389,7 @@ class ModelRepository(RepositoryBase):
 
     def leaderboard_rows(self, dataset_id: str, metric: str, split: int) -> list[ev.LeaderboardRow]:
         with self.reading() as session:
-            dataset = dataset_row(session, dataset_id)
+            where = _source_filter(session, dataset_id)
             query = (
                 select(
                     ModelRow.model_id,
@@ -394,7 +401,7 @@ class ModelRepository(RepositoryBase):
                 .join(EvaluationRow, EvaluationRow.id == EvaluationMetricRow.evaluation_id)
                 .join(ModelVersionRow, ModelVersionRow.id == EvaluationRow.model_version_id)
                 .join(ModelRow, ModelRow.id == ModelVersionRow.model_id)
-                .where(EvaluationRow.dataset_id == dataset.id, EvaluationMetricRow.key == metric)
+                .where(*where, EvaluationMetricRow.key == metric)
             )
             if split:
                 query = query.where(EvaluationRow.split == split)
@@ -402,3 +409,18 @@ class ModelRepository(RepositoryBase):
                 ev.LeaderboardRow(m, v, u, value, utc(t))
                 for m, v, u, value, t in session.execute(query)
             ]
+
+
+def _source_columns(session: Session, source: str) -> dict[str, int | None]:
+    """The evaluations columns naming what was evaluated on: a dataset id or `evalSets/{id}`."""
+    eval_set_id = ev.parse_eval_set_source(source)
+    if eval_set_id:
+        return {"dataset_id": None, "eval_set_id": eval_set_row(session, eval_set_id).id}
+    return {"dataset_id": dataset_row(session, source).id, "eval_set_id": None}
+
+
+def _source_filter(session: Session, source: str) -> list[Any]:
+    columns = _source_columns(session, source)
+    if columns["eval_set_id"] is not None:
+        return [EvaluationRow.eval_set_id == columns["eval_set_id"]]
+    return [EvaluationRow.dataset_id == columns["dataset_id"]]

@@ -5,10 +5,11 @@ It is the only way the domain reaches the database, and it returns domain object
 
 from __future__ import annotations
 
+from tunix_rt.registry.storage.eval_set_repository import EvalSetRepository
 from tunix_rt.registry.storage.model_repository import ModelRepository
 from tunix_rt.registry.storage.run_repository import RunRepository
 from tunix_rt.registry.storage.trace_repository import TraceRepository
 
 
-class Repository(TraceRepository, RunRepository, ModelRepository):
-    """Traces, datasets, runs, models, artifacts and evaluations."""
+class Repository(TraceRepository, RunRepository, ModelRepository, EvalSetRepository):
+    """Traces, datasets, runs, models, artifacts, evaluations and eval sets."""

@@ -222,12 +222,43 @@ class EvaluationRow(Base):
     model_version_id: Mapped[int] = mapped_column(
         ForeignKey("model_versions.id", ondelete="CASCADE"), index=True
     )
-    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"), index=True)
+    # Exactly one of dataset_id and eval_set_id is set: what the model was evaluated on.
+    dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id"), index=True)
+    eval_set_id: Mapped[int | None] = mapped_column(ForeignKey("eval_sets.id"), index=True)
     split: Mapped[int] = mapped_column(SmallInteger, default=0)
     metrics: Mapped[JsonDict]
     config: Mapped[JsonDict]
     item_count: Mapped[int] = mapped_column(Integer, default=0)
     create_time: Mapped[datetime]
+
+
+class EvalSetRow(Base):
+    """An eval set: a frozen, ordered list of prompts with expected answers."""
+
+    __tablename__ = "eval_sets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    eval_set_id: Mapped[str] = mapped_column(String(128), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    item_count: Mapped[int] = mapped_column(Integer, default=0)
+    counts: Mapped[JsonDict]
+    content_hash: Mapped[str] = mapped_column(String(64))
+    create_time: Mapped[datetime]
+
+
+class EvalSetItemRow(Base):
+    """One item of an eval set at its position."""
+
+    __tablename__ = "eval_set_items"
+
+    eval_set_id: Mapped[int] = mapped_column(
+        ForeignKey("eval_sets.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    item_id: Mapped[str] = mapped_column(String(256))
+    prompt: Mapped[str] = mapped_column(Text)
+    expected_answer: Mapped[str] = mapped_column(Text)
+    meta: Mapped[JsonDict]
 
 
 class EvaluationMetricRow(Base):

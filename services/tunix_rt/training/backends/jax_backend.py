@@ -25,6 +25,7 @@ import numpy as np
 from flax import nnx
 
 from tunix_rt.common.errors import FailedPrecondition, FieldViolation, InvalidArgument
+from tunix_rt.interchange.model_config import read_config
 from tunix_rt.training import packing, presets
 from tunix_rt.training.backends.base import Reporter, Stopped, TrainData, TrainResult
 from tunix_rt.training.backends.jax import checkpoint, trainer
@@ -33,7 +34,7 @@ from tunix_rt.training.backends.jax.evaluation import Evaluator
 from tunix_rt.training.backends.jax.generate import Generator, generate
 from tunix_rt.training.backends.jax.loss import make_loss_fn
 from tunix_rt.training.backends.jax.mesh import entered, make_mesh, shard_model
-from tunix_rt.training.backends.jax.model_dir import load_model, load_model_dir, read_config
+from tunix_rt.training.backends.jax.model_dir import load_model, load_model_dir
 from tunix_rt.training.backends.jax.model_dir import write_model_dir as _write_model_dir
 from tunix_rt.training.backends.jax.optimizer import make_optimizer, make_schedule
 from tunix_rt.training.spec import TrainSpec, resolve_schedule

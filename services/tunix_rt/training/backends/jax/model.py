@@ -23,8 +23,20 @@ from tunix_rt.training.spec import LORA_MODULES, LoraSpec
 LORA_TARGETS: dict[str, str] = {name: name for name in LORA_MODULES}
 
 
+# tunix 0.1.7's llama3 and qwen3 attention call `apply_rope` without the config's rope_theta, so
+# they always rotate with this base (rotate-half layout, no scaling); qwen2 honours the config.
+FIXED_ROPE_THETA = {"llama3": 1_000_000.0, "qwen3": 1_000_000.0}
+
+
 def tunix_config(arch: ArchitectureConfig) -> Any:
-    """The tunix ModelConfig of `arch`'s family."""
+    """The tunix ModelConfig of `arch`'s family; ValueError when tunix would silently compute a
+    different function (a rotary base its llama3 / qwen3 ignore)."""
+    fixed = FIXED_ROPE_THETA.get(arch.family)
+    if fixed is not None and arch.rope_theta != fixed:
+        raise ValueError(
+            f"rope_theta {arch.rope_theta:g} is not supported by the JAX backend's {arch.family} "
+            f"(tunix always uses {fixed:g}); use the torch backend for this model"
+        )
     common = dict(
         num_layers=arch.num_layers,
         vocab_size=arch.vocab_size,

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from flax import nnx
 
+from tunix_rt.interchange.hf_export import special_ids
 from tunix_rt.interchange.model_config import (
     ADAPTER_FILE,
     WEIGHTS_FILE,
@@ -30,7 +31,7 @@ from tunix_rt.training.backends.jax import model as model_lib
 from tunix_rt.training.backends.jax import weights
 from tunix_rt.training.presets import ArchitectureConfig
 from tunix_rt.training.spec import LoraSpec
-from tunix_rt.training.tokenizer import TextTokenizer, special_ids_from_config
+from tunix_rt.training.tokenizer import TextTokenizer
 
 
 def write_model_dir(
@@ -117,7 +118,14 @@ def load_model_dir(
 ) -> tuple[nnx.Module, TextTokenizer, ModelDirConfig]:
     """(model, tokenizer, config) of a model directory; an adapter directory needs `base_dir`."""
     config = read_config(path)
-    tokenizer = TextTokenizer.load(path, special_ids_from_config(config.raw))
+    # An imported directory's tokenizer need not have our <pad>/<bos>/<eos> tokens: take the ids
+    # its config records (when it records none, look our tokens up by name).
+    tokenizer_dir = path if (path / "tokenizer.json").exists() or base_dir is None else base_dir
+    try:
+        ids: dict[str, int] | None = special_ids(config.raw)
+    except ValueError:
+        ids = None
+    tokenizer = TextTokenizer.load(tokenizer_dir, ids)
     if config.adapter is not None and base_dir is None:
         raise ValueError(f"{path} holds a LoRA adapter only; give the base model directory")
     model = load_model(config.architecture, path if config.adapter is None else base_dir)

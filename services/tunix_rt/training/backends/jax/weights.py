@@ -2,46 +2,23 @@
 
 Model directories store weights under Hugging Face Llama / Qwen2 / Qwen3 names and layouts
 (`model.layers.0.self_attn.q_proj.weight`, `[out, in]`), so `transformers` and the later torch
-backend read them as they are, and a Hugging Face checkpoint directory loads here. One table maps
-each tunix parameter path to its HF name and says where the tunix array splits into input and
-output dimensions: tunix keeps `[in..., out...]` (e.g. q_proj `[D, N, H]`), HF keeps
-`[prod(out), prod(in)]`.
+backend read them as they are, and a Hugging Face checkpoint directory loads here. The name table
+(tunix path -> HF name, and where the tunix array splits into input and output dimensions) is
+`tunix_rt.interchange.names`, shared with the framework-free adapter merging.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 
 import jax
 import numpy as np
 from flax import nnx
 
-# (tunix path pattern, HF name template, number of leading input dims; None = copy as is)
-_TABLE: tuple[tuple[str, str, int | None], ...] = (
-    (r"embedder\.input_embedding", "model.embed_tokens.weight", None),
-    (r"layers\.(\d+)\.attn\.q_proj\.w", r"model.layers.\1.self_attn.q_proj.weight", 1),
-    (r"layers\.(\d+)\.attn\.k_proj\.w", r"model.layers.\1.self_attn.k_proj.weight", 1),
-    (r"layers\.(\d+)\.attn\.v_proj\.w", r"model.layers.\1.self_attn.v_proj.weight", 1),
-    (r"layers\.(\d+)\.attn\.o_proj\.w", r"model.layers.\1.self_attn.o_proj.weight", 2),
-    (r"layers\.(\d+)\.attn\.q_bias", r"model.layers.\1.self_attn.q_proj.bias", None),
-    (r"layers\.(\d+)\.attn\.k_bias", r"model.layers.\1.self_attn.k_proj.bias", None),
-    (r"layers\.(\d+)\.attn\.v_bias", r"model.layers.\1.self_attn.v_proj.bias", None),
-    (r"layers\.(\d+)\.attn\.q_norm\.w", r"model.layers.\1.self_attn.q_norm.weight", None),
-    (r"layers\.(\d+)\.attn\.k_norm\.w", r"model.layers.\1.self_attn.k_norm.weight", None),
-    (r"layers\.(\d+)\.mlp\.gate_proj\.kernel", r"model.layers.\1.mlp.gate_proj.weight", 1),
-    (r"layers\.(\d+)\.mlp\.up_proj\.kernel", r"model.layers.\1.mlp.up_proj.weight", 1),
-    (r"layers\.(\d+)\.mlp\.down_proj\.kernel", r"model.layers.\1.mlp.down_proj.weight", 1),
-    (r"layers\.(\d+)\.input_layernorm\.w", r"model.layers.\1.input_layernorm.weight", None),
-    (
-        r"layers\.(\d+)\.post_attention_layernorm\.w",
-        r"model.layers.\1.post_attention_layernorm.weight",
-        None,
-    ),
-    (r"final_norm\.w", "model.norm.weight", None),
-    (r"lm_head\.w", "lm_head.weight", 1),
-)
-_LORA_SUFFIX = re.compile(r"_lora_[ab]$")
+from tunix_rt.interchange import names
+
+_LORA_SUFFIX = names.LORA_SUFFIX
+_lookup = names.lookup
 
 
 def _path_name(path: tuple[object, ...]) -> str:
@@ -53,14 +30,6 @@ def _path_name(path: tuple[object, ...]) -> str:
                 parts.append(str(getattr(entry, attribute)))
                 break
     return ".".join(p for p in parts if p != "value")
-
-
-def _lookup(tunix_name: str) -> tuple[str, int | None]:
-    for pattern, hf_template, split in _TABLE:
-        match = re.fullmatch(pattern, tunix_name)
-        if match:
-            return match.expand(hf_template), split
-    raise KeyError(f"no Hugging Face name for tunix parameter {tunix_name!r}")
 
 
 def to_hf(tunix_name: str, value: np.ndarray) -> tuple[str, np.ndarray]:

@@ -1,0 +1,436 @@
+"""The JAX engine: a tunix model with a KV cache, compiled once per shape bucket.
+
+The cache is tunix's (`{layer_i: {k, v, end_index}}`, [batch, slots, kv_heads, head_dim]) used as
+a ring buffer with one write slot `w` shared by all rows: each decode step writes every row's new
+key/value at slot `w`, and a per-row `valid` mask [batch, slots] says which slots belong to the
+row. Rotary positions are applied before keys are cached, so slot order does not matter and each
+row keeps its own position counter. A request joins a running batch (continuous batching) by a
+prefill of its prompt alone (left padded to a power of two) whose keys/values are scattered into
+its row just behind `w`. The cache grows (doubling its slots, unrolling the ring) when a row
+would wrap onto its own oldest slot, and is dropped when the batch drains.
+
+Shapes are bucketed to powers of two (batch rows x slots for decode, admitted rows x prompt
+length for prefill), so `jax.jit` compiles each bucket once; the cache and mask are donated so
+the step updates them in place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from tunix_rt.inference.engines import jax_decode
+from tunix_rt.inference.engines.base import Finished, Piece, Sampling
+from tunix_rt.inference.engines.batching import Scheduler
+from tunix_rt.training.presets import ArchitectureConfig
+from tunix_rt.training.tokenizer import TextTokenizer
+
+# Slots of a fresh cache: enough for a short prompt and 64 new tokens without a resize. Not more:
+# tunix's attention einsum transposes the whole [batch, slots, heads, dim] cache every step, so
+# a decode step's cost grows with batch x slots (measured on CPU, batch 16: 3.8 ms/step at 128
+# slots, 12.5 ms at 512).
+MIN_SLOTS = 128
+MIN_PROMPT = 8
+MAX_FUSED_STEPS = 16  # the scheduler's fused decode length (batching.MAX_FUSED_STEPS)
+# Prompts are prefilled in groups of at most this many rows, padded to a power of two: how many
+# requests arrive together varies from step to step, and each distinct count would be another
+# compilation.
+PREFILL_ROWS = 4
+DEFAULT_CAPACITY = 32
+
+
+def next_power_of_two(n: int, floor: int = 1) -> int:
+    return max(floor, 1 << max(0, n - 1).bit_length())
+
+
+def kv_bytes_per_token(arch: ArchitectureConfig, itemsize: int) -> int:
+    return 2 * arch.num_layers * arch.num_kv_heads * arch.head_dim * itemsize
+
+
+def first_argmax(logits: jax.Array) -> jax.Array:
+    """`jnp.argmax(logits, -1)` (the first index of the maximum) as two plain reductions:
+    XLA on CPU runs argmax's variadic (value, index) reduce several times slower, a measurable
+    part of a small model's decode step."""
+    top = jnp.max(logits, axis=-1, keepdims=True)
+    index = jnp.arange(logits.shape[-1], dtype=jnp.int32)
+    return jnp.min(jnp.where(logits == top, index, logits.shape[-1]), axis=-1)
+
+
+class JaxCore:
+    """The KV-cached batch of a tunix model (see the module docstring)."""
+
+    def __init__(
+        self, model: nnx.Module, arch: ArchitectureConfig, dtype: Any, capacity: int
+    ) -> None:
+        self.capacity, self.arch, self.dtype = capacity, arch, dtype
+        graphdef, state = nnx.split(model)
+        state = jax.tree.map(
+            lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x, state
+        )
+        # Flattening an nnx.State on every call costs milliseconds; a tuple of arrays does not.
+        leaves, treedef = jax.tree.flatten(state)
+        self._state = tuple(leaves)
+        self._max_slots = next_power_of_two(arch.context_length)
+        self._cache: dict[str, dict[str, jax.Array]] | None = None
+        self._valid: jax.Array | None = None  # [B, S] bool
+        self._write = 0  # the shared write slot w
+        self._positions = np.zeros(capacity, np.int32)  # next position of each row
+        self._spans = np.zeros(capacity, np.int64)  # slots each row occupies
+        self._live: set[int] = set()
+
+        def forward(leaves: Any, tokens: Any, positions: Any, cache: Any, mask: Any) -> Any:
+            model = nnx.merge(graphdef, jax.tree.unflatten(treedef, list(leaves)))
+            return model(tokens, positions, cache, mask)
+
+        def decode_forward(
+            leaves: Any, tokens: Any, positions: Any, cache: Any, valid: Any, write: Any
+        ) -> Any:
+            model = nnx.merge(graphdef, jax.tree.unflatten(treedef, list(leaves)))
+            return jax_decode.decode_step(
+                model, arch.family, tokens, positions, cache, valid, write
+            )
+
+        self._forward = forward
+        self._decode_forward = decode_forward
+        self._decode_fn = jax.jit(self._decode_step, donate_argnums=(1, 2), static_argnums=(7,))
+        self._multi_fn = jax.jit(self._multi_step, donate_argnums=(1, 2), static_argnums=(7,))
+        self._prefill_fn = jax.jit(self._prefill_step, static_argnums=(3,))
+        self._scatter_fn = jax.jit(self._scatter_step, donate_argnums=(0, 1))
+        self._resize_fn = jax.jit(self._resize_step, donate_argnums=(0, 1), static_argnums=(3, 4))
+
+    # Traced functions.
+
+    def _decode_step(
+        self,
+        state: Any,
+        cache: Any,
+        valid: jax.Array,
+        tokens: jax.Array,
+        positions: jax.Array,
+        active: jax.Array,
+        write: jax.Array,
+        want_logits: bool,
+    ) -> tuple[Any, jax.Array, jax.Array, jax.Array | None]:
+        valid = valid.at[:, write].set(active)
+        logits, cache = self._decode_forward(state, tokens, positions, cache, valid, write)
+        logits = logits.astype(jnp.float32)
+        greedy = first_argmax(logits)
+        return cache, valid, greedy, (logits if want_logits else None)
+
+    def _multi_step(
+        self,
+        state: Any,
+        cache: Any,
+        valid: jax.Array,
+        tokens: jax.Array,
+        positions: jax.Array,
+        active: jax.Array,
+        write: jax.Array,
+        steps: int,
+    ) -> tuple[Any, jax.Array, jax.Array]:
+        """`steps` greedy decode steps in one call (no host round trip per token)."""
+        slots = valid.shape[1]
+
+        def body(carry: Any, i: jax.Array) -> tuple[Any, jax.Array]:
+            cache, valid, tokens = carry
+            cache, valid, greedy, _ = self._decode_step(
+                state, cache, valid, tokens, positions + i, active, (write + i) % slots, False
+            )
+            return (cache, valid, greedy), greedy
+
+        (cache, valid, _), out = jax.lax.scan(body, (cache, valid, tokens), jnp.arange(steps))
+        return cache, valid, out
+
+    def _prefill_step(
+        self, state: Any, tokens: jax.Array, lengths: jax.Array, want: bool
+    ) -> tuple[Any, jax.Array, jax.Array, jax.Array | None]:
+        rows, length = tokens.shape
+        index = jnp.arange(length)
+        pad = length - lengths[:, None]  # left padding of each row
+        real = index[None, :] >= pad  # [n, P]
+        positions = jnp.maximum(index[None, :] - pad, 0).astype(jnp.int32)
+        causal = index[None, :, None] >= index[None, None, :]
+        mask = causal & real[:, None, :]  # [n, P, P]
+        shape = (rows, length, self.arch.num_kv_heads, self.arch.head_dim)
+        fresh = {
+            f"layer_{i}": {
+                "k": jnp.zeros(shape, self.dtype),
+                "v": jnp.zeros(shape, self.dtype),
+                "end_index": jnp.zeros((rows,), jnp.int32),
+            }
+            for i in range(self.arch.num_layers)
+        }
+        logits, cache = self._forward(state, tokens, positions, fresh, mask)
+        last = logits[:, -1].astype(jnp.float32)
+        greedy = first_argmax(last)
+        return cache, real, greedy, (last if want else None)
+
+    @staticmethod
+    def _scatter_step(
+        cache: Any,
+        valid: jax.Array,
+        prompt_cache: Any,
+        real: jax.Array,
+        rows: jax.Array,
+        write: jax.Array,
+    ) -> tuple[Any, jax.Array]:
+        slots_total = valid.shape[1]
+        length = real.shape[1]
+        slots = (write - length + jnp.arange(length)) % slots_total
+        valid = valid.at[rows].set(False, mode="drop")
+        valid = valid.at[rows[:, None], slots[None, :]].set(real, mode="drop")
+        # Our cache is [B, K, S, H], the prompt's (tunix's) [n, P, K, H]: indexing rows and slots
+        # around the K slice puts the indexed dims first, [n, P, K, H], so no transpose.
+        out = {
+            name: {
+                part: layer[part]
+                .at[rows[:, None], :, slots[None, :]]
+                .set(prompt_cache[name][part], mode="drop")
+                for part in ("k", "v")
+            }
+            for name, layer in cache.items()
+        }
+        return out, valid
+
+    # Host side (scheduler thread only).
+
+    def _allocate(self, batch: int, slots: int) -> None:
+        shape = (batch, self.arch.num_kv_heads, slots, self.arch.head_dim)
+        self._cache = {
+            f"layer_{i}": {"k": jnp.zeros(shape, self.dtype), "v": jnp.zeros(shape, self.dtype)}
+            for i in range(self.arch.num_layers)
+        }
+        self._valid = jnp.zeros((batch, slots), bool)
+        self._write = 0
+
+    @staticmethod
+    def _resize_step(
+        cache: Any, valid: jax.Array, write: jax.Array, batch: int, slots: int
+    ) -> tuple[Any, jax.Array]:
+        old_batch, old_slots = valid.shape
+        keep = min(batch, old_batch)
+
+        def fit(x: jax.Array, axis: int) -> jax.Array:
+            # `write` is traced: one compilation per pair of shapes, not per write slot.
+            x = jnp.roll(x[:keep], -write, axis=axis)
+            pad = [(0, 0)] * x.ndim
+            pad[0], pad[axis] = (0, batch - keep), (0, slots - old_slots)
+            return jnp.pad(x, pad)
+
+        cache = {
+            name: {part: fit(array, 2) for part, array in layer.items()}
+            for name, layer in cache.items()
+        }
+        return cache, fit(valid, 1)
+
+    def _resize(self, batch: int, slots: int) -> None:
+        """Grows or shrinks the cache to `batch` rows and `slots` (at least the current ones);
+        the ring is unrolled so the oldest slot comes first and `w` points past the newest."""
+        assert self._cache is not None and self._valid is not None
+        old_slots = self._valid.shape[1]
+        self._cache, self._valid = self._resize_fn(
+            self._cache, self._valid, np.int32(self._write), batch, slots
+        )
+        self._write = old_slots % slots
+
+    def _shape(self) -> tuple[int, int]:
+        return (0, 0) if self._valid is None else tuple(self._valid.shape)  # type: ignore[return-value]
+
+    def _ensure(self, batch_needed: int, slots_needed: int) -> None:
+        batch = next_power_of_two(batch_needed)
+        slots = min(next_power_of_two(slots_needed, MIN_SLOTS), self._max_slots)
+        if self._cache is None:
+            self._allocate(batch, slots)
+            return
+        have_batch, have_slots = self._shape()
+        if batch > have_batch or slots > have_slots:
+            self._resize(max(batch, have_batch), max(slots, have_slots))
+
+    def prefill(
+        self, rows: list[int], prompts: list[list[int]], want_logits: bool
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        greedy, logits = [], []
+        for start in range(0, len(rows), PREFILL_ROWS):
+            g, lg = self._prefill_chunk(
+                rows[start : start + PREFILL_ROWS],
+                prompts[start : start + PREFILL_ROWS],
+                want_logits,
+            )
+            greedy.append(g)
+            if lg is not None:
+                logits.append(lg)
+        return np.concatenate(greedy), np.concatenate(logits) if logits else None
+
+    def _prefill_chunk(
+        self, rows: list[int], prompts: list[list[int]], want_logits: bool
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        longest = max(len(p) for p in prompts)
+        length = min(next_power_of_two(longest, MIN_PROMPT), self._max_slots)
+        # Rows bucketed to a power of two: padding a lone prompt to PREFILL_ROWS rows would
+        # quadruple the prefill of a single request.
+        count = next_power_of_two(len(rows))
+        tokens = np.zeros((count, length), np.int32)
+        lengths = np.ones(count, np.int32)
+        for i, prompt in enumerate(prompts):
+            tokens[i, length - len(prompt) :] = prompt
+            lengths[i] = len(prompt)
+        live_spans = [int(self._spans[r]) + 1 for r in self._live]
+        self._ensure(max([*rows, *self._live]) + 1, max([length + 1, *live_spans]))
+        prompt_cache, real, greedy, logits = self._prefill_fn(
+            self._state, tokens, lengths, want_logits
+        )
+        batch, _ = self._shape()
+        row_index = np.full(count, batch, np.int32)  # out of range: dropped
+        row_index[: len(rows)] = rows
+        self._cache, self._valid = self._scatter_fn(
+            self._cache, self._valid, prompt_cache, real, row_index, np.int32(self._write)
+        )
+        for row, prompt in zip(rows, prompts, strict=True):
+            self._positions[row] = len(prompt)
+            self._spans[row] = len(prompt)
+            self._live.add(row)
+        n = len(rows)
+        return np.asarray(greedy)[:n], None if logits is None else np.asarray(logits)[:n]
+
+    def decode(
+        self, rows: list[int], tokens: list[int], want_logits: bool
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        self._ensure(max(rows) + 1, int(max(self._spans[r] for r in rows)) + 1)
+        batch, slots = self._shape()
+        feed = np.zeros(batch, np.int32)
+        active = np.zeros(batch, bool)
+        feed[rows] = tokens
+        active[rows] = True
+        positions = np.zeros(batch, np.int32)
+        positions[: min(batch, self.capacity)] = self._positions[:batch]
+        self._cache, self._valid, greedy, logits = self._decode_fn(
+            self._state,
+            self._cache,
+            self._valid,
+            feed,
+            positions,
+            active,
+            np.int32(self._write),
+            want_logits,
+        )
+        self._write = (self._write + 1) % slots
+        self._positions[rows] += 1
+        self._spans[rows] += 1
+        ids = np.asarray(greedy)[rows]
+        return ids, None if logits is None else np.asarray(logits)[rows]
+
+    def warmup(self, max_batch: int, prompt_lengths: tuple[int, ...] = (8, 16, 32, 64)) -> None:
+        """Compiles the common shape buckets now (every batch bucket up to `max_batch` at the
+        initial slot count, greedy and fused decode, prefill of the given prompt buckets), so
+        that first requests of each batch size do not wait for XLA."""
+        assert not self._live, "warm up an idle engine"
+        slots = min(MIN_SLOTS, self._max_slots)
+        top = min(max_batch, self.capacity)
+        self._allocate(1, slots)
+        batch = 1
+        while batch <= top:
+            # Grown from the previous bucket, as a batch grows while requests arrive: this
+            # compiles that resize too.
+            self._ensure(batch, slots)
+            rows = list(range(batch))
+            for length in prompt_lengths:
+                count = 1
+                while length < slots and count <= min(batch, PREFILL_ROWS):
+                    self.prefill(rows[:count], [[0] * length] * count, False)
+                    count *= 2
+            self.decode(rows, [0] * batch, False)
+            self.decode_many(rows, [0] * batch, MAX_FUSED_STEPS)
+            batch *= 2
+        self.release(list(range(top)))
+        self._cache, self._valid = None, None
+
+    def decode_many(self, rows: list[int], tokens: list[int], steps: int) -> np.ndarray:
+        """`steps` greedy steps at once: [steps, len(rows)] tokens (each fed to the next)."""
+        self._ensure(max(rows) + 1, int(max(self._spans[r] for r in rows)) + steps)
+        batch, slots = self._shape()
+        feed = np.zeros(batch, np.int32)
+        active = np.zeros(batch, bool)
+        feed[rows] = tokens
+        active[rows] = True
+        self._cache, self._valid, out = self._multi_fn(
+            self._state,
+            self._cache,
+            self._valid,
+            feed,
+            self._positions[:batch].copy(),
+            active,
+            np.int32(self._write),
+            steps,
+        )
+        self._write = (self._write + steps) % slots
+        self._positions[rows] += steps
+        self._spans[rows] += steps
+        return np.asarray(out)[:, rows]
+
+    def release(self, rows: list[int]) -> None:
+        for row in rows:
+            self._live.discard(row)
+            self._spans[row] = 0
+            self._positions[row] = 0
+        if not self._live:
+            self._cache, self._valid = None, None  # the batch drained: start small again
+            return
+        batch, _ = self._shape()
+        needed = next_power_of_two(max(self._live) + 1)
+        if needed < batch and self._valid is not None and self._cache is not None:
+            # Shrink the batch bucket: the top rows are all free.
+            self._cache = {
+                name: {part: array[:needed] for part, array in layer.items()}
+                for name, layer in self._cache.items()
+            }
+            self._valid = self._valid[:needed]
+
+
+class JaxEngine:
+    """An Engine over a tunix model (see base.Engine)."""
+
+    backend = "jax"
+
+    def __init__(
+        self,
+        model: nnx.Module,
+        tokenizer: TextTokenizer,
+        arch: ArchitectureConfig,
+        *,
+        dtype: Any = jnp.float32,
+        capacity: int = DEFAULT_CAPACITY,
+        parameter_count: int = 0,
+        weight_bytes: int = 0,
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.context_length = arch.context_length
+        self.vocab_size = arch.vocab_size
+        self.parameter_count = parameter_count
+        itemsize = jnp.dtype(dtype).itemsize
+        self.memory_bytes = weight_bytes + capacity * arch.context_length * kv_bytes_per_token(
+            arch, itemsize
+        )
+        self.devices = [str(d) for d in jax.devices()]
+        self.core = JaxCore(model, arch, dtype, capacity)
+        self.scheduler = Scheduler(self.core, tokenizer, arch.context_length, "jax")
+
+    def warmup(self, max_batch: int = 16) -> None:
+        """Compiles the usual shape buckets (seconds per batch bucket on CPU). Call it before
+        serving (no request may be in flight)."""
+        self.core.warmup(max_batch)
+
+    def encode_prompt(self, text: str) -> list[int]:
+        return [self.tokenizer.bos_id(), *self.tokenizer.encode(text)]
+
+    def generate(
+        self, prompt_ids: list[int], sampling: Sampling, cancelled: Callable[[], bool]
+    ) -> Iterator[Piece | Finished]:
+        return self.scheduler.generate(prompt_ids, sampling, cancelled)
+
+    def close(self) -> None:
+        self.scheduler.close()

@@ -1,0 +1,230 @@
+"""The Open Inference Protocol v2 (`inference.GRPCInferenceService`) over the same models, so
+standard clients such as `tritonclient.grpc` call tunix-rt unchanged.
+
+A model's name is a model reference (`reasoning-small@candidate`, `reasoning-small/3`,
+`reasoning-small`, `models/m/versions/3`); a non-empty `model_version` names the version of a
+bare model name. Every model has one input and one output:
+
+    text_input   BYTES [N]   prompts (UTF-8), rendered with the model's chat template unless the
+                             request parameter `raw_prompt` is true
+    text_output  BYTES [N]   the generated texts, in raw_output_contents
+
+Inputs may travel as `contents.bytes_contents` or as `raw_input_contents` (what tritonclient
+sends: each element a 4-byte little-endian length, then its bytes). Request parameters
+`max_new_tokens`, `temperature`, `top_p`, `top_k`, `seed`, `max_reasoning_tokens` and
+`raw_prompt` set sampling for every element; the N prompts are generated concurrently, so they
+share the engine's batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from importlib import metadata
+from typing import Any
+
+import grpc
+
+from tunix_rt.common.errors import InvalidArgument
+from tunix_rt.inference import generation
+from tunix_rt.inference.model_store import ModelStore
+from tunix_rt.v1 import inference_pb2, oip_grpc_service_pb2_grpc
+from tunix_rt.v1 import oip_grpc_service_pb2 as oip
+
+SERVICE_NAME = "inference.GRPCInferenceService"
+INPUT_NAME = "text_input"
+OUTPUT_NAME = "text_output"
+BYTES = "BYTES"
+PLATFORM = "tunix-rt"
+_INT_PARAMETERS = ("max_new_tokens", "top_k", "max_reasoning_tokens")
+_FLOAT_PARAMETERS = ("temperature", "top_p")
+_LENGTH = struct.Struct("<I")
+
+
+def decode_bytes_tensor(raw: bytes, field: str) -> list[bytes]:
+    """The elements of a raw BYTES tensor: 4-byte little-endian length-prefixed strings."""
+    elements: list[bytes] = []
+    offset = 0
+    while offset < len(raw):
+        if offset + _LENGTH.size > len(raw):
+            raise InvalidArgument.field(field, "a BYTES element's 4-byte length is cut short")
+        (size,) = _LENGTH.unpack_from(raw, offset)
+        offset += _LENGTH.size
+        if offset + size > len(raw):
+            raise InvalidArgument.field(field, "a BYTES element is longer than the tensor")
+        elements.append(raw[offset : offset + size])
+        offset += size
+    return elements
+
+
+def encode_bytes_tensor(elements: list[bytes]) -> bytes:
+    """The raw form of a BYTES tensor (see decode_bytes_tensor)."""
+    return b"".join(_LENGTH.pack(len(e)) + e for e in elements)
+
+
+def reference_of(name: str, version: str) -> str:
+    """The model reference of an OIP model name and version."""
+    if not name.strip():
+        raise InvalidArgument.field("model_name", "must not be empty")
+    if version and "@" not in name and "/" not in name:
+        return f"{name}/{version}"
+    return name
+
+
+def _parameter(value: oip.InferParameter) -> Any:
+    kind = value.WhichOneof("parameter_choice")
+    return getattr(value, kind) if kind else None
+
+
+def sampling_of(parameters: Any) -> tuple[inference_pb2.SamplingParams, bool]:
+    """SamplingParams and raw_prompt from the request's parameters."""
+    params = inference_pb2.SamplingParams()
+    raw_prompt = False
+    for key, value in parameters.items():
+        given = _parameter(value)
+        try:
+            if key in _INT_PARAMETERS:
+                setattr(params, key, int(given))
+            elif key in _FLOAT_PARAMETERS:
+                setattr(params, key, float(given))
+            elif key == "seed":
+                params.seed = int(given)
+            elif key == "raw_prompt":
+                raw_prompt = str(given).lower() in ("true", "1")
+        except (TypeError, ValueError):
+            raise InvalidArgument.field(
+                f"parameters.{key}", f"must be a number, got {given!r}"
+            ) from None
+    return params, raw_prompt
+
+
+def prompts_of(request: oip.ModelInferRequest) -> list[str]:
+    """The prompts of the `text_input` tensor."""
+    for index, tensor in enumerate(request.inputs):
+        if tensor.name != INPUT_NAME:
+            continue
+        field = f"inputs[{index}]"
+        if tensor.datatype != BYTES:
+            raise InvalidArgument.field(
+                f"{field}.datatype", f"must be BYTES, got {tensor.datatype}"
+            )
+        if request.raw_input_contents:
+            if index >= len(request.raw_input_contents):
+                raise InvalidArgument.field("raw_input_contents", f"has no entry for {field}")
+            elements = decode_bytes_tensor(request.raw_input_contents[index], "raw_input_contents")
+        else:
+            elements = list(tensor.contents.bytes_contents)
+        count = 1
+        for dim in tensor.shape:
+            count *= dim
+        if tensor.shape and count != len(elements):
+            raise InvalidArgument.field(
+                f"{field}.shape", f"says {count} elements, but {len(elements)} were sent"
+            )
+        if not elements:
+            raise InvalidArgument.field(field, "holds no prompt")
+        try:
+            return [e.decode("utf-8") for e in elements]
+        except UnicodeDecodeError:
+            raise InvalidArgument.field(field, "prompts must be UTF-8") from None
+    raise InvalidArgument.field("inputs", f"needs a BYTES tensor named {INPUT_NAME!r}")
+
+
+def _version_number(model_version: str) -> str:
+    return model_version.rsplit("/", 1)[-1] if model_version else ""
+
+
+def _tensor(name: str) -> oip.ModelMetadataResponse.TensorMetadata:
+    return oip.ModelMetadataResponse.TensorMetadata(name=name, datatype=BYTES, shape=[-1])
+
+
+class OipServicer(oip_grpc_service_pb2_grpc.GRPCInferenceServiceServicer):
+    """GRPCInferenceService over a ModelStore."""
+
+    def __init__(self, store: ModelStore) -> None:
+        self.store = store
+
+    async def ServerLive(
+        self, request: oip.ServerLiveRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> oip.ServerLiveResponse:
+        return oip.ServerLiveResponse(live=True)
+
+    async def ServerReady(
+        self, request: oip.ServerReadyRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> oip.ServerReadyResponse:
+        # Models load on demand, so a live server is ready to take requests for any of them.
+        return oip.ServerReadyResponse(ready=True)
+
+    async def ModelReady(
+        self, request: oip.ModelReadyRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> oip.ModelReadyResponse:
+        reference = reference_of(request.name, request.version)
+        ready = await asyncio.to_thread(self.store.is_ready, reference)
+        return oip.ModelReadyResponse(ready=ready)
+
+    async def ServerMetadata(
+        self, request: oip.ServerMetadataRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> oip.ServerMetadataResponse:
+        try:
+            version = metadata.version("tunix-rt")
+        except metadata.PackageNotFoundError:
+            version = "0"
+        return oip.ServerMetadataResponse(name=PLATFORM, version=version, extensions=[])
+
+    async def ModelMetadata(
+        self, request: oip.ModelMetadataRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> oip.ModelMetadataResponse:
+        reference = reference_of(request.name, request.version)
+        target, _ = await asyncio.to_thread(self.store.resolve, reference)
+        version = _version_number(target.model_version)
+        return oip.ModelMetadataResponse(
+            name=request.name,
+            versions=[version] if version else [],
+            platform=PLATFORM,
+            inputs=[_tensor(INPUT_NAME)],
+            outputs=[_tensor(OUTPUT_NAME)],
+        )
+
+    async def ModelInfer(
+        self, request: oip.ModelInferRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> oip.ModelInferResponse:
+        reference = reference_of(request.model_name, request.model_version)
+        for index, wanted in enumerate(request.outputs):
+            if wanted.name != OUTPUT_NAME:
+                raise InvalidArgument.field(
+                    f"outputs[{index}].name", f"the only output is {OUTPUT_NAME!r}"
+                )
+        prompts = prompts_of(request)
+        params, raw_prompt = sampling_of(request.parameters)
+        texts = await asyncio.gather(
+            *(self._one(reference, prompt, params, raw_prompt, context) for prompt in prompts)
+        )
+        model_version = texts[0][1]
+        response = oip.ModelInferResponse(
+            model_name=request.model_name,
+            model_version=_version_number(model_version),
+            id=request.id,
+        )
+        response.outputs.add(name=OUTPUT_NAME, datatype=BYTES, shape=[len(prompts)])
+        response.raw_output_contents.append(
+            encode_bytes_tensor([text.encode("utf-8") for text, _ in texts])
+        )
+        return response
+
+    async def _one(
+        self,
+        reference: str,
+        prompt: str,
+        params: inference_pb2.SamplingParams,
+        raw_prompt: bool,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> tuple[str, str]:
+        prepared = await asyncio.to_thread(
+            generation.prepare, self.store, reference, prompt, params, raw_prompt
+        )
+        context.add_done_callback(lambda _: prepared.cancel.set())
+        try:
+            text, _ = await generation.generate_text(prepared)
+        finally:
+            prepared.close()
+        return text, prepared.served.model_version

@@ -1,0 +1,177 @@
+"""The inference server: a registry channel → the model store → InferenceService and the Open
+Inference Protocol service on one grpc.aio server.
+
+Run it with `tunix-rt serve inference [--host --port --registry ADDR --data-dir DIR
+--memory-budget 4GiB]`. The data directory holds the local artifact cache
+(`artifacts/<sha256>/`); the memory budget bounds the models held in memory.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from tunix_rt.client.channel import ChannelSettings, build_channel
+from tunix_rt.client.registry import REGISTRY_IDEMPOTENT, REGISTRY_SERVICE
+from tunix_rt.common.config import ConfigError, ServerConfig, from_env
+from tunix_rt.common.server import RunningServer, ServiceRegistration, run, start_server
+from tunix_rt.inference.model_store import ModelStore
+from tunix_rt.inference.oip import SERVICE_NAME as OIP_SERVICE_NAME
+from tunix_rt.inference.oip import OipServicer
+from tunix_rt.inference.servicer import InferenceServicer
+from tunix_rt.v1 import (
+    inference_service_pb2_grpc,
+    oip_grpc_service_pb2_grpc,
+    registry_service_pb2_grpc,
+)
+
+SERVICE_NAME = "tunix_rt.v1.InferenceService"
+DEFAULT_DATA_DIR = Path("data") / "inference"
+DEFAULT_REGISTRY = "127.0.0.1:50051"
+DEFAULT_MEMORY_BUDGET = "4GiB"
+DATA_DIR_ENV = "TUNIX_RT_INFERENCE_DATA_DIR"
+MEMORY_BUDGET_ENV = "TUNIX_RT_INFERENCE_MEMORY_BUDGET"
+
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1000,
+    "kb": 1000,
+    "m": 1000**2,
+    "mb": 1000**2,
+    "g": 1000**3,
+    "gb": 1000**3,
+    "t": 1000**4,
+    "tb": 1000**4,
+    "kib": 1 << 10,
+    "mib": 1 << 20,
+    "gib": 1 << 30,
+    "tib": 1 << 40,
+}
+_SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*$")
+
+
+def parse_size(text: str) -> int:
+    """Bytes of a size such as `4GiB`, `512MiB`, `2.5GB` or `1000000`; ConfigError otherwise."""
+    match = _SIZE.match(text)
+    unit = match.group(2).lower() if match else ""
+    if match is None or unit not in _UNITS:
+        raise ConfigError(f"{text!r} is not a size such as 4GiB, 512MiB or 1000000")
+    value = int(float(match.group(1)) * _UNITS[unit])
+    if value <= 0:
+        raise ConfigError(f"the memory budget must be positive, got {text!r}")
+    return value
+
+
+def registry_stub(address: str) -> tuple[Any, grpc.Channel]:
+    """A synchronous registry stub (the store and evaluation call it from worker threads) with
+    the token and CA of the environment, retrying idempotent calls."""
+    settings = ChannelSettings.from_env(address)
+    channel = build_channel(settings, {REGISTRY_SERVICE: REGISTRY_IDEMPOTENT})
+    new_stub: Any = registry_service_pb2_grpc.RegistryServiceStub
+    return new_stub(channel), channel
+
+
+@dataclass
+class InferenceDeps:
+    """What the servicers share; `close` releases it."""
+
+    store: ModelStore
+    registry_stub: Any
+    channel: grpc.Channel
+
+    def close(self) -> None:
+        self.store.close()
+        self.channel.close()
+
+
+def build_deps(registry_address: str, data_dir: Path, memory_budget_bytes: int) -> InferenceDeps:
+    stub, channel = registry_stub(registry_address)
+    store = ModelStore(stub, data_dir, memory_budget_bytes)
+    return InferenceDeps(store, stub, channel)
+
+
+def registrations(deps: InferenceDeps) -> list[ServiceRegistration]:
+    inference = InferenceServicer(deps.store, deps.registry_stub)
+    standard = OipServicer(deps.store)
+    add_inference = inference_service_pb2_grpc.add_InferenceServiceServicer_to_server
+    add_oip = oip_grpc_service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server
+    return [
+        ServiceRegistration(SERVICE_NAME, lambda server: add_inference(inference, server)),  # type: ignore[no-untyped-call]
+        ServiceRegistration(OIP_SERVICE_NAME, lambda server: add_oip(standard, server)),  # type: ignore[no-untyped-call]
+    ]
+
+
+class RunningInference:
+    """A started inference server and its model store; `stop` shuts both down."""
+
+    def __init__(self, server: RunningServer, deps: InferenceDeps) -> None:
+        self.server = server
+        self.deps = deps
+
+    @property
+    def address(self) -> str:
+        return self.server.address
+
+    @property
+    def store(self) -> ModelStore:
+        return self.deps.store
+
+    async def stop(self, grace: float | None = None) -> None:
+        await self.server.stop(grace)
+        self.deps.close()
+
+
+async def start_inference(
+    *,
+    registry_address: str,
+    data_dir: Path,
+    memory_budget_bytes: int = parse_size(DEFAULT_MEMORY_BUDGET),
+    host: str = "127.0.0.1",
+    port: int = 0,
+    auth_token: str | None = None,
+) -> RunningInference:
+    """Starts an inference service (tests, `tunix-rt up`)."""
+    deps = build_deps(registry_address, data_dir, memory_budget_bytes)
+    try:
+        server = await start_server(
+            ServerConfig(host=host, port=port, auth_token=auth_token),
+            "inference",
+            registrations(deps),
+        )
+    except BaseException:
+        deps.close()
+        raise
+    return RunningInference(server, deps)
+
+
+def run_inference(
+    host: str | None,
+    port: int | None,
+    registry: str | None,
+    data_dir: Path | None,
+    memory_budget: str | None,
+    metrics_port: int | None,
+) -> None:
+    """Serves until SIGTERM or SIGINT (the body of `tunix-rt serve inference`)."""
+    config: ServerConfig = from_env("inference", host=host, port=port, metrics_port=metrics_port)
+    address = registry or os.environ.get("TUNIX_RT_REGISTRY") or DEFAULT_REGISTRY
+    directory = data_dir or Path(os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR)
+    budget = parse_size(memory_budget or os.environ.get(MEMORY_BUDGET_ENV) or DEFAULT_MEMORY_BUDGET)
+    holder: list[InferenceDeps] = []
+
+    async def build() -> list[ServiceRegistration]:
+        deps = build_deps(address, directory, budget)
+        holder.append(deps)
+        return registrations(deps)
+
+    async def close() -> None:
+        for deps in holder:
+            deps.close()
+
+    run(config, "inference", build, on_shutdown=close)

@@ -1,0 +1,163 @@
+"""The Open Inference Protocol service through a real server: our generated stub for the details,
+and an unmodified `tritonclient.grpc` client for compatibility.
+
+tritonclient registers its own copy of the protocol's messages (package `inference`) in
+protobuf's default pool, which clashes with ours in one process, so it runs in a subprocess, as
+any standard client would.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from typing import Any
+
+import grpc
+import pytest
+
+from tests.inference.conftest import JAX_WARNINGS, MODEL, InferenceStack
+from tests.registry.helpers import bad_request_fields
+from tunix_rt.inference.oip import decode_bytes_tensor, encode_bytes_tensor
+from tunix_rt.v1 import inference_pb2
+from tunix_rt.v1 import inference_service_pb2 as pb
+from tunix_rt.v1 import oip_grpc_service_pb2 as oip
+
+pytestmark = JAX_WARNINGS
+
+
+def infer_request(model: str, prompts: list[str], raw: bool, **parameters: int) -> Any:
+    request = oip.ModelInferRequest(model_name=model, id="r-1")
+    tensor = request.inputs.add(name="text_input", datatype="BYTES", shape=[len(prompts)])
+    data = [p.encode() for p in prompts]
+    if raw:
+        request.raw_input_contents.append(encode_bytes_tensor(data))
+    else:
+        tensor.contents.bytes_contents.extend(data)
+    for key, value in parameters.items():
+        request.parameters[key].int64_param = value
+    return request
+
+
+def test_bytes_tensors_round_trip() -> None:
+    elements = [b"", b"a", "\u00e9\u4e2d".encode(), b"x" * 300]
+    assert decode_bytes_tensor(encode_bytes_tensor(elements), "t") == elements
+
+
+def test_model_infer_matches_generate(inference_stack: InferenceStack) -> None:
+    stack = inference_stack
+    prompts = ["What is 2 + 3?", "Name a color."]
+    expected = [
+        stack.stub.Generate(
+            pb.GenerateRequest(
+                model=f"{MODEL}@candidate",
+                prompt=p,
+                sampling=inference_pb2.SamplingParams(max_new_tokens=6, seed=5),
+            ),
+            timeout=120,
+        ).text
+        for p in prompts
+    ]
+    for raw in (True, False):
+        response = stack.oip_stub.ModelInfer(
+            infer_request(f"{MODEL}@candidate", prompts, raw, max_new_tokens=6, seed=5),
+            timeout=120,
+        )
+        assert response.id == "r-1" and response.model_version == "1"
+        assert [(o.name, o.datatype, list(o.shape)) for o in response.outputs] == [
+            ("text_output", "BYTES", [2])
+        ]
+        texts = decode_bytes_tensor(response.raw_output_contents[0], "out")
+        assert [t.decode() for t in texts] == expected
+
+
+def test_metadata_and_readiness(inference_stack: InferenceStack) -> None:
+    stub = inference_stack.oip_stub
+    assert stub.ServerLive(oip.ServerLiveRequest()).live
+    assert stub.ServerReady(oip.ServerReadyRequest()).ready
+    assert stub.ServerMetadata(oip.ServerMetadataRequest()).name == "tunix-rt"
+    meta = stub.ModelMetadata(oip.ModelMetadataRequest(name=MODEL, version="2"))
+    assert meta.versions == ["2"] and meta.platform == "tunix-rt"
+    assert [(t.name, t.datatype, list(t.shape)) for t in meta.inputs] == [
+        ("text_input", "BYTES", [-1])
+    ]
+    assert [t.name for t in meta.outputs] == ["text_output"]
+    assert not stub.ModelReady(oip.ModelReadyRequest(name="no-such-model")).ready
+    inference_stack.stub.LoadModel(pb.LoadModelRequest(model=f"{MODEL}/2"), timeout=120)
+    assert stub.ModelReady(oip.ModelReadyRequest(name=MODEL, version="2")).ready
+
+
+def test_bad_requests(inference_stack: InferenceStack) -> None:
+    stub = inference_stack.oip_stub
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.ModelMetadata(oip.ModelMetadataRequest(name="no-such-model"))
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.ModelInfer(infer_request("no-such-model", ["hi"], True))
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.ModelInfer(oip.ModelInferRequest(model_name=MODEL))
+    assert bad_request_fields(caught.value) == ["inputs"]
+    wrong_type = infer_request(MODEL, ["hi"], False)
+    wrong_type.inputs[0].datatype = "FP32"
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.ModelInfer(wrong_type)
+    assert bad_request_fields(caught.value) == ["inputs[0].datatype"]
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.ModelInfer(infer_request(MODEL, ["hi"], True, max_new_tokens=99999))
+    assert bad_request_fields(caught.value) == ["sampling.max_new_tokens"]
+
+
+TRITON_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    import tritonclient.grpc as grpcclient
+
+    url, model = sys.argv[1], sys.argv[2]
+    client = grpcclient.InferenceServerClient(url=url)
+    prompts = np.array([b"What is 2 + 3?", b"Name a color."], dtype=np.object_)
+    tensor = grpcclient.InferInput("text_input", [2], "BYTES")
+    tensor.set_data_from_numpy(prompts)
+    texts = []
+    for _ in range(2):
+        result = client.infer(
+            model,
+            [tensor],
+            outputs=[grpcclient.InferRequestedOutput("text_output")],
+            parameters={"max_new_tokens": 6, "seed": 11, "temperature": 1.0},
+        )
+        texts.append([t.decode() for t in result.as_numpy("text_output").tolist()])
+    metadata = client.get_model_metadata(model, as_json=True)
+    print(json.dumps({
+        "live": client.is_server_live(),
+        "ready": client.is_server_ready(),
+        "model_ready": client.is_model_ready(model),
+        "inputs": metadata["inputs"],
+        "texts": texts,
+    }))
+    """
+)
+
+
+def test_tritonclient_calls_a_tunix_rt_model(inference_stack: InferenceStack) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            TRITON_SCRIPT,
+            inference_stack.inference.address,
+            f"{MODEL}@candidate",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["live"] and result["ready"] and result["model_ready"]
+    assert result["inputs"] == [{"name": "text_input", "datatype": "BYTES", "shape": ["-1"]}]
+    first, second = result["texts"]
+    assert len(first) == 2 and all(first) and first == second  # same seed, same text
