@@ -123,6 +123,47 @@ def test_jax_greedy_matches_a_no_cache_loop(model_dir: Path, jax_engine: Engine)
         assert finished.text == tokenizer.decode(expected)
 
 
+@pytest.mark.parametrize("preset", ["llama3-tiny", "qwen2-tiny", "qwen3-tiny"])
+def test_jax_decode_step_gives_the_tunix_logits(preset: str) -> None:
+    """The engine's own decode attention (jax_decode) against the tunix model's forward pass
+    without a cache, for each family's projections (qwen2 biases, qwen3 q/k norms): prefill
+    two prompts, decode three tokens, compare every step's logits."""
+    import jax
+    import numpy as np
+
+    from tunix_rt.inference.engines.jax_engine import JaxCore
+
+    arch = get(preset).config
+    model = model_lib.create_model(arch, seed=0)
+    core = JaxCore(model, arch, jnp.float32, capacity=4)
+    prompts = [[1, 5, 9, 13, 2, 7], [1, 3]]
+    rows = [0, 2]
+    _, logits = core.prefill(rows, prompts, True)
+    sequences = [list(p) for p in prompts]
+    width = 16
+    mask = jnp.tril(jnp.ones((width, width), bool))[None]
+
+    @jax.jit
+    def reference(tokens: jax.Array) -> jax.Array:
+        out, _ = model(tokens, jnp.arange(width)[None], None, mask)
+        result: jax.Array = out[0]
+        return result
+
+    for step in range(4):
+        assert logits is not None
+        for i, seq in enumerate(sequences):
+            tokens = np.zeros((1, width), np.int32)
+            tokens[0, : len(seq)] = seq
+            expected = np.asarray(reference(tokens))[len(seq) - 1]
+            np.testing.assert_allclose(logits[i], expected, rtol=1e-4, atol=1e-4)
+        if step == 3:
+            break
+        fed = [(11 * step + 3 * i) % arch.vocab_size for i in range(len(rows))]
+        for seq, token in zip(sequences, fed, strict=True):
+            seq.append(token)
+        _, logits = core.decode(rows, fed, True)
+
+
 def test_torch_greedy_matches_transformers_generate(torch_engine: Any) -> None:
     import torch
 

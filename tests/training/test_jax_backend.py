@@ -262,7 +262,7 @@ def test_a_resumed_run_continues_the_same_loss_curve(
 def test_a_resume_with_other_data_is_refused(data: TrainData, tmp_path: Path) -> None:
     spec = make_spec(steps=2, checkpoint_interval_steps=1, eval_max_examples=1)
     jax_backend.train(spec, data, tmp_path, CollectingReporter())
-    from tunix_rt.training.backends.jax.checkpoint import ResumeMismatch
+    from tunix_rt.training.backends.common import ResumeMismatch
 
     with pytest.raises(ResumeMismatch, match="train_tokens"):
         jax_backend.train(

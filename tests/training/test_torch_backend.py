@@ -23,7 +23,7 @@ from tests.training.test_jax_backend import make_spec as jax_spec
 from tests.training.test_jax_backend import pytestmark as jax_warnings
 from tunix_rt.common.errors import FailedPrecondition, InvalidArgument
 from tunix_rt.training import packing
-from tunix_rt.training.backends import torch_backend
+from tunix_rt.training.backends import common, torch_backend
 from tunix_rt.training.backends.base import NonFiniteLoss, Stopped, TrainData, TrainResult
 from tunix_rt.training.backends.torch import model as model_lib
 from tunix_rt.training.backends.torch.loss import to_inputs, token_losses
@@ -256,7 +256,7 @@ def test_two_data_parallel_ranks_follow_the_single_process_curve(
     torch_backend.train(spec, data, tmp_path / "one", single)
     ranks = CollectingReporter()
     workdir = tmp_path / "two"
-    torch_backend._tokenizer(data, workdir, ArchitectureConfig.llama3_tiny(), None)
+    common.load_tokenizer(data, workdir, ArchitectureConfig.llama3_tiny(), None)
     target = functools.partial(torch_backend._train, spec, data, workdir)
     result = run_data_parallel(2, target, ranks)
     assert result.total_steps == 6 and (result.model_dir / "model.safetensors").exists()

@@ -28,12 +28,13 @@ from tunix_rt.client.cli_output import (
     echo_fields,
     echo_json,
     echo_table,
+    echo_with_items,
     format_metrics,
     format_number,
     format_time,
+    items_option,
     json_option,
     shorten,
-    to_dict,
 )
 from tunix_rt.client.cli_state import CliState, CommandFailed, pass_state
 from tunix_rt.client.registry import eval_set_name
@@ -141,9 +142,7 @@ def list_eval_sets(state: CliState, limit: int, as_json: bool) -> None:
 
 @evalsets.command("show")
 @click.argument("name")
-@click.option(
-    "--items", type=click.IntRange(min=0), default=10, show_default=True, help="Items to list."
-)
+@items_option(10)
 @json_option
 @pass_state
 def show_eval_set(state: CliState, name: str, items: int, as_json: bool) -> None:
@@ -151,24 +150,21 @@ def show_eval_set(state: CliState, name: str, items: int, as_json: bool) -> None
     registry = state.registry()
     eval_set = registry.get_eval_set(name)
     rows = list(registry.list_eval_set_items(eval_set.name, limit=items)) if items else []
-    if as_json:
-        echo_json({"eval_set": to_dict(eval_set), "items": [to_dict(i) for i in rows]})
-        return
-    echo_fields(
+    echo_with_items(
+        "eval_set",
+        eval_set,
         [
             ("name", eval_set.name),
             ("items", eval_set.item_count),
             ("description", eval_set.description),
             ("counts", ", ".join(f"{k}: {v}" for k, v in sorted(eval_set.counts.items()))),
             ("created", format_time(eval_set.create_time)),
-        ]
+        ],
+        rows,
+        ["ITEM", "PROMPT", "EXPECTED"],
+        lambda i: [i.item_id, shorten(i.prompt, 50), shorten(i.expected_answer, 16)],
+        as_json=as_json,
     )
-    if rows:
-        click.echo()
-        echo_table(
-            ["ITEM", "PROMPT", "EXPECTED"],
-            ([i.item_id, shorten(i.prompt, 50), shorten(i.expected_answer, 16)] for i in rows),
-        )
 
 
 # Predict and eval.

@@ -11,15 +11,15 @@ import click
 from tunix_rt.client import names
 from tunix_rt.client.cli_datasets import SPLIT_NAMES, SPLITS
 from tunix_rt.client.cli_output import (
-    echo_fields,
     echo_json,
     echo_table,
+    echo_with_items,
     format_metrics,
     format_number,
     format_time,
+    items_option,
     json_option,
     shorten,
-    to_dict,
 )
 from tunix_rt.client.cli_state import CliState, pass_state
 from tunix_rt.v1 import dataset_pb2
@@ -70,9 +70,7 @@ def list_evaluations(
 
 @evaluations.command("show")
 @click.argument("name")
-@click.option(
-    "--items", type=click.IntRange(min=0), default=20, show_default=True, help="Items to list."
-)
+@items_option(20)
 @json_option
 @pass_state
 def show_evaluation(state: CliState, name: str, items: int, as_json: bool) -> None:
@@ -80,10 +78,9 @@ def show_evaluation(state: CliState, name: str, items: int, as_json: bool) -> No
     registry = state.registry()
     evaluation = registry.get_evaluation(name)
     rows = list(registry.list_evaluation_items(evaluation.name, limit=items)) if items else []
-    if as_json:
-        echo_json({"evaluation": to_dict(evaluation), "items": [to_dict(i) for i in rows]})
-        return
-    echo_fields(
+    echo_with_items(
+        "evaluation",
+        evaluation,
         [
             ("name", evaluation.name),
             ("model version", evaluation.model_version),
@@ -92,23 +89,18 @@ def show_evaluation(state: CliState, name: str, items: int, as_json: bool) -> No
             ("items", evaluation.item_count),
             ("metrics", format_metrics(evaluation.metrics)),
             ("created", format_time(evaluation.create_time)),
-        ]
+        ],
+        rows,
+        ["ITEM", "CORRECT", "EXPECTED", "EXTRACTED", "PREDICTION"],
+        lambda i: [
+            shorten(i.item_id, 24),
+            "yes" if i.correct else "no",
+            shorten(i.expected, 16),
+            shorten(i.extracted_answer, 16),
+            shorten(i.prediction, 40),
+        ],
+        as_json=as_json,
     )
-    if rows:
-        click.echo()
-        echo_table(
-            ["ITEM", "CORRECT", "EXPECTED", "EXTRACTED", "PREDICTION"],
-            (
-                [
-                    shorten(i.item_id, 24),
-                    "yes" if i.correct else "no",
-                    shorten(i.expected, 16),
-                    shorten(i.extracted_answer, 16),
-                    shorten(i.prediction, 40),
-                ]
-                for i in rows
-            ),
-        )
 
 
 @click.command()

@@ -14,30 +14,28 @@ default 127.0.0.1:50053), kept with the click context beside the registry's CliS
 from __future__ import annotations
 
 import asyncio
-import importlib
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
-from tunix_rt.client.channel import resolve_address
 from tunix_rt.client.cli_output import echo_json, echo_table, format_time, json_option, to_dict
-from tunix_rt.client.cli_state import CliState, CommandFailed, pass_state
+from tunix_rt.client.cli_serve import (
+    data_dir_option,
+    global_registry,
+    import_server,
+    listen_options,
+    metrics_port_option,
+    registry_option,
+)
+from tunix_rt.client.cli_state import CliState, ServiceOption, pass_state
 from tunix_rt.client.inference import (
     BACKENDS,
-    DEFAULT_INFERENCE_ADDRESS,
-    INFERENCE_ENV,
     PRECISIONS,
     InferenceClient,
     sampling_params,
 )
 from tunix_rt.v1 import backend_pb2, inference_pb2
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-_ADDRESS_KEY = "tunix_rt.inference.address"
-_CLIENT_KEY = "tunix_rt.inference.client"
 
 FINISH_NAMES = {
     inference_pb2.FINISH_REASON_LENGTH: "length",
@@ -54,53 +52,12 @@ STATE_NAMES = {
 BACKEND_NAMES = {backend_pb2.BACKEND_JAX: "jax", backend_pb2.BACKEND_TORCH: "torch"}
 
 
-def _store_address(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
-    ctx.meta[_ADDRESS_KEY] = resolve_address(value, INFERENCE_ENV, DEFAULT_INFERENCE_ADDRESS)
-
-
-def inference_option(function: F) -> F:
-    """The global `--inference ADDR` option of the `tunix-rt` group."""
-    option = click.option(
-        "--inference",
-        envvar=INFERENCE_ENV,
-        default=DEFAULT_INFERENCE_ADDRESS,
-        show_default=True,
-        show_envvar=True,
-        metavar="ADDR",
-        expose_value=False,
-        callback=_store_address,
-        help="Inference service address, host:port.",
-    )
-    return option(function)
-
-
-def inference_address() -> str:
-    meta = click.get_current_context().meta
-    address: str = meta.get(_ADDRESS_KEY) or resolve_address(
-        None, INFERENCE_ENV, DEFAULT_INFERENCE_ADDRESS
-    )
-    return address
-
-
-def inference_client(state: CliState) -> InferenceClient:
-    """The inference client, connected on first use with the global token, CA and timeout, and
-    closed when the command ends."""
-    ctx = click.get_current_context()
-    address = inference_address()
-    client: InferenceClient | None = ctx.meta.get(_CLIENT_KEY)
-    if client is None:
-        client = InferenceClient.connect(
-            address, token=state.token, tls_ca=state.tls_ca, timeout=state.timeout
-        )
-        ctx.meta[_CLIENT_KEY] = client
-
-        def close() -> None:
-            client.close()
-            ctx.meta.pop(_CLIENT_KEY, None)
-
-        ctx.call_on_close(close)
-    state.target = address
-    return client
+INFERENCE = ServiceOption("inference", InferenceClient)
+# The global `--inference ADDR` option of the `tunix-rt` group, its address, and the client
+# connected to it on first use with the global token, CA and timeout, closed when the command ends.
+inference_option = INFERENCE.option
+inference_address = INFERENCE.address
+inference_client = INFERENCE.client
 
 
 def format_bytes(size: int) -> str:
@@ -285,33 +242,12 @@ def inference_unload(state: CliState, model: str) -> None:
 # serve inference
 
 
-def _import_server(module: str) -> Any:
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as error:
-        raise CommandFailed(f"{module} is not installed here ({error})") from None
-
-
 @click.command("inference")
-@click.option(
-    "--host", help="Interface to listen on. [default: $TUNIX_RT_INFERENCE_HOST or 127.0.0.1]"
-)
-@click.option(
-    "--port",
-    type=click.IntRange(0, 65535),
-    help="Port to listen on. [default: $TUNIX_RT_INFERENCE_PORT or 50053]",
-)
-@click.option(
-    "--registry",
-    metavar="ADDR",
-    help="The registry that holds the models. "
-    "[default: the global --registry, $TUNIX_RT_REGISTRY or 127.0.0.1:50051]",
-)
-@click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Holds the local cache of model weights. "
-    "[default: $TUNIX_RT_INFERENCE_DATA_DIR or ./data/inference]",
+@listen_options("TUNIX_RT_INFERENCE", 50053)
+@registry_option("The registry that holds the models.")
+@data_dir_option(
+    "Holds the local cache of model weights. "
+    "[default: $TUNIX_RT_INFERENCE_DATA_DIR or ./data/inference]"
 )
 @click.option(
     "--memory-budget",
@@ -319,12 +255,7 @@ def _import_server(module: str) -> Any:
     help="Memory the models in memory may take, e.g. 4GiB or 512MiB. "
     "[default: $TUNIX_RT_INFERENCE_MEMORY_BUDGET or 4GiB]",
 )
-@click.option(
-    "--metrics-port",
-    type=click.IntRange(0, 65535),
-    help="Serve Prometheus metrics over HTTP on this port (0: any free port). "
-    "[default: $TUNIX_RT_INFERENCE_METRICS_PORT or none]",
-)
+@metrics_port_option("TUNIX_RT_INFERENCE_METRICS_PORT")
 @click.pass_context
 def serve_inference(
     ctx: click.Context,
@@ -336,19 +267,13 @@ def serve_inference(
     metrics_port: int | None,
 ) -> None:
     """Run the inference service: generation, the Open Inference Protocol, evaluation."""
-    root = ctx.find_root()
-    state = root.find_object(CliState)
-    if registry is None and state is not None:
-        source = root.get_parameter_source("registry")
-        if source not in (None, click.core.ParameterSource.DEFAULT):
-            registry = state.registry_address
-    server = _import_server("tunix_rt.inference.server")
-    config = _import_server("tunix_rt.common.config")
+    server = import_server("tunix_rt.inference.server")
+    config = import_server("tunix_rt.common.config")
     try:
         server.run_inference(
             host=host,
             port=port,
-            registry=registry,
+            registry=global_registry(ctx, registry),
             data_dir=data_dir,
             memory_budget=memory_budget,
             metrics_port=metrics_port,
@@ -385,8 +310,8 @@ def up(
 ) -> None:
     """Run the registry (SQLite), training (CPU) and inference services together on the embedded
     defaults until Ctrl-C or SIGTERM, for local use."""
-    server = _import_server("tunix_rt.inference.up")
-    config = _import_server("tunix_rt.common.config")
+    server = import_server("tunix_rt.inference.up")
+    config = import_server("tunix_rt.common.config")
     try:
         budget = server.parse_size(memory_budget)
     except config.ConfigError as error:

@@ -8,15 +8,30 @@ fields as strings, as grpcurl does.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import click
 from google.protobuf import json_format, timestamp_pb2
 from google.protobuf.message import Message
 
+M = TypeVar("M", bound=Message)
+F = TypeVar("F", bound=Callable[..., Any])
+
 # The `--json` flag of every command that prints a resource.
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+
+
+def items_option(default: int) -> Callable[[F], F]:
+    """The `--items N` option of a `show` command that lists a resource's first items."""
+    return click.option(
+        "--items",
+        type=click.IntRange(min=0),
+        default=default,
+        show_default=True,
+        help="Items to list.",
+    )
+
 
 # Cells wider than this are cut with an ellipsis so a table stays one line per row.
 MAX_CELL_CHARS = 60
@@ -94,6 +109,27 @@ def echo_fields(pairs: Iterable[tuple[str, object]]) -> None:
     width = max((len(k) for k, _ in items), default=0)
     for key, value in items:
         click.echo(f"{key + ':':<{width + 1}} {value}")
+
+
+def echo_with_items(
+    key: str,
+    resource: Message,
+    fields: Iterable[tuple[str, object]],
+    items: Sequence[M],
+    headers: Sequence[str],
+    row: Callable[[M], Sequence[object]],
+    *,
+    as_json: bool,
+) -> None:
+    """A resource and some of its items: as JSON `{key: resource, "items": [...]}`, or as its
+    `fields`, then (when there are items) a blank line and a table of them."""
+    if as_json:
+        echo_json({key: to_dict(resource), "items": [to_dict(i) for i in items]})
+        return
+    echo_fields(fields)
+    if items:
+        click.echo()
+        echo_table(headers, (row(i) for i in items))
 
 
 def parse_key_values(

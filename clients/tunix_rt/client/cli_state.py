@@ -10,9 +10,10 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import click
 import grpc
@@ -20,6 +21,10 @@ import grpc
 from tunix_rt.client.channel import DEFAULT_REGISTRY_ADDRESS, REGISTRY_ENV, resolve_address
 from tunix_rt.client.errors import IntegrityError, describe_rpc_error
 from tunix_rt.client.registry import RegistryClient
+from tunix_rt.client.service_client import ServiceClient
+
+F = TypeVar("F", bound=Callable[..., Any])
+C = TypeVar("C", bound=ServiceClient[Any])
 
 EXIT_FAILURE = 1
 # Codes that usually mean the service was never reached (down, wrong address, firewalled).
@@ -89,3 +94,68 @@ class RootGroup(click.Group):
 
 def registry_address(value: str | None) -> str:
     return resolve_address(value, REGISTRY_ENV, DEFAULT_REGISTRY_ADDRESS)
+
+
+class ServiceOption(Generic[C]):
+    """The global `--NAME ADDR` option of the `tunix-rt` group for a service besides the registry,
+    and the client connected from it.
+
+    Both live in `click.Context.meta`, which every context of one invocation shares, under
+    `tunix_rt.NAME.address` and `tunix_rt.NAME.client`."""
+
+    def __init__(self, name: str, client_type: type[C]) -> None:
+        self.name = name
+        self.client_type = client_type
+        self._address_key = f"tunix_rt.{name}.address"
+        self._client_key = f"tunix_rt.{name}.client"
+
+    def _resolve(self, value: str | None) -> str:
+        endpoint = self.client_type.ENDPOINT
+        return resolve_address(value, endpoint.env_var, endpoint.default_address)
+
+    def _store_address(self, ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+        ctx.meta[self._address_key] = self._resolve(value)
+
+    def option(self, function: F) -> F:
+        """The option itself, a decorator of the `tunix-rt` group."""
+        endpoint = self.client_type.ENDPOINT
+        option = click.option(
+            f"--{self.name}",
+            envvar=endpoint.env_var,
+            default=endpoint.default_address,
+            show_default=True,
+            show_envvar=True,
+            metavar="ADDR",
+            expose_value=False,
+            callback=self._store_address,
+            help=f"{self.name.capitalize()} service address, host:port.",
+        )
+        return option(function)
+
+    def address(self) -> str:
+        address: str = click.get_current_context().meta.get(self._address_key) or self._resolve(
+            None
+        )
+        return address
+
+    def client(self, state: CliState) -> C:
+        """The client, connected on first use with the global token, CA and timeout, and closed
+        when the command ends."""
+        ctx = click.get_current_context()
+        address = self.address()
+        client: C | None = ctx.meta.get(self._client_key)
+        if client is None:
+            connected = self.client_type.connect(
+                address, token=state.token, tls_ca=state.tls_ca, timeout=state.timeout
+            )
+            ctx.meta[self._client_key] = connected
+
+            def close() -> None:
+                connected.close()
+                ctx.meta.pop(self._client_key, None)
+
+            ctx.call_on_close(close)
+            client = connected
+        # Named in the error when a call cannot reach it.
+        state.target = address
+        return client

@@ -11,32 +11,19 @@ default 127.0.0.1:50052), kept with the click context beside the registry's CliS
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar
-
 import click
 
 from tunix_rt.client import names
-from tunix_rt.client.channel import resolve_address
 from tunix_rt.client.cli_follow import follow_job
 from tunix_rt.client.cli_output import echo_json, echo_table, json_option
-from tunix_rt.client.cli_state import CliState, pass_state
+from tunix_rt.client.cli_state import CliState, ServiceOption, pass_state
 from tunix_rt.client.training import (
-    DEFAULT_TRAINING_ADDRESS,
     DEVICE_KIND_NAMES,
-    TRAINING_ENV,
     ModelSource,
     TrainingClient,
     parse_device_request,
 )
 from tunix_rt.v1 import backend_pb2, device_pb2
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-# Where the global option and the connected client live in `click.Context.meta`, which every
-# context of one invocation shares.
-_ADDRESS_KEY = "tunix_rt.training.address"
-_CLIENT_KEY = "tunix_rt.training.client"
 
 # The preset `train` starts from without `--model`: small enough to learn the shipped datasets in
 # minutes on two CPU cores (the training service's own default, tunix_rt.training.presets).
@@ -55,54 +42,12 @@ BACKEND_NAMES = {
 }
 
 
-def _store_address(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
-    ctx.meta[_ADDRESS_KEY] = resolve_address(value, TRAINING_ENV, DEFAULT_TRAINING_ADDRESS)
-
-
-def training_option(function: F) -> F:
-    """The global `--training ADDR` option of the `tunix-rt` group."""
-    option = click.option(
-        "--training",
-        envvar=TRAINING_ENV,
-        default=DEFAULT_TRAINING_ADDRESS,
-        show_default=True,
-        show_envvar=True,
-        metavar="ADDR",
-        expose_value=False,
-        callback=_store_address,
-        help="Training service address, host:port.",
-    )
-    return option(function)
-
-
-def training_address() -> str:
-    meta = click.get_current_context().meta
-    address: str = meta.get(_ADDRESS_KEY) or resolve_address(
-        None, TRAINING_ENV, DEFAULT_TRAINING_ADDRESS
-    )
-    return address
-
-
-def training_client(state: CliState) -> TrainingClient:
-    """The training client, connected on first use with the global token, CA and timeout, and
-    closed when the command ends."""
-    ctx = click.get_current_context()
-    address = training_address()
-    client: TrainingClient | None = ctx.meta.get(_CLIENT_KEY)
-    if client is None:
-        client = TrainingClient.connect(
-            address, token=state.token, tls_ca=state.tls_ca, timeout=state.timeout
-        )
-        ctx.meta[_CLIENT_KEY] = client
-
-        def close() -> None:
-            client.close()
-            ctx.meta.pop(_CLIENT_KEY, None)
-
-        ctx.call_on_close(close)
-    # Named in the error when a call cannot reach it.
-    state.target = address
-    return client
+TRAINING = ServiceOption("training", TrainingClient)
+# The global `--training ADDR` option of the `tunix-rt` group, its address, and the client
+# connected to it on first use with the global token, CA and timeout, closed when the command ends.
+training_option = TRAINING.option
+training_address = TRAINING.address
+training_client = TRAINING.client
 
 
 def _device_request(

@@ -14,12 +14,11 @@ does not wrap is one call away on `client.stub`. Failed calls raise `grpc.RpcErr
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 
 import grpc
 
-from tunix_rt.client.channel import ChannelSettings, build_channel, idempotent_methods
-from tunix_rt.client.service_client import ServiceClient
+from tunix_rt.client.channel import idempotent_methods
+from tunix_rt.client.service_client import Endpoint, ServiceClient, set_given
 from tunix_rt.v1 import backend_pb2, inference_pb2
 from tunix_rt.v1 import inference_service_pb2 as pb
 from tunix_rt.v1.inference_service_pb2_grpc import InferenceServiceStub
@@ -62,23 +61,24 @@ def sampling_params(
 ) -> inference_pb2.SamplingParams:
     """SamplingParams from plain values; None leaves the service's default."""
     params = inference_pb2.SamplingParams(stop_sequences=list(stop))
-    if temperature is not None:
-        params.temperature = temperature
-    if top_k is not None:
-        params.top_k = top_k
-    if top_p is not None:
-        params.top_p = top_p
-    if max_new_tokens is not None:
-        params.max_new_tokens = max_new_tokens
-    if seed is not None:
-        params.seed = seed
-    if max_reasoning_tokens is not None:
-        params.max_reasoning_tokens = max_reasoning_tokens
+    set_given(
+        params,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        max_new_tokens=max_new_tokens,
+        seed=seed,
+        max_reasoning_tokens=max_reasoning_tokens,
+    )
     return params
 
 
-class InferenceClient(ServiceClient):
+class InferenceClient(ServiceClient[InferenceServiceStub]):
     """Calls one inference service over a channel it owns."""
+
+    ENDPOINT = Endpoint(
+        INFERENCE_SERVICE, INFERENCE_ENV, DEFAULT_INFERENCE_ADDRESS, INFERENCE_IDEMPOTENT
+    )
 
     def __init__(
         self,
@@ -89,33 +89,6 @@ class InferenceClient(ServiceClient):
     ) -> None:
         super().__init__(channel, timeout=timeout, stream_timeout=stream_timeout)
         self._stub = InferenceServiceStub(channel)  # type: ignore[no-untyped-call]
-
-    @classmethod
-    def connect(
-        cls,
-        address: str | None = None,
-        *,
-        token: str | None = None,
-        tls_ca: Path | None = None,
-        timeout: float | None = DEFAULT_TIMEOUT_S,
-        stream_timeout: float | None = DEFAULT_STREAM_TIMEOUT_S,
-    ) -> InferenceClient:
-        """A client on a new channel: `address` or $TUNIX_RT_INFERENCE or 127.0.0.1:50053; the
-        token and CA fall back to $TUNIX_RT_AUTH_TOKEN and $TUNIX_RT_TLS_CA."""
-        settings = ChannelSettings.from_env(
-            address,
-            env_var=INFERENCE_ENV,
-            default=DEFAULT_INFERENCE_ADDRESS,
-            token=token,
-            tls_ca=tls_ca,
-        )
-        channel = build_channel(settings, {INFERENCE_SERVICE: INFERENCE_IDEMPOTENT})
-        return cls(channel, timeout=timeout, stream_timeout=stream_timeout)
-
-    @property
-    def stub(self) -> InferenceServiceStub:
-        """The generated stub, for calls this class does not wrap."""
-        return self._stub
 
     # Models in memory.
 

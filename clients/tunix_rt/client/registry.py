@@ -25,16 +25,10 @@ import grpc
 from google.protobuf import timestamp_pb2
 
 from tunix_rt.client import names
-from tunix_rt.client.channel import (
-    DEFAULT_REGISTRY_ADDRESS,
-    REGISTRY_ENV,
-    ChannelSettings,
-    build_channel,
-    idempotent_methods,
-)
+from tunix_rt.client.channel import DEFAULT_REGISTRY_ADDRESS, REGISTRY_ENV, idempotent_methods
 from tunix_rt.client.chunks import Progress, file_chunks, file_sha256, line_chunks, split_bytes
 from tunix_rt.client.errors import IntegrityError
-from tunix_rt.client.service_client import ServiceClient
+from tunix_rt.client.service_client import Endpoint, ServiceClient
 from tunix_rt.v1 import (
     artifact_pb2,
     dataset_pb2,
@@ -128,12 +122,16 @@ def _request_id(request_id: str | None) -> str:
     return request_id or uuid.uuid4().hex
 
 
-class RegistryClient(ServiceClient):
+class RegistryClient(ServiceClient[RegistryServiceStub]):
     """The registry's API with ids or names, default deadlines, paging and chunked streams.
 
     Unary calls get `timeout` seconds, streams `stream_timeout` (None: no deadline). List methods
     return lazy iterators: the first page is requested when iteration starts.
     """
+
+    ENDPOINT = Endpoint(
+        REGISTRY_SERVICE, REGISTRY_ENV, DEFAULT_REGISTRY_ADDRESS, REGISTRY_IDEMPOTENT
+    )
 
     def __init__(
         self,
@@ -144,33 +142,6 @@ class RegistryClient(ServiceClient):
     ) -> None:
         super().__init__(channel, timeout=timeout, stream_timeout=stream_timeout)
         self._stub = RegistryServiceStub(channel)  # type: ignore[no-untyped-call]
-
-    @classmethod
-    def connect(
-        cls,
-        address: str | None = None,
-        *,
-        token: str | None = None,
-        tls_ca: Path | None = None,
-        timeout: float | None = DEFAULT_TIMEOUT_S,
-        stream_timeout: float | None = DEFAULT_STREAM_TIMEOUT_S,
-    ) -> RegistryClient:
-        """A client on a new channel: `address` or $TUNIX_RT_REGISTRY or 127.0.0.1:50051; the
-        token and CA fall back to $TUNIX_RT_AUTH_TOKEN and $TUNIX_RT_TLS_CA."""
-        settings = ChannelSettings.from_env(
-            address,
-            env_var=REGISTRY_ENV,
-            default=DEFAULT_REGISTRY_ADDRESS,
-            token=token,
-            tls_ca=tls_ca,
-        )
-        channel = build_channel(settings, {REGISTRY_SERVICE: REGISTRY_IDEMPOTENT})
-        return cls(channel, timeout=timeout, stream_timeout=stream_timeout)
-
-    @property
-    def stub(self) -> RegistryServiceStub:
-        """The generated stub, for calls this class does not wrap."""
-        return self._stub
 
     # Traces.
 

@@ -14,21 +14,19 @@ does not wrap is one call away on `client.stub`. Failed calls raise `grpc.RpcErr
 
 from __future__ import annotations
 
-import dataclasses
 import random
 import time
 import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal, TypeVar
 
 import grpc
 
 from tunix_rt.client import names
-from tunix_rt.client.channel import ChannelSettings, build_channel, idempotent_methods
+from tunix_rt.client.channel import idempotent_methods
 from tunix_rt.client.errors import IntegrityError
-from tunix_rt.client.service_client import ServiceClient
+from tunix_rt.client.service_client import Endpoint, ServiceClient, set_given
 from tunix_rt.v1 import device_pb2, run_pb2, training_job_pb2
 from tunix_rt.v1 import training_service_pb2 as pb
 from tunix_rt.v1.training_service_pb2_grpc import TrainingServiceStub
@@ -185,25 +183,18 @@ def build_training_job(
     if register_as is not None or aliases:
         job.registration.model = names.model(register_as) if register_as else ""
         job.registration.aliases.extend(aliases)
-    hyper = job.hyperparameters
-    if max_steps is not None:
-        hyper.max_steps = max_steps
-    if num_epochs is not None:
-        hyper.num_epochs = num_epochs
-    if learning_rate is not None:
-        hyper.learning_rate = learning_rate
-    if batch_size is not None:
-        hyper.batch_size = batch_size
-    if max_seq_len is not None:
-        hyper.max_seq_len = max_seq_len
-    if seed is not None:
-        hyper.seed = seed
-    if eval_interval_steps is not None:
-        hyper.eval_interval_steps = eval_interval_steps
-    if checkpoint_interval_steps is not None:
-        hyper.checkpoint_interval_steps = checkpoint_interval_steps
-    if chat_template is not None:
-        hyper.chat_template = chat_template
+    set_given(
+        job.hyperparameters,
+        max_steps=max_steps,
+        num_epochs=num_epochs,
+        learning_rate=learning_rate,
+        batch_size=batch_size,
+        max_seq_len=max_seq_len,
+        seed=seed,
+        eval_interval_steps=eval_interval_steps,
+        checkpoint_interval_steps=checkpoint_interval_steps,
+        chat_template=chat_template,
+    )
     if backend is not None:
         job.backend = f"BACKEND_{backend.upper()}"  # type: ignore[assignment]
     if evaluate:
@@ -229,13 +220,17 @@ def _page_size(page_size: int, limit: int | None) -> int:
     return max(1, min(page_size, limit)) if limit else page_size
 
 
-class TrainingClient(ServiceClient):
+class TrainingClient(ServiceClient[TrainingServiceStub]):
     """The training service's API with ids or names, default deadlines, paging, and event streams
     that survive a subscriber falling behind and a broken connection.
 
     Unary calls get `timeout` seconds, streams `stream_timeout` (None: no deadline). List methods
     return lazy iterators: the first page is requested when iteration starts.
     """
+
+    ENDPOINT = Endpoint(
+        TRAINING_SERVICE, TRAINING_ENV, DEFAULT_TRAINING_ADDRESS, TRAINING_IDEMPOTENT
+    )
 
     def __init__(
         self,
@@ -250,37 +245,6 @@ class TrainingClient(ServiceClient):
         self._stub = TrainingServiceStub(channel)  # type: ignore[no-untyped-call]
         self.reconnect_window_s = reconnect_window_s
         self.reconnect_backoff_s = reconnect_backoff_s
-
-    @classmethod
-    def connect(
-        cls,
-        address: str | None = None,
-        *,
-        token: str | None = None,
-        tls_ca: Path | None = None,
-        tls: bool = False,
-        timeout: float | None = DEFAULT_TIMEOUT_S,
-        stream_timeout: float | None = DEFAULT_STREAM_TIMEOUT_S,
-    ) -> TrainingClient:
-        """A client on a new channel: `address` or $TUNIX_RT_TRAINING or 127.0.0.1:50052; the
-        token and CA fall back to $TUNIX_RT_AUTH_TOKEN and $TUNIX_RT_TLS_CA. `tls` uses TLS with
-        the system's root certificates when no CA is given."""
-        settings = ChannelSettings.from_env(
-            address,
-            env_var=TRAINING_ENV,
-            default=DEFAULT_TRAINING_ADDRESS,
-            token=token,
-            tls_ca=tls_ca,
-        )
-        if tls:
-            settings = dataclasses.replace(settings, tls=True)
-        channel = build_channel(settings, {TRAINING_SERVICE: TRAINING_IDEMPOTENT})
-        return cls(channel, timeout=timeout, stream_timeout=stream_timeout)
-
-    @property
-    def stub(self) -> TrainingServiceStub:
-        """The generated stub, for calls this class does not wrap."""
-        return self._stub
 
     # Jobs.
 

@@ -76,7 +76,8 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
         job.state = run.state
         job.owner = run.owner
         job.devices.CopyFrom(run.devices)
-        job.error.CopyFrom(run.error)
+        if run.HasField("error") and (run.error.code or run.error.message):
+            job.error.CopyFrom(run.error)
         job.last_sequence = run.last_sequence
         job.attempt = int(config.get("attempt", 0))
         for field in ("create_time", "start_time", "end_time", "update_time"):

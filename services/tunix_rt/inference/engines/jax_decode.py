@@ -55,7 +55,7 @@ def _project(attn: Any, family: str, x: jax.Array, positions: jax.Array) -> tupl
 
         q, k = attn.q_norm(attn.q_proj(x)), attn.k_norm(attn.k_proj(x))
     else:
-        from tunix.models.llama3 import model as rope_lib  # type: ignore[no-redef]
+        from tunix.models.llama3 import model as rope_lib
 
         q, k = attn.q_proj(x), attn.k_proj(x)
     v = attn.v_proj(x)

@@ -1,6 +1,7 @@
 """The JAX engine: a tunix model with a KV cache, compiled once per shape bucket.
 
-The cache is tunix's (`{layer_i: {k, v, end_index}}`, [batch, slots, kv_heads, head_dim]) used as
+The cache (`{layer_i: {k, v}}`, [batch, kv_heads, slots, head_dim]: the layout `jax_decode`'s own
+attention reads in place; prefill runs the tunix model and scatters its keys/values in) is used as
 a ring buffer with one write slot `w` shared by all rows: each decode step writes every row's new
 key/value at slot `w`, and a per-row `valid` mask [batch, slots] says which slots belong to the
 row. Rotary positions are applied before keys are cached, so slot order does not matter and each
@@ -31,9 +32,8 @@ from tunix_rt.training.presets import ArchitectureConfig
 from tunix_rt.training.tokenizer import TextTokenizer
 
 # Slots of a fresh cache: enough for a short prompt and 64 new tokens without a resize. Not more:
-# tunix's attention einsum transposes the whole [batch, slots, heads, dim] cache every step, so
-# a decode step's cost grows with batch x slots (measured on CPU, batch 16: 3.8 ms/step at 128
-# slots, 12.5 ms at 512).
+# each decode step reads every slot of every row (batch 16, llama3-2.5m: the two attention dots
+# are ~0.4 of its ~2.3 ms on CPU at 128 slots).
 MIN_SLOTS = 128
 MIN_PROMPT = 8
 MAX_FUSED_STEPS = 16  # the scheduler's fused decode length (batching.MAX_FUSED_STEPS)
@@ -68,6 +68,9 @@ class JaxCore:
         self, model: nnx.Module, arch: ArchitectureConfig, dtype: Any, capacity: int
     ) -> None:
         self.capacity, self.arch, self.dtype = capacity, arch, dtype
+        if jax.tree.leaves(nnx.state(model, nnx.LoRAParam)):
+            # jax_decode calls the modules one by one, past qwix's interception of the model.
+            raise ValueError("merge LoRA adapters into the weights before serving the model")
         graphdef, state = nnx.split(model)
         state = jax.tree.map(
             lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x, state
@@ -101,7 +104,7 @@ class JaxCore:
         self._multi_fn = jax.jit(self._multi_step, donate_argnums=(1, 2), static_argnums=(7,))
         self._prefill_fn = jax.jit(self._prefill_step, static_argnums=(3,))
         self._scatter_fn = jax.jit(self._scatter_step, donate_argnums=(0, 1))
-        self._resize_fn = jax.jit(self._resize_step, donate_argnums=(0, 1), static_argnums=(3, 4))
+        self._resize_fn = jax.jit(self._resize_step, static_argnums=(3, 4))
 
     # Traced functions.
 
@@ -346,8 +349,7 @@ class JaxCore:
             self.decode(rows, [0] * batch, False)
             self.decode_many(rows, [0] * batch, MAX_FUSED_STEPS)
             batch *= 2
-        self.release(list(range(top)))
-        self._cache, self._valid = None, None
+        self.release(list(range(top)))  # drops the cache: the batch drained
 
     def decode_many(self, rows: list[int], tokens: list[int], steps: int) -> np.ndarray:
         """`steps` greedy steps at once: [steps, len(rows)] tokens (each fed to the next)."""

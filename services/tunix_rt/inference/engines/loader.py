@@ -123,6 +123,13 @@ def _load_jax(
         )
     else:
         model, _, _ = model_dir_lib.load_model_dir(model_dir, base_dir)
+        if config.adapter is not None:
+            # The engine's decode step calls the model's modules one by one, past qwix's LoRA
+            # interception (which wraps the whole model's call): merge the adapter first.
+            scale = float(config.adapter["alpha"]) / int(config.adapter["rank"])
+            merged_model = model_lib.abstract_model(arch)
+            weights.load_hf(merged_model, weights.export_hf(model, scale))
+            model = merged_model
     accelerator = jax.devices()[0].platform != "cpu"
     dtype = jnp.bfloat16 if _dtype_name(precision, accelerator) == "bfloat16" else jnp.float32
     count = parameter_count(arch)

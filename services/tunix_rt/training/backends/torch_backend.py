@@ -6,7 +6,7 @@ data order (packing), prompt-masked loss, AdamW and schedule, metric names, eval
 checkpoint events. It leaves:
 
     workdir/tokenizer/tokenizer.json   the tokenizer (trained once for a preset, reused on resume)
-    workdir/run.json                   what a resume must match (checkpoint.check_run)
+    workdir/run.json                   what a resume must match (common.check_run)
     workdir/checkpoints/<step>/        weights + optimizer + data position + RNGs (the latest 3)
     workdir/model/                     the model directory to register (torch/model_dir.py)
 
@@ -17,21 +17,17 @@ GPUs it is data-parallel (torch/parallel.py). Inference uses `load_model_dir` an
 from __future__ import annotations
 
 import functools
-import hashlib
-import math
 import os
 import platform
-from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from tunix_rt.common.errors import FailedPrecondition, FieldViolation, InvalidArgument
-from tunix_rt.interchange.model_config import read_config
-from tunix_rt.training import packing, presets
-from tunix_rt.training.backends.base import Example, Reporter, Stopped, TrainData, TrainResult
+from tunix_rt.common.errors import FieldViolation, InvalidArgument
+from tunix_rt.training.backends import common
+from tunix_rt.training.backends.base import Reporter, Stopped, TrainData, TrainResult
+from tunix_rt.training.backends.common import P
 from tunix_rt.training.backends.torch import checkpoint, trainer
 from tunix_rt.training.backends.torch import model as model_lib
 from tunix_rt.training.backends.torch.evaluation import Evaluator
@@ -44,35 +40,20 @@ from tunix_rt.training.backends.torch.parallel import (
     single,
 )
 from tunix_rt.training.backends.torch.schedule import make_schedule
-from tunix_rt.training.spec import TrainSpec, resolve_schedule
-from tunix_rt.training.tokenizer import TextTokenizer, special_ids_from_config, train_tokenizer
+from tunix_rt.training.spec import TrainSpec
 
 __all__ = ["Generator", "generate", "load_model_dir", "train", "validate"]
 
-P = "training_job."
 LIBRARIES = ("torch", "transformers", "peft", "tokenizers", "safetensors", "numpy")
 
 
 def validate(spec: TrainSpec, device_count: int) -> None:
     """What this backend cannot do with an otherwise valid spec; InvalidArgument naming each
     field. Cheap (no torch work), so the service may call it at submission."""
-    violations: list[FieldViolation] = []
-    if spec.hyper.batch_size % max(1, device_count):
-        violations.append(
-            FieldViolation(
-                P + "hyperparameters.batch_size",
-                f"must be a multiple of the device count ({device_count})",
-            )
-        )
+    violations = common.batch_size_violations(spec, device_count)
     if spec.lora is not None and not 0 <= spec.lora.dropout < 1:
         violations.append(FieldViolation(P + "lora.dropout", "must be in [0, 1)"))
-    if spec.base.preset:
-        try:
-            presets.apply_overrides(presets.get(spec.base.preset), spec.base.overrides)
-        except KeyError:
-            violations.append(FieldViolation(P + "preset", "is not a known preset"))
-        except InvalidArgument as exc:
-            violations.extend(exc.violations)
+    violations.extend(common.preset_violations(spec))
     if violations:
         raise InvalidArgument.fields(violations)
 
@@ -90,53 +71,6 @@ class _Silent:
         return False
 
 
-def _architecture(spec: TrainSpec) -> tuple[presets.ArchitectureConfig, Path | None]:
-    """(architecture, model directory to load weights and tokenizer from, or None)."""
-    if spec.base.preset:
-        return presets.apply_overrides(presets.get(spec.base.preset), spec.base.overrides), None
-    if not spec.base.checkpoint_dir:
-        raise FailedPrecondition(
-            "the base model version was not downloaded (spec.base.checkpoint_dir is empty)",
-            reason="BASE_MODEL_MISSING",
-        )
-    directory = Path(spec.base.checkpoint_dir)
-    if not (directory / "config.json").exists():
-        raise FailedPrecondition(f"{directory} has no config.json", reason="BASE_MODEL_MISSING")
-    return read_config(directory).architecture, directory
-
-
-def _tokenizer(
-    data: TrainData, workdir: Path, arch: presets.ArchitectureConfig, base_dir: Path | None
-) -> TextTokenizer:
-    if base_dir is not None:
-        return TextTokenizer.load(base_dir, special_ids_from_config(read_config(base_dir).raw))
-    saved = workdir / "tokenizer"
-    if (saved / "tokenizer.json").exists():
-        return TextTokenizer.load(saved)
-    texts = [text for e in data.train for text in (e.prompt, e.target)]
-    tokenizer = train_tokenizer(texts, arch.vocab_size)
-    tokenizer.save(saved)
-    return tokenizer
-
-
-def _digest(encoded: list[packing.EncodedExample]) -> str:
-    h = hashlib.sha256()
-    for e in encoded:
-        h.update(e.tokens.tobytes())
-        h.update(e.prompt_len.to_bytes(4, "little"))
-    return h.hexdigest()[:16]
-
-
-def _versions() -> dict[str, str]:
-    out = {}
-    for name in LIBRARIES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "absent"
-    return out
-
-
 def _cpu_threads() -> None:
     """Intra-op threads = the job's CPU share, which the service puts in OMP_NUM_THREADS."""
     threads = os.environ.get("OMP_NUM_THREADS", "")
@@ -144,81 +78,7 @@ def _cpu_threads() -> None:
         torch.set_num_threads(int(threads))
 
 
-@dataclass
-class _Prepared:
-    arch: presets.ArchitectureConfig
-    base_dir: Path | None
-    tokenizer: TextTokenizer
-    stats: packing.EncodeStats
-    batcher: packing.Batcher
-    plan: trainer.Plan
-    warmup: int
-    padding: float
-    eval_examples: list[Example]
-    eval_encoded: list[packing.EncodedExample]
-
-
-def _prepare(
-    spec: TrainSpec, data: TrainData, workdir: Path, reporter: Reporter, main: bool
-) -> _Prepared:
-    """Tokenizes and batches the data exactly as the JAX backend does; records run.json."""
-    hyper = spec.hyper
-    arch, base_dir = _architecture(spec)
-    tokenizer = _tokenizer(data, workdir, arch, base_dir)
-    max_seq_len = min(hyper.max_seq_len, arch.context_length)
-    encoded, stats = packing.encode_examples(data.train, tokenizer, max_seq_len)
-    if stats.truncated or stats.dropped:
-        reporter.log(
-            f"{stats.truncated} train examples had their prompt cut from the left and "
-            f"{stats.dropped} were dropped (answer longer than max_seq_len {max_seq_len})",
-            "WARNING",
-        )
-    if not encoded:
-        raise FailedPrecondition("no train example fits max_seq_len", reason="NO_TRAIN_EXAMPLES")
-    batcher = packing.make_batcher(
-        hyper.batching, encoded, hyper.batch_size, max_seq_len, hyper.seed, tokenizer.pad_id()
-    )
-    accumulation = hyper.gradient_accumulation_steps
-    total = hyper.max_steps or max(
-        1, math.ceil(hyper.num_epochs * batcher.batches_per_epoch() / accumulation)
-    )
-    warmup, eval_every, checkpoint_every = resolve_schedule(hyper, total)
-    eval_examples = data.eval[: hyper.eval_max_examples or None]
-    eval_encoded, _ = packing.encode_examples(eval_examples, tokenizer, max_seq_len)
-    if main:
-        checkpoint.check_run(
-            workdir,
-            {
-                "backend": "torch",
-                "base": spec.base.describe(),
-                "architecture": arch.to_json(),
-                "lora": bool(spec.lora),
-                "tokenizer": tokenizer.describe(),
-                "train_tokens": _digest(encoded),
-                "batching": [
-                    hyper.batching,
-                    hyper.batch_size,
-                    max_seq_len,
-                    hyper.seed,
-                    accumulation,
-                ],
-            },
-        )
-    return _Prepared(
-        arch=arch,
-        base_dir=base_dir,
-        tokenizer=tokenizer,
-        stats=stats,
-        batcher=batcher,
-        plan=trainer.Plan(total, accumulation, eval_every, checkpoint_every),
-        warmup=warmup,
-        padding=packing.padding_fraction(batcher),
-        eval_examples=eval_examples,
-        eval_encoded=eval_encoded,
-    )
-
-
-def _build_model(spec: TrainSpec, prep: _Prepared, device: torch.device) -> Any:
+def _build_model(spec: TrainSpec, prep: common.Prepared, device: torch.device) -> Any:
     config = model_lib.config_for(prep.arch, prep.tokenizer)
     if prep.base_dir is None:
         model = model_lib.create_model(config, spec.hyper.seed)
@@ -236,13 +96,13 @@ def _device_kind(device: torch.device) -> str:
 
 
 def _provenance(
-    model: Any, parallel: Parallel, autocast: torch.dtype | None, prep: _Prepared, start: int
+    model: Any, parallel: Parallel, autocast: torch.dtype | None, prep: common.Prepared, start: int
 ) -> dict[str, Any]:
     """Where and with what the model was trained (the model version's provenance)."""
     lora = model_lib.lora_parameter_count(model)
     return {
         "backend": "torch",
-        "library_versions": _versions(),
+        "library_versions": common.library_versions(LIBRARIES),
         "python": platform.python_version(),
         "platform": parallel.device.type,
         "device_count": parallel.world,
@@ -252,15 +112,7 @@ def _provenance(
         "compute_dtype": str(autocast or torch.float32).removeprefix("torch."),
         "parameter_count": model_lib.parameter_count(model) - lora,  # the base model's
         "trainable_parameter_count": model_lib.trainable_parameter_count(model),
-        "architecture": prep.arch.to_json(),
-        "tokenizer": prep.tokenizer.describe(),
-        "train_examples": prep.stats.examples,
-        "train_examples_truncated": prep.stats.truncated,
-        "train_examples_dropped": prep.stats.dropped,
-        "padding_fraction": prep.padding,
-        "total_steps": prep.plan.total_steps,
-        "warmup_steps": prep.warmup,
-        "resumed_from_step": start,
+        **prep.provenance(start),
     }
 
 
@@ -276,8 +128,8 @@ def train(spec: TrainSpec, data: TrainData, workdir: Path, reporter: Reporter) -
         result = _train(spec, data, workdir, single(), reporter)
     else:
         # The tokenizer is trained (and saved) once, before the other ranks start and load it.
-        arch, base_dir = _architecture(spec)
-        _tokenizer(data, workdir, arch, base_dir)
+        arch, base_dir = common.architecture(spec)
+        common.load_tokenizer(data, workdir, arch, base_dir)
         target = functools.partial(_train, spec, data, workdir)
         result = run_data_parallel(world, target, reporter)
     assert result is not None  # rank 0's
@@ -291,7 +143,9 @@ def _train(
     reporter = reporter if reporter is not None else _Silent()
     main = parallel.is_main
     hyper = spec.hyper
-    prep = _prepare(spec, data, workdir, reporter, main)
+    prep = common.prepare(spec, data, workdir, reporter)
+    if main:
+        common.check_run(workdir, {"backend": "torch", **prep.fingerprint(spec)})
     plan = prep.plan
     module = _build_model(spec, prep, parallel.device)
     optimizer = trainer.make_optimizer(module, hyper)
@@ -302,7 +156,7 @@ def _train(
     autocast = model_lib.autocast_dtype(hyper.precision, parallel.device)
     reporter.log(
         f"{prep.stats.examples} train examples, {hyper.batching} batches of {hyper.batch_size}x"
-        f"{min(hyper.max_seq_len, prep.arch.context_length)}, padding {prep.padding:.1%}, "
+        f"{prep.max_seq_len}, padding {prep.padding:.1%}, "
         f"{prep.batcher.batches_per_epoch():.1f} micro-batches per epoch, {plan.total_steps} "
         f"steps, {parallel.world} {parallel.device.type} device(s), torch "
         f"{torch.__version__}, {torch.get_num_threads()} threads"
@@ -315,7 +169,7 @@ def _train(
             prep.eval_examples,
             prep.eval_encoded,
             hyper.batch_size,
-            min(hyper.max_seq_len, prep.arch.context_length),
+            prep.max_seq_len,
             hyper.eval_max_new_tokens,
             autocast,
         )
@@ -356,10 +210,5 @@ def _train(
         lora_mode=spec.registration.lora_mode,
         base=spec.base.model_version or spec.base.checkpoint_dir,
     )
-    final_metrics = {k: v for k, v in loop.last_metrics.items() if k in ("loss", "grad_norm")}
-    final_metrics.update(final_eval)
-    rate = loop.mean_tokens_per_second()
-    if rate is not None:
-        final_metrics["train_tokens_per_second"] = rate
-    final_metrics = {k: v for k, v in final_metrics.items() if math.isfinite(v)}
-    return TrainResult(model_dir, plan.total_steps, final_metrics, provenance)
+    metrics = common.final_metrics(loop.last_metrics, final_eval, loop.mean_tokens_per_second())
+    return TrainResult(model_dir, plan.total_steps, metrics, provenance)

@@ -8,13 +8,12 @@ RNG key. PeftTrainer restores the latest one when it is constructed. Saves are s
 reported checkpoint is complete and a cancelled job never leaves half of one.
 
 `run.json` beside the checkpoints records what the data stream depends on (tokenizer, examples,
-batching); resuming with a different one would not continue the same loss curve, so it is an
-error.
+batching; common.check_run); resuming with a different one would not continue the same loss
+curve, so it is an error.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -22,17 +21,8 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from tunix_rt.common.errors import FailedPrecondition
-
 CHECKPOINT_DIR = "checkpoints"
-RUN_FILE = "run.json"
 KEEP = 3  # checkpoints kept on disk (the latest ones)
-
-
-class ResumeMismatch(FailedPrecondition):
-    """The working directory's checkpoints belong to a different data stream or model."""
-
-    reason = "RESUME_MISMATCH"
 
 
 def options() -> ocp.CheckpointManagerOptions:
@@ -63,20 +53,3 @@ def metadata(step: int, data_position: int, seed: int) -> dict[str, Any]:
 
 def step_path(workdir: Path, step: int) -> Path:
     return workdir / CHECKPOINT_DIR / str(step)
-
-
-def check_run(workdir: Path, fingerprint: dict[str, Any]) -> bool:
-    """Records `fingerprint` on the first start; on later starts raises ResumeMismatch when it
-    differs. True when checkpoints from an earlier start may exist."""
-    path = workdir / RUN_FILE
-    if path.exists():
-        recorded = json.loads(path.read_text())
-        changed = sorted(k for k in fingerprint if recorded.get(k) != fingerprint[k])
-        if changed:
-            raise ResumeMismatch(
-                f"the checkpoints in {workdir} were made with a different {', '.join(changed)}"
-            )
-        return True
-    workdir.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(fingerprint, indent=2, sort_keys=True) + "\n")
-    return False

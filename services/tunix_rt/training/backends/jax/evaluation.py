@@ -7,22 +7,21 @@ batches); the accuracy is greedy generation on the same examples' prompts, `extr
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import jax.numpy as jnp
-import numpy as np
 from flax import nnx
 
-from tunix_rt.training.answers import answers_match, extract_answer
 from tunix_rt.training.backends.base import Example
+from tunix_rt.training.backends.common import EvaluatorBase
 from tunix_rt.training.backends.jax.generate import Generator
 from tunix_rt.training.backends.jax.loss import model_input, token_losses
 from tunix_rt.training.packing import Batch, EncodedExample, eval_batches
 from tunix_rt.training.tokenizer import TextTokenizer
 
 
-class Evaluator:
+class Evaluator(EvaluatorBase):
     """Evaluates one model (by reference: always its current weights) on fixed examples."""
 
     def __init__(
@@ -37,12 +36,10 @@ class Evaluator:
         dtype: Any = jnp.float32,
     ) -> None:
         self.model = model
-        self.examples = list(examples)
-        self.max_new_tokens = max_new_tokens
         self.batches: list[Batch] = eval_batches(
             encoded, batch_size, max_seq_len, tokenizer.pad_id()
         )
-        self.generator = Generator(model, tokenizer)
+        super().__init__(examples, Generator(model, tokenizer), max_new_tokens)
 
         def eval_step(model: nnx.Module, batch: dict[str, Any]) -> tuple[Any, Any]:
             return token_losses(model, **model_input(batch), dtype=dtype)
@@ -57,27 +54,3 @@ class Evaluator:
             total += float(batch_total)
             count += float(batch_count)
         return total / count if count else float("nan")
-
-    def answer_accuracy(self, should_stop: Callable[[], bool] | None = None) -> float:
-        """Fraction of eval prompts whose greedy generation has the right answer."""
-        if not self.examples:
-            return float("nan")
-        texts = self.generator(
-            [e.prompt for e in self.examples],
-            self.max_new_tokens,
-            should_stop=should_stop,
-        )
-        right = [
-            answers_match(extract_answer(t), e.answer)
-            for t, e in zip(texts, self.examples, strict=True)
-        ]
-        return float(np.mean(right))
-
-    def evaluate(self, should_stop: Callable[[], bool] | None = None) -> dict[str, float]:
-        """{"eval_loss": ..., "eval_answer_accuracy": ...}; {} without eval examples."""
-        if not self.examples:
-            return {}
-        return {
-            "eval_loss": self.loss(),
-            "eval_answer_accuracy": self.answer_accuracy(should_stop),
-        }

@@ -8,21 +8,20 @@ so it always generates with the current weights. Prompts are processed in fixed-
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from flax import nnx
 
+from tunix_rt.training.backends.common import ChunkedGenerator, Request, in_chunks
 from tunix_rt.training.tokenizer import TextTokenizer
-
-DEFAULT_CHUNK = 16
 
 
 def _next_power_of_two(n: int) -> int:
     return 1 << max(0, n - 1).bit_length()
 
 
-class Generator:
+class Generator(ChunkedGenerator):
     """Generates continuations of prompts with one model and tokenizer."""
 
     def __init__(self, model: nnx.Module, tokenizer: TextTokenizer) -> None:
@@ -43,50 +42,34 @@ class Generator:
             self._samplers[cache_size] = sampler_lib.Sampler(self.model, self.tokenizer, cache)
         return self._samplers[cache_size]
 
-    def __call__(
-        self,
-        prompts: Sequence[str],
-        max_new_tokens: int,
-        temperature: float = 0.0,
-        top_p: float | None = None,
-        top_k: int | None = None,
-        seed: int = 0,
-        chunk_size: int = DEFAULT_CHUNK,
-        should_stop: Callable[[], bool] | None = None,
-    ) -> list[str]:
-        """The generated text (prompt excluded, stopping at EOS) of each prompt.
-
-        `temperature` 0 is greedy; above 0 samples (top-p 1.0 unless given; `seed` fixes the
-        draw). The KV cache holds the longest prompt (rounded up to a power of two, so prompt
-        lengths share compilations) plus `max_new_tokens`. `should_stop` is asked between
-        chunks; once it says True the remaining prompts get "".
-        """
-        if not prompts:
-            return []
+    def _generate(self, request: Request) -> list[str]:
+        """The KV cache holds the longest prompt (rounded up to a power of two, so prompt
+        lengths share compilations) plus `max_new_tokens`."""
+        prompts, max_new_tokens = request.prompts, request.max_new_tokens
         lengths = [1 + len(self.tokenizer.encode(p)) for p in prompts]  # + BOS
         prompt_room = _next_power_of_two(max(lengths))
         cache_size = prompt_room + max_new_tokens
         sampler = self._sampler(cache_size)
-        sampling: dict[str, Any] = {}
-        if temperature > 0:
-            sampling = dict(temperature=temperature, top_p=1.0 if top_p is None else top_p)
-            sampling.update(top_k=top_k, seed=seed)
-        chunk_size = min(chunk_size, len(prompts))
-        out: list[str] = []
-        for start in range(0, len(prompts), chunk_size):
-            if should_stop is not None and should_stop():
-                return out + [""] * (len(prompts) - len(out))
-            chunk = list(prompts[start : start + chunk_size])
-            real = len(chunk)
+        options: dict[str, Any] = {}
+        if request.temperature > 0:
+            top_p = 1.0 if request.top_p is None else request.top_p
+            options = dict(temperature=request.temperature, top_p=top_p)
+            options.update(top_k=request.top_k, seed=request.seed)
+        chunk_size = min(request.chunk_size, len(prompts))
+
+        def generate_chunk(part: Sequence[str]) -> list[str]:
+            chunk = list(part)
+            real = len(chunk)  # the rest are copies, so every call has the same shapes
             chunk += [chunk[-1]] * (chunk_size - real)
             result = sampler(
                 chunk,
                 max_generation_steps=max_new_tokens,
                 max_prompt_length=prompt_room,
-                **sampling,
+                **options,
             )
-            out.extend(str(text) for text in result.text[:real])
-        return out
+            return [str(text) for text in result.text[:real]]
+
+        return in_chunks(request, chunk_size, generate_chunk)
 
 
 def generate(

@@ -13,8 +13,9 @@ Qwen3 checkpoint directory (config.json, *.safetensors, tokenizer.json) loads to
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 import numpy as np
 from flax import nnx
@@ -25,8 +26,9 @@ from tunix_rt.interchange.model_config import (
     WEIGHTS_FILE,
     ModelDirConfig,
     read_config,
-    write_config,
 )
+from tunix_rt.training.backends import common
+from tunix_rt.training.backends.common import ModelDirOptions
 from tunix_rt.training.backends.jax import model as model_lib
 from tunix_rt.training.backends.jax import weights
 from tunix_rt.training.presets import ArchitectureConfig
@@ -34,53 +36,30 @@ from tunix_rt.training.spec import LoraSpec
 from tunix_rt.training.tokenizer import TextTokenizer
 
 
+def _save_weights(
+    model: nnx.Module, path: Path, lora: LoraSpec | None, adapter: bool
+) -> dict[str, Any]:
+    from safetensors.numpy import save_file
+
+    if adapter:
+        save_file(weights.lora_params(model), str(path / ADAPTER_FILE), metadata={"format": "np"})
+    else:
+        lora_scale = lora.alpha / lora.rank if lora else 1.0
+        tensors = weights.export_hf(model, lora_scale)
+        save_file(tensors, str(path / WEIGHTS_FILE), metadata={"format": "pt"})
+    return {}
+
+
 def write_model_dir(
     path: Path,
     model: nnx.Module,
     arch: ArchitectureConfig,
     tokenizer: TextTokenizer,
-    *,
-    chat_template: str,
-    training_step: int,
-    lora: LoraSpec | None = None,
-    lora_mode: str = "merged",
-    base: str = "",
-    extra: dict[str, Any] | None = None,
+    **options: Unpack[ModelDirOptions],
 ) -> Path:
     """Writes the model directory (see the module docstring); returns `path`."""
-    from safetensors.numpy import save_file
-
-    path.mkdir(parents=True, exist_ok=True)
-    lora_scale = lora.alpha / lora.rank if lora else 1.0
-    adapter = None
-    if lora is not None and lora_mode == "adapter":
-        adapter = {
-            "rank": lora.rank,
-            "alpha": lora.alpha,
-            "target_modules": list(lora.target_modules),
-            "base": base,
-        }
-        save_file(weights.lora_params(model), str(path / ADAPTER_FILE), metadata={"format": "np"})
-    else:
-        tensors = weights.export_hf(model, lora_scale)
-        save_file(tensors, str(path / WEIGHTS_FILE), metadata={"format": "pt"})
-    write_config(
-        path,
-        arch,
-        tokenizer_ids={
-            "bos": tokenizer.bos_id(),
-            "eos": tokenizer.eos_id(),
-            "pad": tokenizer.pad_id(),
-        },
-        tokenizer_description=tokenizer.describe(),
-        backend="jax",
-        chat_template=chat_template,
-        training_step=training_step,
-        adapter=adapter,
-        extra=extra,
-    )
-    tokenizer.save(path)
-    return path
+    save = functools.partial(_save_weights, model)
+    return common.write_model_dir(path, arch, tokenizer, "jax", save, **options)
 
 
 def read_safetensors(path: Path, pattern: str = "*.safetensors") -> dict[str, np.ndarray]:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,27 +33,13 @@ from flax import nnx
 from tunix.sft import hooks, metrics_logger, peft_trainer
 
 from tunix_rt.training.backends.base import NonFiniteLoss, Reporter, Stopped
+from tunix_rt.training.backends.common import CHECKPOINTING, TRAINING, evaluate_between_steps
+from tunix_rt.training.backends.common import Plan as Plan  # re-exported: callers plan runs
 from tunix_rt.training.backends.jax import checkpoint
 from tunix_rt.training.backends.jax.evaluation import Evaluator
 from tunix_rt.training.backends.jax.loss import model_input
 from tunix_rt.training.backends.jax.mesh import DATA_AXES
 from tunix_rt.training.packing import Batcher
-
-TRAINING, EVALUATING, CHECKPOINTING = "TRAINING", "EVALUATING", "CHECKPOINTING"
-
-
-@dataclass(frozen=True)
-class Plan:
-    """The step numbers of a run."""
-
-    total_steps: int  # optimizer steps
-    accumulation: int  # micro-batches per optimizer step
-    eval_every: int  # steps between evaluations; 0 = only at the end
-    checkpoint_every: int  # steps between checkpoints; 0 = only at the end
-
-    def due(self, step: int, every: int) -> bool:
-        """A periodic event at `step` (the end of training has its own)."""
-        return every > 0 and step % every == 0 and step < self.total_steps
 
 
 class MetricsSink(metrics_logger.MetricsLogger):  # type: ignore[misc]
@@ -198,11 +183,7 @@ class TrainingLoop(hooks.TrainingHooks, hooks.DataHooks):  # type: ignore[misc]
         self._hold(step, lambda: self.reporter.checkpoint(step, path, {"loss": self.last_loss}))
 
     def evaluate(self, step: int) -> None:
-        self.reporter.phase(EVALUATING)
-        values = self.evaluator.evaluate(self.reporter.should_stop)
-        if self.reporter.should_stop():
-            raise Stopped()
-        self.reporter.phase(TRAINING)
+        values = evaluate_between_steps(self.evaluator, self.reporter)
         if values:
             self._hold(step, lambda: self.reporter.metrics(step, values))
 

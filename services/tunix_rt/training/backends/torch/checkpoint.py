@@ -9,8 +9,8 @@
 
 A checkpoint is written to a temporary directory and renamed into place, so one that exists is
 complete whenever the worker is killed; the latest KEEP are kept. `run.json` beside them records
-what the data stream depends on, as on the JAX backend: resuming with a different one would not
-continue the same loss curve, so it is FAILED_PRECONDITION.
+what the data stream depends on, as on the JAX backend (common.check_run): resuming with a
+different one would not continue the same loss curve, so it is FAILED_PRECONDITION.
 """
 
 from __future__ import annotations
@@ -26,36 +26,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from tunix_rt.common.errors import FailedPrecondition
-
 CHECKPOINT_DIR = "checkpoints"
-RUN_FILE = "run.json"
 STATE_FILE = "state.pt"
 META_FILE = "meta.json"
 KEEP = 3
-
-
-class ResumeMismatch(FailedPrecondition):
-    """The working directory's checkpoints belong to a different data stream or model."""
-
-    reason = "RESUME_MISMATCH"
-
-
-def check_run(workdir: Path, fingerprint: dict[str, Any]) -> bool:
-    """Records `fingerprint` on the first start; on later starts raises ResumeMismatch when it
-    differs. True when checkpoints from an earlier start may exist."""
-    path = workdir / RUN_FILE
-    if path.exists():
-        recorded = json.loads(path.read_text())
-        changed = sorted(k for k in fingerprint if recorded.get(k) != fingerprint[k])
-        if changed:
-            raise ResumeMismatch(
-                f"the checkpoints in {workdir} were made with a different {', '.join(changed)}"
-            )
-        return True
-    workdir.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(fingerprint, indent=2, sort_keys=True) + "\n")
-    return False
 
 
 def step_path(workdir: Path, step: int) -> Path:

@@ -7,17 +7,16 @@ does not shift positions); the text of each stops at the first EOS.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 
+from tunix_rt.training.backends.common import ChunkedGenerator, Request, in_chunks
 from tunix_rt.training.tokenizer import TextTokenizer
 
-DEFAULT_CHUNK = 16
 
-
-class Generator:
+class Generator(ChunkedGenerator):
     """Generates continuations of prompts with one model (by reference) and tokenizer."""
 
     def __init__(
@@ -60,39 +59,29 @@ class Generator:
             texts.append(tok.decode(row))
         return texts
 
-    def __call__(
-        self,
-        prompts: Sequence[str],
-        max_new_tokens: int,
-        temperature: float = 0.0,
-        top_p: float | None = None,
-        top_k: int | None = None,
-        seed: int = 0,
-        chunk_size: int = DEFAULT_CHUNK,
-        should_stop: Callable[[], bool] | None = None,
-    ) -> list[str]:
-        """The generated text (prompt excluded, stopping at EOS) of each prompt. `temperature` 0
-        is greedy; above 0 samples (`seed` fixes the draw). `should_stop` is asked between
-        chunks; once it says True the remaining prompts get ""."""
-        if not prompts or max_new_tokens <= 0:
-            return [""] * len(prompts)
-        sampling: dict[str, Any] = {"do_sample": False, "num_beams": 1}
-        if temperature > 0:
-            sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p or 1.0}
-            sampling["top_k"] = top_k or 0
-            torch.manual_seed(seed)
+    def _generate(self, request: Request) -> list[str]:
+        max_new_tokens = request.max_new_tokens
+        if max_new_tokens <= 0:
+            return [""] * len(request.prompts)
+        options: dict[str, Any] = {"do_sample": False, "num_beams": 1}
+        if request.temperature > 0:
+            options = {
+                "do_sample": True,
+                "temperature": request.temperature,
+                "top_p": request.top_p or 1.0,
+            }
+            options["top_k"] = request.top_k or 0
+            torch.manual_seed(request.seed)
         training = self.model.training
         self.model.eval()
-        out: list[str] = []
         try:
-            for start in range(0, len(prompts), chunk_size):
-                if should_stop is not None and should_stop():
-                    return out + [""] * (len(prompts) - len(out))
-                chunk = prompts[start : start + chunk_size]
-                out.extend(self._chunk(chunk, max_new_tokens, sampling))
+            return in_chunks(
+                request,
+                request.chunk_size,
+                lambda chunk: self._chunk(chunk, max_new_tokens, options),
+            )
         finally:
             self.model.train(training)
-        return out
 
 
 def generate(

@@ -14,17 +14,15 @@ Qwen3 checkpoint directory loads too.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 import torch
 
-from tunix_rt.interchange.model_config import (
-    WEIGHTS_FILE,
-    ModelDirConfig,
-    read_config,
-    write_config,
-)
+from tunix_rt.interchange.model_config import WEIGHTS_FILE, ModelDirConfig, read_config
+from tunix_rt.training.backends import common
+from tunix_rt.training.backends.common import ModelDirOptions
 from tunix_rt.training.backends.torch import model as model_lib
 from tunix_rt.training.presets import ArchitectureConfig
 from tunix_rt.training.spec import LoraSpec
@@ -45,26 +43,10 @@ def hf_state(model: Any) -> dict[str, torch.Tensor]:
     }
 
 
-def write_model_dir(
-    path: Path,
-    model: Any,
-    arch: ArchitectureConfig,
-    tokenizer: TextTokenizer,
-    *,
-    chat_template: str,
-    training_step: int,
-    lora: LoraSpec | None = None,
-    lora_mode: str = "merged",
-    base: str = "",
-    extra: dict[str, Any] | None = None,
-) -> Path:
-    """Writes the model directory (see the module docstring); returns `path`. A merged LoRA
-    model is merged in place (training is over by then)."""
+def _save_weights(model: Any, path: Path, lora: LoraSpec | None, adapter: bool) -> dict[str, Any]:
     from safetensors.torch import save_file
 
-    path.mkdir(parents=True, exist_ok=True)
-    adapter = None
-    if lora is not None and lora_mode == "adapter":
+    if adapter:
         from peft import get_peft_model_state_dict
 
         weights = {
@@ -73,34 +55,24 @@ def write_model_dir(
         }
         save_file(weights, str(path / PEFT_WEIGHTS), metadata={"format": "pt"})
         model.peft_config["default"].save_pretrained(str(path))
-        adapter = {
-            "rank": lora.rank,
-            "alpha": lora.alpha,
-            "target_modules": list(lora.target_modules),
-            "base": base,
-            "format": "peft",
-        }
-    else:
-        if lora is not None:
-            model = model.merge_and_unload()
-        save_file(hf_state(model), str(path / WEIGHTS_FILE), metadata={"format": "pt"})
-    write_config(
-        path,
-        arch,
-        tokenizer_ids={
-            "bos": tokenizer.bos_id(),
-            "eos": tokenizer.eos_id(),
-            "pad": tokenizer.pad_id(),
-        },
-        tokenizer_description=tokenizer.describe(),
-        backend="torch",
-        chat_template=chat_template,
-        training_step=training_step,
-        adapter=adapter,
-        extra=extra,
-    )
-    tokenizer.save(path)
-    return path
+        return {"format": "peft"}
+    if lora is not None:
+        model = model.merge_and_unload()
+    save_file(hf_state(model), str(path / WEIGHTS_FILE), metadata={"format": "pt"})
+    return {}
+
+
+def write_model_dir(
+    path: Path,
+    model: Any,
+    arch: ArchitectureConfig,
+    tokenizer: TextTokenizer,
+    **options: Unpack[ModelDirOptions],
+) -> Path:
+    """Writes the model directory (see the module docstring); returns `path`. A merged LoRA
+    model is merged in place (training is over by then)."""
+    save = functools.partial(_save_weights, model)
+    return common.write_model_dir(path, arch, tokenizer, "torch", save, **options)
 
 
 def load_model_dir(

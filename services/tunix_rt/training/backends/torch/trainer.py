@@ -14,13 +14,14 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from tunix_rt.training.backends.base import NonFiniteLoss, Reporter, Stopped
+from tunix_rt.training.backends.common import CHECKPOINTING, TRAINING, evaluate_between_steps
+from tunix_rt.training.backends.common import Plan as Plan  # re-exported: callers plan runs
 from tunix_rt.training.backends.torch import checkpoint
 from tunix_rt.training.backends.torch.evaluation import Evaluator
 from tunix_rt.training.backends.torch.loss import to_inputs, token_losses
@@ -28,24 +29,9 @@ from tunix_rt.training.backends.torch.parallel import Parallel
 from tunix_rt.training.packing import Batcher
 from tunix_rt.training.spec import Hyperparameters
 
-TRAINING, EVALUATING, CHECKPOINTING = "TRAINING", "EVALUATING", "CHECKPOINTING"
 # nanoGPT's betas, as on the JAX backend.
 BETAS = (0.9, 0.95)
 EPS = 1e-8  # optax's default
-
-
-@dataclass(frozen=True)
-class Plan:
-    """The step numbers of a run."""
-
-    total_steps: int  # optimizer steps
-    accumulation: int  # micro-batches per optimizer step
-    eval_every: int  # steps between evaluations; 0 = only at the end
-    checkpoint_every: int  # steps between checkpoints; 0 = only at the end
-
-    def due(self, step: int, every: int) -> bool:
-        """A periodic event at `step` (the end of training has its own)."""
-        return every > 0 and step % every == 0 and step < self.total_steps
 
 
 def make_optimizer(model: Any, hyper: Hyperparameters) -> torch.optim.AdamW:
@@ -192,10 +178,6 @@ class TrainingLoop:
     def evaluate(self, step: int) -> None:
         if self.evaluator is None:
             return
-        self.reporter.phase(EVALUATING)
-        values = self.evaluator.evaluate(self.reporter.should_stop)
-        if self.reporter.should_stop():
-            raise Stopped()
-        self.reporter.phase(TRAINING)
+        values = evaluate_between_steps(self.evaluator, self.reporter)
         if values:
             self.reporter.metrics(step, values)
