@@ -255,6 +255,12 @@ def inference_unload(state: CliState, model: str) -> None:
     help="Memory the models in memory may take, e.g. 4GiB or 512MiB. "
     "[default: $TUNIX_RT_INFERENCE_MEMORY_BUDGET or 4GiB]",
 )
+@click.option(
+    "--warmup-batch",
+    type=click.IntRange(min=0),
+    help="Compile batch sizes up to this while a model loads, so concurrent requests never "
+    "wait for compilation (0: compile on first use). [default: 16]",
+)
 @metrics_port_option("TUNIX_RT_INFERENCE_METRICS_PORT")
 @click.pass_context
 def serve_inference(
@@ -264,6 +270,7 @@ def serve_inference(
     registry: str | None,
     data_dir: Path | None,
     memory_budget: str | None,
+    warmup_batch: int | None,
     metrics_port: int | None,
 ) -> None:
     """Run the inference service: generation, the Open Inference Protocol, evaluation."""
@@ -277,6 +284,7 @@ def serve_inference(
             data_dir=data_dir,
             memory_budget=memory_budget,
             metrics_port=metrics_port,
+            warmup_batch=warmup_batch,
         )
     except config.ConfigError as error:
         raise click.BadParameter(str(error)) from None

@@ -170,8 +170,12 @@ class ModelStore:
         *,
         load_engine: LoadEngine | None = None,
         estimate_memory_bytes: EstimateMemory | None = None,
+        warmup_batch: int = 0,
     ) -> None:
         self.memory_budget_bytes = memory_budget_bytes
+        # Batch sizes up to this are compiled while a model loads (before it is READY), so that
+        # the first requests of each batch size do not wait for XLA; 0 = compile on first use.
+        self.warmup_batch = warmup_batch
         self.resolver = Resolver(registry_stub)
         self.artifacts = ArtifactCache(registry_stub, data_dir / "artifacts")
         self._load_engine = load_engine
@@ -312,6 +316,9 @@ class ModelStore:
                 precision=LOADER_PRECISIONS.get(entry.precision, "auto"),
                 base_dir=base_dir,
             )
+            warmup = getattr(engine, "warmup", None)  # the JAX engine compiles; torch has nothing
+            if self.warmup_batch and warmup is not None:
+                warmup(self.warmup_batch)
         except Exception as err:  # every failure is reported on the entry, then raised
             error = (
                 err

@@ -34,6 +34,10 @@ SERVICE_NAME = "tunix_rt.v1.InferenceService"
 DEFAULT_DATA_DIR = Path("data") / "inference"
 DEFAULT_REGISTRY = "127.0.0.1:50051"
 DEFAULT_MEMORY_BUDGET = "4GiB"
+# `serve inference` and `up` compile batch buckets up to 16 rows while a model loads (tens of
+# seconds on a 2-core CPU for a small model), so concurrent requests never wait on XLA; tests and
+# embedded uses start with 0 (compile on first use) unless they ask.
+DEFAULT_WARMUP_BATCH = 16
 DATA_DIR_ENV = "TUNIX_RT_INFERENCE_DATA_DIR"
 MEMORY_BUDGET_ENV = "TUNIX_RT_INFERENCE_MEMORY_BUDGET"
 
@@ -90,9 +94,11 @@ class InferenceDeps:
         self.channel.close()
 
 
-def build_deps(registry_address: str, data_dir: Path, memory_budget_bytes: int) -> InferenceDeps:
+def build_deps(
+    registry_address: str, data_dir: Path, memory_budget_bytes: int, warmup_batch: int = 0
+) -> InferenceDeps:
     stub, channel = registry_stub(registry_address)
-    store = ModelStore(stub, data_dir, memory_budget_bytes)
+    store = ModelStore(stub, data_dir, memory_budget_bytes, warmup_batch=warmup_batch)
     return InferenceDeps(store, stub, channel)
 
 
@@ -135,9 +141,10 @@ async def start_inference(
     host: str = "127.0.0.1",
     port: int = 0,
     auth_token: str | None = None,
+    warmup_batch: int = 0,
 ) -> RunningInference:
     """Starts an inference service (tests, `tunix-rt up`)."""
-    deps = build_deps(registry_address, data_dir, memory_budget_bytes)
+    deps = build_deps(registry_address, data_dir, memory_budget_bytes, warmup_batch)
     try:
         server = await start_server(
             ServerConfig(host=host, port=port, auth_token=auth_token),
@@ -157,6 +164,7 @@ def run_inference(
     data_dir: Path | None,
     memory_budget: str | None,
     metrics_port: int | None,
+    warmup_batch: int | None = None,
 ) -> None:
     """Serves until SIGTERM or SIGINT (the body of `tunix-rt serve inference`)."""
     config: ServerConfig = from_env("inference", host=host, port=port, metrics_port=metrics_port)
@@ -166,7 +174,12 @@ def run_inference(
     holder: list[InferenceDeps] = []
 
     async def build() -> list[ServiceRegistration]:
-        deps = build_deps(address, directory, budget)
+        deps = build_deps(
+            address,
+            directory,
+            budget,
+            DEFAULT_WARMUP_BATCH if warmup_batch is None else warmup_batch,
+        )
         holder.append(deps)
         return registrations(deps)
 

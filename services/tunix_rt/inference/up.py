@@ -15,7 +15,7 @@ from typing import Protocol
 
 from tunix_rt.common.config import from_env
 from tunix_rt.common.logging_setup import configure_logging
-from tunix_rt.inference.server import parse_size, start_inference
+from tunix_rt.inference.server import DEFAULT_WARMUP_BATCH, parse_size, start_inference
 from tunix_rt.registry.server import start_registry
 from tunix_rt.training.server import start_training
 
@@ -56,6 +56,7 @@ async def run_all(
             memory_budget_bytes=memory_budget_bytes,
             host=host,
             port=inference_port,
+            warmup_batch=DEFAULT_WARMUP_BATCH,
         )
         started.append(inference)
         announce(f"inference  {inference.address}")
