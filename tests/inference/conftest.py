@@ -20,8 +20,9 @@ import pytest
 
 from tests.support import LoopThread
 from tunix_rt.inference.server import RunningInference, start_inference
+from tunix_rt.interchange.archive import pack_model_dir
 from tunix_rt.registry.server import RunningRegistry, start_registry
-from tunix_rt.training.worker import pack_model_dir, upload
+from tunix_rt.training.worker import upload
 from tunix_rt.v1 import (
     inference_service_pb2_grpc,
     model_pb2,

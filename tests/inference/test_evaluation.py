@@ -351,3 +351,43 @@ def test_gate_directions_and_thresholds() -> None:
     assert not worse.passed and worse.comparisons[0].regression == pytest.approx(0.03)
     missing = gate.compare(spec, base, {"mean_latency_seconds": 1.0})
     assert not missing.passed
+
+
+def test_a_gate_needs_room_for_one_model_only(servers: Servers, tmp_path: Path) -> None:
+    # A budget that holds one of the two versions: the baseline is evaluated (and evicted)
+    # before the candidate is loaded, never both at once.
+    from tunix_rt.inference.engines.loader import estimate_memory_bytes
+
+    one = estimate_memory_bytes(make_model_dir(tmp_path / "size", seed=1))
+    small = servers.loop.run(
+        start_inference(
+            registry_address=servers.registry.address,
+            data_dir=tmp_path / "small",
+            memory_budget_bytes=int(one * 1.5),
+        )
+    )
+    channel = grpc.insecure_channel(small.address)
+    stub: Any = inference_service_pb2_grpc.InferenceServiceStub(channel)
+    try:
+        request = inference_service_pb2.EvaluateRequest(
+            model=servers.versions[1],
+            source=dataset_source(servers, 3),
+            sampling=inference_pb2.SamplingParams(max_new_tokens=9, seed=3),
+            regression_gate=regression_gate_pb2.RegressionGate(
+                baseline="tiny@production",
+                thresholds=[
+                    regression_gate_pb2.MetricThreshold(
+                        metric="answer_accuracy", max_regression=1.0
+                    )
+                ],
+            ),
+            dry_run=True,
+        )
+        responses = list(stub.Evaluate(request, timeout=300))
+        phases = {r.progress.phase for r in responses if r.HasField("progress")}
+        # Sampled differently from every recorded baseline evaluation: evaluated afresh.
+        assert inference_pb2.EVALUATION_PHASE_EVALUATING_BASELINE in phases
+        assert responses[-1].result.regression_gate.passed
+    finally:
+        channel.close()
+        servers.loop.run(small.stop(0))

@@ -437,38 +437,41 @@ def evaluate(
     yield _progress(0, 0, {}, 0.0, inference_pb2.EVALUATION_PHASE_LOADING)
     source = eval_items.load(registry_stub, request.source, metadata)
     total = len(source.items)
-    with store.acquire(request.model) as served:
-        if not served.model_version and not request.dry_run:
-            raise FailedPrecondition(
-                f"{request.model!r} is a checkpoint directory, not a registered version: only "
-                "a dry run can evaluate it, because an evaluation is recorded against a version",
-                reason="NOT_A_REGISTERED_VERSION",
-            )
-        if request.request_id and not request.dry_run:
-            held = _find_recorded(
-                registry_stub,
-                served.model_version,
-                source.source,
-                lambda e: _config_value(e, "request_id") == request.request_id,
-                metadata,
-            )
-            if held is not None:
-                yield inference_service_pb2.EvaluateResponse(
-                    result=inference_pb2.EvaluationResult(
-                        evaluation=held,
-                        regression_gate=held.regression_gate
-                        if held.HasField("regression_gate")
-                        else None,
-                    )
+    # Resolved, not acquired: the baseline (a different version) is evaluated first, so the
+    # memory budget only ever needs to hold one of the two models.
+    target, _ = store.resolve(request.model)
+    if not target.model_version and not request.dry_run:
+        raise FailedPrecondition(
+            f"{request.model!r} is a checkpoint directory, not a registered version: only "
+            "a dry run can evaluate it, because an evaluation is recorded against a version",
+            reason="NOT_A_REGISTERED_VERSION",
+        )
+    if request.request_id and not request.dry_run:
+        held = _find_recorded(
+            registry_stub,
+            target.model_version,
+            source.source,
+            lambda e: _config_value(e, "request_id") == request.request_id,
+            metadata,
+        )
+        if held is not None:
+            yield inference_service_pb2.EvaluateResponse(
+                result=inference_pb2.EvaluationResult(
+                    evaluation=held,
+                    regression_gate=held.regression_gate
+                    if held.HasField("regression_gate")
+                    else None,
                 )
-                return
-        config = _config(request, sampling, metrics, request.model, total)
-        baseline: tuple[str, str, dict[str, float]] | None = None
-        try:
-            if request.HasField("regression_gate"):
-                baseline = yield from _baseline(
-                    store, registry_stub, request, source, sampling, metrics, cancelled, metadata
-                )
+            )
+            return
+    config = _config(request, sampling, metrics, request.model, total)
+    baseline: tuple[str, str, dict[str, float]] | None = None
+    try:
+        if request.HasField("regression_gate"):
+            baseline = yield from _baseline(
+                store, registry_stub, request, source, sampling, metrics, cancelled, metadata
+            )
+        with store.acquire(request.model) as served:
             run = yield from _run(
                 served,
                 source.items,
@@ -478,8 +481,8 @@ def evaluate(
                 inference_pb2.EVALUATION_PHASE_EVALUATING,
                 request.include_items,
             )
-        except _Cancelled:
-            return  # the caller is gone: nothing is recorded
+    except _Cancelled:
+        return  # the caller is gone: nothing is recorded
     gate_result = None
     if baseline is not None:
         version, evaluation_name, values = baseline
@@ -554,11 +557,15 @@ def _baseline(
     )
     version = resolved.name
 
+    wanted = _config(request, sampling, metrics, spec.baseline, len(source.items))["sampling"]
+
     def usable(evaluation: evaluation_pb2.Evaluation) -> bool:
-        # Same items (source, split and count) and every gated metric present.
+        # Same items (source, split and count), the same sampling (other settings change the
+        # metrics by themselves) and every gated metric present.
         return (
             evaluation.split == source.split
             and evaluation.item_count == len(source.items)
+            and _config_value(evaluation, "sampling") == wanted
             and all(m in evaluation.metrics for m in gated)
         )
 

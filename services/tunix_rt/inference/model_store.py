@@ -182,6 +182,7 @@ class ModelStore:
         self._estimate = estimate_memory_bytes
         self._lock = threading.Lock()
         self._entries: dict[str, _Entry] = {}
+        self._retiring: dict[int, _Entry] = {}  # id -> unloaded but still in use
 
     # Public API.
 
@@ -218,11 +219,7 @@ class ModelStore:
                     entry.in_use += 1  # holds it through the wait below
                     owner = False
             if owner:
-                self._load(entry)
-                with self._lock:
-                    entry.in_use += 1
-                    entry.last_use = time.time()
-                    entry.request_count += 1
+                self._load(entry)  # returns it READY and already held by this caller
                 return Served(self, entry)
             entry.ready.wait()
             with self._lock:
@@ -230,8 +227,8 @@ class ModelStore:
                     entry.last_use = time.time()
                     entry.request_count += 1
                     return Served(self, entry)
-                entry.in_use -= 1
                 error = entry.error
+            self._release(entry)  # closes it if it was retired while we held it
             if error is not None:
                 raise error
             # Unloaded while we waited: load it again.
@@ -340,6 +337,10 @@ class ModelStore:
             entry.load_time = time.time()
             entry.load_duration = time.monotonic() - started
             entry.last_use = time.time()
+            # Held by the loading caller from the moment it is READY: in a later, separate step
+            # an unload or an eviction could close it before the caller got hold of it.
+            entry.in_use += 1
+            entry.request_count += 1
         entry.ready.set()
 
     def _loaders(self) -> tuple[LoadEngine, EstimateMemory]:
@@ -411,13 +412,18 @@ class ModelStore:
     # Bookkeeping (callers hold self._lock where the name says so).
 
     def _used_locked(self) -> int:
-        return sum(e.memory_bytes for e in self._entries.values())
+        # Unloaded or evicted models that requests still use hold their memory until the last
+        # release closes them, so they count against the budget too.
+        listed = sum(e.memory_bytes for e in self._entries.values())
+        return listed + sum(e.memory_bytes for e in self._retiring.values())
 
     def _retire_locked(self, entry: _Entry) -> Engine | None:
         """The engine to close now, or None when requests still use it (the last release closes
         it)."""
         entry.closing = True
         if entry.in_use > 0 or entry.engine is None:
+            if entry.engine is not None:
+                self._retiring[id(entry)] = entry
             return None
         engine, entry.engine = entry.engine, None
         return engine
@@ -429,6 +435,7 @@ class ModelStore:
             entry.last_use = time.time()
             if entry.closing and entry.in_use == 0 and entry.engine is not None:
                 engine, entry.engine = entry.engine, None
+                self._retiring.pop(id(entry), None)
         if engine is not None:
             engine.close()
 
