@@ -367,7 +367,8 @@ def test_a_gate_needs_room_for_one_model_only(servers: Servers, tmp_path: Path) 
         )
     )
     channel = grpc.insecure_channel(small.address)
-    stub: Any = inference_service_pb2_grpc.InferenceServiceStub(channel)
+    new_stub: Any = inference_service_pb2_grpc.InferenceServiceStub
+    stub = new_stub(channel)
     try:
         request = inference_service_pb2.EvaluateRequest(
             model=servers.versions[1],

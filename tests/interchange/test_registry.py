@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import io
 import json
+import struct
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import grpc
 import numpy as np
@@ -125,6 +127,38 @@ def _unknown_type(files: dict[str, bytes]) -> dict[str, bytes]:
     return {**files, "config.json": json.dumps({**config, "model_type": "mamba"}).encode()}
 
 
+def _config(**changes: Any) -> Callable[[dict[str, bytes]], dict[str, bytes]]:
+    """A breakage that sets (value) or drops (None) config.json keys."""
+
+    def breakage(files: dict[str, bytes]) -> dict[str, bytes]:
+        config = {**json.loads(files["config.json"]), **changes}
+        config = {k: v for k, v in config.items() if v is not None}
+        return {**files, "config.json": json.dumps(config).encode()}
+
+    return breakage
+
+
+def _truncated(files: dict[str, bytes]) -> dict[str, bytes]:
+    weights = files["model.safetensors"]
+    return {**files, "model.safetensors": weights[: len(weights) // 2]}
+
+
+def _header(
+    change: Callable[[dict[str, Any]], None],
+) -> Callable[[dict[str, bytes]], dict[str, bytes]]:
+    """A breakage that edits the safetensors header of one tensor, data left as it is."""
+
+    def breakage(files: dict[str, bytes]) -> dict[str, bytes]:
+        raw = files["model.safetensors"]
+        (size,) = struct.unpack("<Q", raw[:8])
+        header = json.loads(raw[8 : 8 + size])
+        change(header["model.norm.weight"])
+        text = json.dumps(header).encode()
+        return {**files, "model.safetensors": struct.pack("<Q", len(text)) + text + raw[8 + size :]}
+
+    return breakage
+
+
 @pytest.mark.parametrize(
     ("breakage", "field", "says"),
     [
@@ -133,8 +167,46 @@ def _unknown_type(files: dict[str, bytes]) -> dict[str, bytes]:
         (_wrong_shape, "weights.model.layers.0.mlp.up_proj.weight", "expected [96, 64]"),
         (_unknown_type, "config.json.model_type", "unknown architecture 'mamba'"),
         (lambda f: {"model.bin": b"x"}, "config.json", "missing"),
+        (_truncated, "model.safetensors", "is truncated"),
+        (
+            _header(lambda t: t.update(shape=[None])),
+            "model.safetensors",
+            "dimensions are integers",
+        ),
+        (
+            _header(lambda t: t.update(data_offsets=t["data_offsets"][::-1])),
+            "model.safetensors",
+            "data_offsets",
+        ),
+        (
+            _config(num_attention_heads=0, head_dim=None),
+            "config.json.num_attention_heads",
+            "must be a positive integer, got 0",
+        ),
+        (
+            _config(num_key_value_heads=0),
+            "config.json.num_key_value_heads",
+            "must be a positive integer, got 0",
+        ),
+        (
+            _config(bos_token_id=99999),
+            "config.json.bos_token_id",
+            "token id 99999 is not in tokenizer.json",
+        ),
     ],
-    ids=["no-weights", "no-config", "wrong-shape", "unknown-type", "not-a-model"],
+    ids=[
+        "no-weights",
+        "no-config",
+        "wrong-shape",
+        "unknown-type",
+        "not-a-model",
+        "truncated-weights",
+        "non-integer-dimension",
+        "wrong-data-offsets",
+        "zero-heads",
+        "zero-kv-heads",
+        "bos-not-a-token",
+    ],
 )
 def test_registry_refuses_a_bad_model_directory(
     registry: RegistryClient,
@@ -162,3 +234,18 @@ def test_registry_accepts_a_valid_directory_and_other_artifacts(
     # Only tars are model directories: other artifacts are registered as they are.
     other = registry.upload_artifact(b"opaque weights", content_type="application/octet-stream")
     assert registry.create_model_version(tag, other.artifact.name).version == 2
+
+
+def test_cli_export_reports_a_version_it_cannot_export(
+    cli: Cli, registry: RegistryClient, tag: str, good_files: dict[str, bytes], tmp_path: Path
+) -> None:
+    """A tar registered as an opaque artifact skips the registry's checks; exporting it is a
+    one-line error, not a traceback."""
+    # notes.txt: bytes of their own (artifacts are stored by content, with their first type).
+    bad = {**_config(bos_token_id=99999)(good_files), "notes.txt": tag.encode()}
+    artifact = registry.upload_artifact(_tar(bad), content_type="application/octet-stream")
+    registry.create_model_version(tag, artifact.artifact.name)
+    result = cli("models", "export", f"{tag}/1", tmp_path / "out")
+    assert result.exit_code == 1, result.output
+    assert "cannot export" in result.output
+    assert "bos_token_id 99999 is not in tokenizer.json" in result.output

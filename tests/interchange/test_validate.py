@@ -183,3 +183,79 @@ def test_prepare_import_merges_shards_and_adds_our_section(tmp_path: Path) -> No
     for name in names:
         np.testing.assert_array_equal(imported[name], tensors[name].astype(np.float16))
     validate_model_dir(out)
+
+
+def _with_header(directory: Path, change: Callable[[dict[str, Any]], None]) -> None:
+    """Rewrites model.norm.weight's header entry of `directory`'s weights, data unchanged."""
+    path = directory / "model.safetensors"
+    raw = path.read_bytes()
+    size = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8 : 8 + size])
+    change(header["model.norm.weight"])
+    text = json.dumps(header).encode()
+    path.write_bytes(len(text).to_bytes(8, "little") + text + raw[8 + size :])
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        (lambda t: t.update(shape=[True]), "dimensions are integers"),
+        (lambda t: t.update(shape=[-128]), "dimensions are integers"),
+        (lambda t: t.update(shape=[64]), "takes 256 bytes"),  # 128 floats stored
+        (lambda t: t.update(data_offsets=[0]), "expected [start, end]"),
+        (lambda t: t.update(dtype="Q7"), "unknown dtype"),
+    ],
+    ids=["bool-dimension", "negative-dimension", "size-mismatch", "one-offset", "unknown-dtype"],
+)
+def test_malformed_headers_name_the_file(
+    tmp_path: Path, change: Callable[[dict[str, Any]], None], says: str
+) -> None:
+    directory = hf_dir(tmp_path / "m", "llama3-tiny")
+    _with_header(directory, change)
+    found = violations(lambda: validate_model_dir(directory))
+    # Only the file: its tensors are not also reported missing.
+    assert set(found) == {"model.safetensors"}
+    assert says in found["model.safetensors"]
+
+
+def test_weights_longer_or_shorter_than_their_header(tmp_path: Path) -> None:
+    directory = hf_dir(tmp_path / "m", "llama3-tiny")
+    weights = directory / "model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(data + b"\0" * 4)
+    assert (
+        "longer than its tensors"
+        in violations(lambda: validate_model_dir(directory))["model.safetensors"]
+    )
+    weights.write_bytes(data[:-4])
+    found = violations(lambda: validate_tar(io.BytesIO(pack_model_dir(directory)), "artifact"))
+    assert set(found) == {"artifact.model.safetensors"}
+    assert f"is truncated: {len(data) - 4} bytes" in found["artifact.model.safetensors"]
+    with pytest.raises(safetensors_io.HeaderError, match="truncated"):
+        safetensors_io.load(weights)
+
+
+def test_non_positive_sizes_are_violations_not_crashes(tmp_path: Path) -> None:
+    directory = hf_dir(tmp_path / "m", "llama3-tiny", num_attention_heads=0, head_dim=None)
+    found = violations(lambda: validate_model_dir(directory))
+    assert found == {"config.json.num_attention_heads": "must be a positive integer, got 0"}
+
+    ours = hf_dir(tmp_path / "ours", "llama3-tiny")
+    raw = json.loads((ours / "config.json").read_text())
+    arch = {**presets.get("llama3-tiny").config.to_json(), "num_kv_heads": 0, "head_dim": "16"}
+    (ours / "config.json").write_text(json.dumps({**raw, "tunix_rt": {"architecture": arch}}))
+    found = violations(lambda: validate_model_dir(ours))
+    assert set(found) == {
+        "config.json.tunix_rt.architecture.num_kv_heads",
+        "config.json.tunix_rt.architecture.head_dim",
+    }
+
+
+def test_special_ids_must_be_tokens(tmp_path: Path) -> None:
+    directory = hf_dir(tmp_path / "m", "llama3-tiny", bos_token_id=99999, eos_token_id=[2, 5000])
+    found = violations(lambda: prepare_import(directory, tmp_path / "out"))
+    assert found == {
+        "config.json.bos_token_id": "token id 99999 is not in tokenizer.json",
+        "config.json.eos_token_id": "token id 5000 is not in tokenizer.json",
+    }
+    assert not (tmp_path / "out").exists()

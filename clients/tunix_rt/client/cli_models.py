@@ -209,13 +209,19 @@ def export_model(state: CliState, reference: str, directory: Path) -> None:
     version = registry.resolve(reference)
     with tempfile.TemporaryDirectory(prefix="tunix-rt-export-") as scratch:
         model_dir = _download_dir(registry, version, Path(scratch) / "version")
-        config = read_config(model_dir)
+        try:
+            config = read_config(model_dir)
+        except ValueError as error:
+            raise click.ClickException(f"cannot export {version.name}: {error}") from None
         base_dir = None
         if config.adapter is not None:
             base = registry.resolve(_base_reference(config.raw, version))
             base_dir = _download_dir(registry, base, Path(scratch) / "base")
             click.echo(f"merging the adapter into {base.name}", err=True)
-        export_hf(model_dir, directory, base_dir)
+        try:
+            export_hf(model_dir, directory, base_dir)
+        except ValueError as error:  # e.g. registered before the registry checked special ids
+            raise click.ClickException(f"cannot export {version.name}: {error}") from None
     click.echo(f"exported {version.name} to {directory}")
 
 

@@ -4,7 +4,10 @@ owners, so the same files always make the same sha256) and its unpacking."""
 from __future__ import annotations
 
 import io
+import os
+import shutil
 import tarfile
+import tempfile
 from pathlib import Path
 
 CONTENT_TYPE = "application/x-tar"
@@ -23,9 +26,17 @@ def pack_model_dir(model_dir: Path) -> bytes:
 
 
 def unpack_model_dir(tar_path: Path, target: Path) -> Path:
-    """Extracts a packed model directory into `target` (tarfile's `data` filter refuses links
-    and paths that escape it). Returns `target`."""
-    target.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(tar_path, mode="r:") as archive:
-        archive.extractall(target, filter="data")
+    """Extracts a packed model directory into `target`, which must not exist (tarfile's `data`
+    filter refuses links and paths that escape it). Extracted into a sibling temporary directory
+    and renamed into place, so `target` exists only once complete: a process killed midway
+    leaves no half directory that a later run would take for the model. Returns `target`."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        with tarfile.open(tar_path, mode="r:") as archive:
+            archive.extractall(scratch, filter="data")
+        os.replace(scratch, target)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
     return target

@@ -33,6 +33,23 @@ def _tokenizer_description(tokenizer_json: Path, ids: dict[str, int]) -> dict[st
     }
 
 
+def _check_special_ids(config: dict[str, Any], tokenizer_json: Path, ids: dict[str, int]) -> None:
+    """Each special id names a token of tokenizer.json (the validator checks this too, from the
+    JSON; this asks the tokenizer itself, which knows every layout)."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(tokenizer_json))
+    ours = isinstance(config.get("tunix_rt"), dict) and all(
+        f"{k}_id" in config["tunix_rt"].get("tokenizer", {}) for k in ids
+    )
+    for key, token_id in ids.items():
+        if tokenizer.id_to_token(token_id) is None:
+            field = f"tunix_rt.tokenizer.{key}_id" if ours else f"{key}_token_id"
+            raise InvalidArgument.field(
+                f"config.json.{field}", f"token id {token_id} is not in {TOKENIZER_FILE}"
+            )
+
+
 def prepare_import(
     hf_dir: Path,
     out_dir: Path,
@@ -52,6 +69,7 @@ def prepare_import(
         ids = special_ids(summary.config)
     except ValueError as error:
         raise InvalidArgument.field("config.json", str(error)) from None
+    _check_special_ids(summary.config, hf_dir / TOKENIZER_FILE, ids)
     ours = summary.config.get("tunix_rt", {})
     out_dir.mkdir(parents=True, exist_ok=True)
     safetensors_io.save(out_dir / WEIGHTS_FILE, base_weights(hf_dir))

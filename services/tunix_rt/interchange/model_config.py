@@ -75,24 +75,69 @@ def hf_config(arch: ArchitectureConfig, *, bos_id: int, eos_id: int, pad_id: int
     return config
 
 
+class ConfigKeyError(ValueError):
+    """A config.json key whose value cannot describe a model."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key} {message}")
+        self.key = key
+
+
+# The sizes of ArchitectureConfig that must be positive integers (shapes, and divisors).
+SIZE_FIELDS = (
+    "num_layers",
+    "hidden_size",
+    "intermediate_size",
+    "num_heads",
+    "num_kv_heads",
+    "head_dim",
+    "vocab_size",
+)
+
+
+def _is_size(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _size(config: dict[str, Any], key: str, default: int | None = None) -> int:
+    """config[key] (`default` when absent or null) as a positive integer."""
+    value = config.get(key)
+    if value is None:
+        value = default
+    if not isinstance(value, int) or not _is_size(value):
+        raise ConfigKeyError(key, f"must be a positive integer, got {config.get(key)!r}")
+    return value
+
+
+def size_problems(arch: ArchitectureConfig) -> list[tuple[str, str]]:
+    """(field, why) for each size of `arch` that is not a positive integer (a `tunix_rt` section
+    is read with no type checks; zero heads would divide by zero further on)."""
+    return [
+        (name, f"must be a positive integer, got {getattr(arch, name)!r}")
+        for name in SIZE_FIELDS
+        if not _is_size(getattr(arch, name))
+    ]
+
+
 def architecture_from_hf(config: dict[str, Any]) -> ArchitectureConfig:
     """The neutral config of a Hugging Face config.json (Llama, Qwen2 or Qwen3); ValueError for
-    another architecture."""
+    another architecture, ConfigKeyError for a size that is not a positive integer."""
     model_type = config.get("model_type", "")
     if model_type not in FAMILIES:
         raise ValueError(
             f"unsupported model_type {model_type!r}; expected one of {sorted(FAMILIES)}"
         )
-    heads = int(config["num_attention_heads"])
+    heads = _size(config, "num_attention_heads")
+    hidden = _size(config, "hidden_size")
     return ArchitectureConfig(
         family=FAMILIES[model_type],
-        num_layers=int(config["num_hidden_layers"]),
-        hidden_size=int(config["hidden_size"]),
-        intermediate_size=int(config["intermediate_size"]),
+        num_layers=_size(config, "num_hidden_layers"),
+        hidden_size=hidden,
+        intermediate_size=_size(config, "intermediate_size"),
         num_heads=heads,
-        num_kv_heads=int(config.get("num_key_value_heads") or heads),
-        head_dim=int(config.get("head_dim") or config["hidden_size"] // heads),
-        vocab_size=int(config["vocab_size"]),
+        num_kv_heads=_size(config, "num_key_value_heads", heads),
+        head_dim=_size(config, "head_dim", hidden // heads),
+        vocab_size=_size(config, "vocab_size"),
         context_length=int(config.get("max_position_embeddings", 2048)),
         rope_theta=rope_theta(config),
         norm_eps=float(config.get("rms_norm_eps", 1e-6)),

@@ -20,7 +20,9 @@ from tunix_rt.interchange.model_config import (
     ADAPTER_FILE,
     CONFIG_FILE,
     FAMILIES,
+    ConfigKeyError,
     architecture_from_hf,
+    size_problems,
     unsupported_features,
 )
 from tunix_rt.training.presets import ArchitectureConfig
@@ -29,6 +31,8 @@ TOKENIZER_FILE = "tokenizer.json"
 PEFT_WEIGHTS = "adapter_model.safetensors"
 PEFT_CONFIG = "adapter_config.json"
 MAX_CONFIG_BYTES = 1 << 20
+# Real tokenizer.json files are a few MB; beyond this the special-token check is skipped.
+MAX_TOKENIZER_BYTES = 64 << 20
 _LISTED = 5  # how many tensor names a message lists before "and N more"
 
 
@@ -38,6 +42,8 @@ class Source(Protocol):
     def names(self) -> set[str]: ...
 
     def open(self, name: str) -> IO[bytes]: ...
+
+    def size(self, name: str) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,9 @@ class DirSource:
     def open(self, name: str) -> IO[bytes]:
         return open(self.path / name, "rb")
 
+    def size(self, name: str) -> int:
+        return (self.path / name).stat().st_size
+
 
 class TarSource:
     """Top-level regular files of a tar archive (`./name` counts as `name`)."""
@@ -81,6 +90,9 @@ class TarSource:
             raise FileNotFoundError(name)
         return handle
 
+    def size(self, name: str) -> int:
+        return int(self.members[name].size)
+
 
 def _join(names: list[str]) -> str:
     more = len(names) - _LISTED
@@ -91,6 +103,7 @@ class _Checker:
     def __init__(self, source: Source, field: str) -> None:
         self.source, self.field = source, field
         self.violations: list[FieldViolation] = []
+        self.unreadable = False  # some weights file is not a whole safetensors file
 
     def fail(self, where: str, message: str) -> None:
         field = f"{self.field}.{where}" if self.field else where
@@ -131,8 +144,17 @@ class _Checker:
                 arch = ArchitectureConfig.from_json(ours["architecture"])
             else:
                 arch = architecture_from_hf(config)
-        except (KeyError, TypeError, ValueError) as error:
+        except ConfigKeyError as error:
+            self.fail(f"{CONFIG_FILE}.{error.key}", str(error).removeprefix(error.key + " "))
+            return None
+        except (KeyError, TypeError, ValueError, ArithmeticError) as error:
             self.fail(CONFIG_FILE, f"does not describe the architecture: {error!r}")
+            return None
+        # Checked before anything divides by a head count or builds a shape from a size.
+        bad_sizes = size_problems(arch)
+        for key, why in bad_sizes:
+            self.fail(f"{CONFIG_FILE}.tunix_rt.architecture.{key}", why)
+        if bad_sizes:
             return None
         if isinstance(ours, dict):
             self.agree(config, arch)
@@ -144,7 +166,7 @@ class _Checker:
         """Our `tunix_rt.architecture` and the HF keys (what transformers reads) must agree."""
         try:
             hf = architecture_from_hf(config).to_json()
-        except (KeyError, TypeError, ValueError) as error:
+        except (KeyError, TypeError, ValueError, ArithmeticError) as error:
             self.fail(CONFIG_FILE, f"Hugging Face keys are incomplete: {error!r}")
             return
         for key, value in arch.to_json().items():
@@ -160,8 +182,17 @@ class _Checker:
             try:
                 with self.source.open(name) as handle:
                     header = safetensors_io.read_header(handle)
+                    data_start = handle.tell()
             except safetensors_io.HeaderError as error:
                 self.fail(name, f"is not a safetensors file: {error}")
+                self.unreadable = True
+                continue
+            # The header alone says nothing of the data: a truncated file has a whole header.
+            want, size = data_start + safetensors_io.data_end(header), self.source.size(name)
+            if size != want:
+                problem = "truncated" if size < want else "longer than its tensors"
+                self.fail(name, f"is {problem}: {size} bytes, its header describes {want}")
+                self.unreadable = True
                 continue
             for tensor, entry in header.items():
                 found[tensor] = (entry["dtype"], tuple(int(d) for d in entry["shape"]))
@@ -184,7 +215,7 @@ class _Checker:
         expected = layout.expected_tensors(arch)
         allowed = {**expected, **layout.optional_tensors(arch)}
         missing = sorted(set(expected) - set(found))
-        if missing:
+        if missing and not self.unreadable:  # a bad file's tensors are reported as the file
             self.fail("weights", f"missing tensors: {_join(missing)}")
         unexpected = sorted(
             t for t in found if t not in allowed and not layout.IGNORED.fullmatch(t)
@@ -200,6 +231,30 @@ class _Checker:
                 )
         return tuple(weight_files)
 
+    def special_tokens(self, config: dict[str, Any]) -> None:
+        """The bos/eos/pad ids of the config are tokens of tokenizer.json (export writes their
+        token strings, and generation stops on eos). Parsed as plain JSON: no tokenizer
+        library in the registry."""
+        named = _special_token_ids(config)
+        if not named:
+            return
+        with self.source.open(TOKENIZER_FILE) as handle:
+            raw = handle.read(MAX_TOKENIZER_BYTES + 1)
+        if len(raw) > MAX_TOKENIZER_BYTES:
+            return
+        try:
+            known = token_ids(json.loads(raw))
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            self.fail(TOKENIZER_FILE, f"is not valid JSON ({error})")
+            return
+        if known is None:  # a model type whose vocabulary layout we do not know
+            return
+        for key, value in named:
+            if not isinstance(value, int) or isinstance(value, bool):
+                self.fail(f"{CONFIG_FILE}.{key}", f"must be an integer token id, got {value!r}")
+            elif value not in known:
+                self.fail(f"{CONFIG_FILE}.{key}", f"token id {value} is not in {TOKENIZER_FILE}")
+
     def adapter_weights(self, config: dict[str, Any], files: set[str]) -> tuple[str, str]:
         adapter = config["tunix_rt"]["adapter"]
         peft = isinstance(adapter, dict) and adapter.get("format") == "peft"
@@ -214,6 +269,40 @@ class _Checker:
         return ("peft" if peft else "adapter"), needed[0]
 
 
+def _special_token_ids(config: dict[str, Any]) -> list[tuple[str, object]]:
+    """(config key, id) of the special tokens, from where hf_export.special_ids reads them: our
+    `tunix_rt.tokenizer` when it names all three, else the HF keys that are set."""
+    ours = config.get("tunix_rt")
+    tokenizer = ours.get("tokenizer") if isinstance(ours, dict) else None
+    if isinstance(tokenizer, dict) and all(f"{k}_id" in tokenizer for k in ("bos", "eos", "pad")):
+        return [(f"tunix_rt.tokenizer.{k}_id", tokenizer[f"{k}_id"]) for k in ("bos", "eos", "pad")]
+    named: list[tuple[str, object]] = []
+    for k in ("bos", "eos", "pad"):
+        value = config.get(f"{k}_token_id")
+        values = value if isinstance(value, list) else [value]  # eos may be a list
+        named.extend((f"{k}_token_id", v) for v in values if v is not None)
+    return named
+
+
+def token_ids(tokenizer: object) -> set[int] | None:
+    """The ids a parsed tokenizer.json knows (its model's vocabulary plus added tokens); None
+    for a layout this does not understand."""
+    if not isinstance(tokenizer, dict):
+        return None
+    model = tokenizer.get("model")
+    vocab = model.get("vocab") if isinstance(model, dict) else None
+    added = {
+        t["id"]
+        for t in tokenizer.get("added_tokens") or []
+        if isinstance(t, dict) and isinstance(t.get("id"), int)
+    }
+    if isinstance(vocab, dict):  # BPE, WordPiece, WordLevel: token -> id
+        return {i for i in vocab.values() if isinstance(i, int)} | added
+    if isinstance(vocab, list):  # Unigram: [token, score] pairs, ids by position
+        return set(range(len(vocab))) | added
+    return None
+
+
 def validate_source(source: Source, field: str = "") -> Summary:
     """Checks the directory `source` holds; InvalidArgument listing every problem, each under
     `field.<file or key>`."""
@@ -223,6 +312,8 @@ def validate_source(source: Source, field: str = "") -> Summary:
     if TOKENIZER_FILE not in files:
         checker.fail(TOKENIZER_FILE, "missing: a model directory needs its tokenizer")
     arch = checker.architecture(config) if config is not None else None
+    if config is not None and TOKENIZER_FILE in files:
+        checker.special_tokens(config)
     kind = "full"
     weight_files: tuple[str, ...] = ()
     if config is not None and arch is not None:

@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import io
 import json
 import os
 import signal
 import sys
-import tarfile
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +22,7 @@ from typing import Any, BinaryIO
 
 import grpc
 
+from tunix_rt.interchange.archive import CONTENT_TYPE, pack_model_dir, unpack_model_dir
 from tunix_rt.training import code_version
 from tunix_rt.training import worker_protocol as wp
 from tunix_rt.training.backends.base import Example, NonFiniteLoss, Stopped, TrainData
@@ -100,32 +99,22 @@ def read_data(stub: Any, spec: TrainSpec) -> TrainData:
 
 
 def download_model(stub: Any, artifact: str, target: Path) -> Path:
-    """Unpacks a registered model's artifact (a tar of its model directory) into `target`."""
-    if (target / "config.json").exists():
+    """Unpacks a registered model's artifact (a tar of its model directory) into `target`.
+    `target` appears only once complete (unpack_model_dir renames it into place), so one left by
+    an earlier attempt of this job is reused and a half-extracted one cannot exist."""
+    if target.is_dir():
         return target
-    buffer = io.BytesIO()
-    for chunk in stub.DownloadArtifact(
-        rpb.DownloadArtifactRequest(name=artifact), metadata=_metadata()
-    ):
-        buffer.write(chunk.chunk)
-    buffer.seek(0)
-    target.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(fileobj=buffer, mode="r") as archive:
-        archive.extractall(target, filter="data")
-    return target
-
-
-def pack_model_dir(model_dir: Path) -> bytes:
-    """A deterministic tar of the model directory (sorted names, zeroed times and owners), so the
-    same weights always make the same artifact."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as archive:
-        for path in sorted(p for p in model_dir.rglob("*") if p.is_file()):
-            info = archive.gettarinfo(str(path), arcname=str(path.relative_to(model_dir)))
-            info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
-            with open(path, "rb") as handle:
-                archive.addfile(info, handle)
-    return buffer.getvalue()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tar = target.parent / f".{target.name}.tar"  # rewritten whole by a retried download
+    with open(tar, "wb") as handle:
+        for chunk in stub.DownloadArtifact(
+            rpb.DownloadArtifactRequest(name=artifact), metadata=_metadata()
+        ):
+            handle.write(chunk.chunk)
+    try:
+        return unpack_model_dir(tar, target)
+    finally:
+        tar.unlink()
 
 
 def upload(stub: Any, data: bytes) -> str:
@@ -134,7 +123,7 @@ def upload(stub: Any, data: bytes) -> str:
     def parts() -> Iterator[rpb.UploadArtifactRequest]:
         yield rpb.UploadArtifactRequest(
             header=rpb.ArtifactHeader(
-                sha256=digest, size_bytes=len(data), content_type="application/x-tar"
+                sha256=digest, size_bytes=len(data), content_type=CONTENT_TYPE
             )
         )
         for start in range(0, len(data), UPLOAD_CHUNK):
