@@ -3,6 +3,7 @@ content hashes, listing, export (raw and SFT with each chat template) and deleti
 
 from __future__ import annotations
 
+import logging
 import math
 import statistics
 from collections import Counter
@@ -458,3 +459,19 @@ def test_concurrent_creates_of_one_dataset_id(stub: Stub, dev_import: ImportedFi
     )
     assert outcomes == {"OK": 1, "ALREADY_EXISTS": 5}
     assert len(export(stub, f"datasets/{dataset_id}")) == 3
+
+
+def test_clients_cancelling_an_export_mid_stream_leave_the_server_serving(
+    stub: Stub, dev_import: ImportedFile, caplog: pytest.LogCaptureFixture
+) -> None:
+    # grpc.aio 1.85 frees a cancelled call before the handler's generator is closed; the server
+    # used to ask that call for its peer (to log the RPC at INFO, as served processes do) and
+    # its deadline then, and crashed with a segfault within a few dozen cancellations.
+    caplog.set_level(logging.INFO, logger="tunix_rt.rpc")
+    dataset = create_from_filter(stub, dev_import.source, fraction=0.2, seed=5)
+    request = pb.ExportDatasetRequest(name=dataset.name, format=dataset_pb2.EXPORT_FORMAT_RAW)
+    for _ in range(60):
+        stream = stub.ExportDataset(request, timeout=30)
+        next(iter(stream))
+        stream.cancel()
+    assert len(export(stub, dataset.name, format=dataset_pb2.EXPORT_FORMAT_RAW)) == 550

@@ -186,11 +186,20 @@ class _RpcScope:
         self._method = method
         self._context = context
         self._start = 0.0
+        self._peer = ""
+        self._deadline: float | None = None
 
     async def __aenter__(self) -> _RpcScope:
         # Not reset on exit: the RPC's task owns a private copy of the context, which dies with it.
         set_request_id(_request_id(self._context.invocation_metadata()))
         self._start = time.perf_counter()
+        # Read while the call is alive: once a client cancels a response stream, grpc.aio (1.85)
+        # can free the call before the handler's generator is closed, and asking the context for
+        # its peer or deadline then dereferences a null pointer (a segfault, reproduced with a
+        # client cancelling ExportDataset mid-stream).
+        self._peer = self._context.peer()
+        remaining = self._context.time_remaining()
+        self._deadline = None if remaining is None else self._start + remaining
         return self
 
     async def __aexit__(
@@ -222,7 +231,11 @@ class _RpcScope:
         else:
             # CancelledError: the caller went away, the deadline passed or the server is stopping.
             # Never awaited on here: this may be an async generator being closed.
-            self._finish(_cancel_code(context), seconds)
+            expired = self._deadline is not None and time.perf_counter() >= self._deadline
+            self._finish(
+                grpc.StatusCode.DEADLINE_EXCEEDED if expired else grpc.StatusCode.CANCELLED,
+                seconds,
+            )
         return False
 
     def _finish(
@@ -245,7 +258,7 @@ class _RpcScope:
             "method": self._method,
             "code": code.name,
             "duration_ms": round(seconds * 1000, 3),
-            "peer": self._context.peer(),
+            "peer": self._peer,
         }
         if reason is not None:
             fields["reason"] = reason
@@ -326,13 +339,6 @@ def _context_code(context: Any) -> grpc.StatusCode | None:
     if isinstance(code, int):  # some grpc versions hand back the raw number
         return _CODE_BY_VALUE.get(code, grpc.StatusCode.UNKNOWN)
     return code if isinstance(code, grpc.StatusCode) else None
-
-
-def _cancel_code(context: Any) -> grpc.StatusCode:
-    remaining = context.time_remaining()
-    if remaining is not None and remaining <= 0:
-        return grpc.StatusCode.DEADLINE_EXCEEDED
-    return grpc.StatusCode.CANCELLED
 
 
 def _level(method: str, code: grpc.StatusCode) -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -25,7 +26,12 @@ class CallContext:
     still there and how much time is left (grpc.aio's context is the event loop's)."""
 
     def __init__(self, context: grpc.aio.ServicerContext[Any, Any]) -> None:
-        self._context = context
+        # Everything read from the grpc context is read here, on the event loop while the call
+        # is alive: worker threads must not touch a call that grpc.aio may already have freed
+        # (asking a cancelled call for its deadline or peer can segfault, see interceptors).
+        remaining = context.time_remaining()
+        self._deadline = None if remaining is None else time.monotonic() + remaining
+        self._metadata = context.invocation_metadata()
         self._done = threading.Event()
         context.add_done_callback(lambda _: self._done.set())
 
@@ -33,21 +39,20 @@ class CallContext:
         """False once the client cancelled, the deadline passed or the server is stopping."""
         if self._done.is_set():
             return False
-        remaining = self._context.time_remaining()
+        remaining = self.time_remaining()
         return remaining is None or remaining > 0
 
     def cancelled(self) -> bool:
         return not self.is_active()
 
     def time_remaining(self) -> float | None:
-        remaining: float | None = self._context.time_remaining()
-        return remaining
+        return None if self._deadline is None else self._deadline - time.monotonic()
 
     def stop(self) -> None:
         self._done.set()
 
     def invocation_metadata(self) -> Any:
-        return self._context.invocation_metadata()
+        return self._metadata
 
 
 async def iterate_in_thread(
