@@ -21,7 +21,8 @@ from typing import Any
 import grpc
 
 from tunix_rt.common.errors import FailedPrecondition, InvalidArgument
-from tunix_rt.inference.references import registry_error
+from tunix_rt.inference.registry_errors import registry_error
+from tunix_rt.interchange.archive import unpack_model_dir
 from tunix_rt.v1 import registry_service_pb2 as rpb
 
 _TMP_PREFIX = ".tmp-"
@@ -79,10 +80,8 @@ class ArtifactCache:
                     f"{artifact}: downloaded content hashes to {digest.hexdigest()}"
                 )
             unpacked = Path(scratch) / "model"
-            unpacked.mkdir()
             try:
-                with tarfile.open(archive_path, mode="r") as archive:
-                    archive.extractall(unpacked, filter="data")
+                unpack_model_dir(archive_path, unpacked)
             except (tarfile.TarError, OSError) as err:
                 raise FailedPrecondition(
                     f"{artifact} is not a model directory tar: {err}"

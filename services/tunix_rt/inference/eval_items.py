@@ -4,14 +4,13 @@ through the registry and cut to `max_items`."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import grpc
 from google.protobuf import json_format
 
-from tunix_rt.common.errors import InvalidArgument, NotFound, TunixError, Unavailable
+from tunix_rt.common.errors import InvalidArgument
+from tunix_rt.inference.registry_errors import registry_call
 from tunix_rt.v1 import dataset_pb2, inference_pb2
 from tunix_rt.v1 import registry_service_pb2 as rpb
 
@@ -40,25 +39,6 @@ class Items:
     source: str  # `datasets/{dataset}` or `evalSets/{eval_set}`
     split: int  # a DatasetSplit number; 0 for an eval set
     items: list[Item]
-
-
-def registry_call(call: Callable[[], Any], resource: str, field_name: str) -> Any:
-    """Runs a registry call and turns its failure into the matching domain error."""
-    try:
-        return call()
-    except grpc.RpcError as err:
-        raise registry_error(err, resource, field_name) from None
-
-
-def registry_error(err: grpc.RpcError, resource: str, field_name: str) -> TunixError:
-    code = err.code() if hasattr(err, "code") else None
-    details = err.details() if hasattr(err, "details") else str(err)
-    if code == grpc.StatusCode.NOT_FOUND:
-        return NotFound("resource", resource, f"{resource!r} not found: {details}")
-    if code == grpc.StatusCode.INVALID_ARGUMENT:
-        return InvalidArgument.field(field_name, f"{resource!r}: {details}")
-    name = code.name if code is not None else "UNKNOWN"
-    return Unavailable(f"registry call failed: {name}: {details}")
 
 
 def _meta(values: dict[str, Any], split: str) -> dict[str, Any]:

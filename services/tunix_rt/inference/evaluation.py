@@ -23,6 +23,7 @@ from tunix_rt.common.errors import FailedPrecondition, InvalidArgument, TunixErr
 from tunix_rt.common.rendering import render_prompt
 from tunix_rt.inference import eval_items, eval_metrics, gate, validation
 from tunix_rt.inference.engines.base import Finished, Sampling
+from tunix_rt.inference.registry_errors import registry_call
 from tunix_rt.v1 import (
     evaluation_pb2,
     inference_pb2,
@@ -356,7 +357,7 @@ def _record(
     )
     if gate_result is not None:
         evaluation.regression_gate.CopyFrom(gate_result)
-    recorded: evaluation_pb2.Evaluation = eval_items.registry_call(
+    recorded: evaluation_pb2.Evaluation = registry_call(
         lambda: (
             registry_stub.CreateEvaluation(
                 rpb.CreateEvaluationRequest(
@@ -387,7 +388,7 @@ def _find_recorded(
         request = rpb.ListEvaluationsRequest(
             model=model_version, dataset=source, page_size=200, page_token=token
         )
-        page = eval_items.registry_call(
+        page = registry_call(
             functools.partial(
                 registry_stub.ListEvaluations,
                 request,
@@ -532,7 +533,7 @@ def _baseline(
     gated = [t.metric for t in spec.thresholds]
     if spec.baseline_evaluation:
         name = spec.baseline_evaluation
-        held = eval_items.registry_call(
+        held = registry_call(
             lambda: (
                 registry_stub.GetEvaluation(
                     rpb.GetEvaluationRequest(name=name),
@@ -544,7 +545,7 @@ def _baseline(
             "regression_gate.baseline_evaluation",
         )
         return held.model_version, held.name, dict(held.metrics)
-    resolved = eval_items.registry_call(
+    resolved = registry_call(
         lambda: (
             registry_stub.ResolveModelVersion(
                 rpb.ResolveModelVersionRequest(reference=spec.baseline),

@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import grpc
-
-from tunix_rt.common.errors import InvalidArgument, NotFound, TunixError, Unavailable
+from tunix_rt.common.errors import InvalidArgument, NotFound
+from tunix_rt.inference.registry_errors import registry_call
 from tunix_rt.v1 import model_pb2
 from tunix_rt.v1 import registry_service_pb2 as rpb
 
@@ -49,18 +48,6 @@ def is_fixed(reference: str) -> bool:
     if reference.startswith("/") or reference.startswith(_VERSION_PREFIX):
         return True
     return "@" not in reference and "/" in reference
-
-
-def registry_error(err: grpc.RpcError, reference: str, field: str = "model") -> TunixError:
-    """The domain error of a failed registry call about `reference`."""
-    code = err.code() if hasattr(err, "code") else None
-    details = err.details() if hasattr(err, "details") else str(err)
-    if code == grpc.StatusCode.NOT_FOUND:
-        return NotFound("model", reference, f"model {reference!r} not found: {details}")
-    if code == grpc.StatusCode.INVALID_ARGUMENT:
-        return InvalidArgument.field(field, f"{reference!r}: {details}")
-    name = code.name if code is not None else "UNKNOWN"
-    return Unavailable(f"registry call failed: {name}: {details}")
 
 
 class Resolver:
@@ -107,11 +94,13 @@ class Resolver:
         return Target(key=str(path), checkpoint_dir=str(path))
 
     def _registered(self, text: str) -> model_pb2.ModelVersion:
-        try:
-            response = self._stub.ResolveModelVersion(
+        response = registry_call(
+            lambda: self._stub.ResolveModelVersion(
                 rpb.ResolveModelVersionRequest(reference=text), timeout=REGISTRY_DEADLINE_S
-            )
-        except grpc.RpcError as err:
-            raise registry_error(err, text) from None
+            ),
+            text,
+            "model",
+            "model",
+        )
         version: model_pb2.ModelVersion = response.model_version
         return version
