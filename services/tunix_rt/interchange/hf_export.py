@@ -20,7 +20,13 @@ from typing import Any
 
 from tunix_rt.interchange import safetensors_io
 from tunix_rt.interchange.merge import load_merged
-from tunix_rt.interchange.model_config import CONFIG_FILE, WEIGHTS_FILE, hf_config, read_config
+from tunix_rt.interchange.model_config import (
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    hf_config,
+    hf_special_ids,
+    read_config,
+)
 
 TOKENIZER_FILE = "tokenizer.json"
 UNK = "<unk>"
@@ -32,11 +38,10 @@ def special_ids(config: dict[str, Any]) -> dict[str, int]:
     ours = config.get("tunix_rt", {}).get("tokenizer", {})
     if all(f"{k}_id" in ours for k in ("bos", "eos", "pad")):
         return {k: int(ours[f"{k}_id"]) for k in ("bos", "eos", "pad")}
-    bos, eos, pad = (config.get(f"{k}_token_id") for k in ("bos", "eos", "pad"))
-    eos = eos[0] if isinstance(eos, list) else eos
-    if bos is None or eos is None:
+    ids = hf_special_ids(config)
+    if ids is None:
         raise ValueError("config.json names no bos_token_id / eos_token_id")
-    return {"bos": int(bos), "eos": int(eos), "pad": int(eos if pad is None else pad)}
+    return ids
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

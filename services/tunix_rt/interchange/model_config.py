@@ -119,6 +119,17 @@ def size_problems(arch: ArchitectureConfig) -> list[tuple[str, str]]:
     ]
 
 
+def hf_special_ids(config: dict[str, Any]) -> dict[str, int] | None:
+    """bos/eos/pad ids from a config.json's Hugging Face keys (the first eos of a list; pad
+    defaults to eos, as many Llama checkpoints leave it unset); None unless bos and eos are set."""
+    bos, eos = config.get("bos_token_id"), config.get("eos_token_id")
+    eos = eos[0] if isinstance(eos, list) else eos
+    if bos is None or eos is None:
+        return None
+    pad = config.get("pad_token_id")
+    return {"bos": int(bos), "eos": int(eos), "pad": int(eos if pad is None else pad)}
+
+
 def architecture_from_hf(config: dict[str, Any]) -> ArchitectureConfig:
     """The neutral config of a Hugging Face config.json (Llama, Qwen2 or Qwen3); ValueError for
     another architecture, ConfigKeyError for a size that is not a positive integer."""

@@ -16,6 +16,8 @@ from typing import Any
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
+from tunix_rt.interchange.model_config import hf_special_ids
+
 PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
 SPECIAL_TOKENS = (PAD, BOS, EOS, UNK)  # ids 0, 1, 2, 3 in this order
 TOKENIZER_FILE = "tokenizer.json"
@@ -122,14 +124,7 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int) -> TextTokenizer:
 
 def special_ids_from_config(config: dict[str, Any]) -> dict[str, int] | None:
     """pad/bos/eos ids a Hugging Face config.json names, or None when it names none (ours)."""
-    if "tunix_rt" in config:
-        return None
-    bos, eos = config.get("bos_token_id"), config.get("eos_token_id")
-    if bos is None or eos is None:
-        return None
-    eos = eos[0] if isinstance(eos, list) else eos
-    pad = config.get("pad_token_id")
-    return {"bos": int(bos), "eos": int(eos), "pad": int(eos if pad is None else pad)}
+    return None if "tunix_rt" in config else hf_special_ids(config)
 
 
 def tokenizer_json_hash(tokenizer: TextTokenizer) -> str:
