@@ -28,17 +28,14 @@ import grpc
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.inference.conftest import make_model_dir, register_model  # noqa: E402
 from tests.support import LoopThread  # noqa: E402
 from tunix_rt.inference.server import start_inference  # noqa: E402
-from tunix_rt.interchange.archive import pack_model_dir  # noqa: E402
 from tunix_rt.registry.server import start_registry  # noqa: E402
-from tunix_rt.training.worker import upload  # noqa: E402
 from tunix_rt.v1 import (  # noqa: E402
     inference_pb2,
     inference_service_pb2,
     inference_service_pb2_grpc,
-    model_pb2,
-    registry_service_pb2,
     registry_service_pb2_grpc,
 )
 
@@ -48,19 +45,6 @@ MODEL = "bench-2p5m"
 
 def prompts() -> list[str]:
     return [json.loads(line)["prompt"] for line in MINI.read_text().splitlines() if line.strip()]
-
-
-def make_model_dir(path: Path) -> Path:
-    from tunix_rt.training.backends.jax.model import create_model
-    from tunix_rt.training.backends.jax.model_dir import write_model_dir
-    from tunix_rt.training.presets import ArchitectureConfig
-    from tunix_rt.training.tokenizer import train_tokenizer
-
-    arch = ArchitectureConfig.llama3_2p5m()
-    tokenizer = train_tokenizer(prompts(), arch.vocab_size)
-    return write_model_dir(
-        path, create_model(arch, 0), arch, tokenizer, chat_template="plain", training_step=0
-    )
 
 
 def stream_once(stub: Any, prompt: str, new_tokens: int) -> int:
@@ -144,17 +128,8 @@ def main() -> None:
         reg = registry_service_pb2_grpc.RegistryServiceStub(  # type: ignore[no-untyped-call]
             grpc.insecure_channel(registry.address)
         )
-        model_dir = make_model_dir(root / "model")
-        reg.CreateModel(registry_service_pb2.CreateModelRequest(model_id=MODEL))
-        reg.CreateModelVersion(
-            registry_service_pb2.CreateModelVersionRequest(
-                parent=f"models/{MODEL}",
-                model_version=model_pb2.ModelVersion(
-                    artifact=upload(reg, pack_model_dir(model_dir))
-                ),
-                aliases=["bench"],
-            )
-        )
+        model_dir = make_model_dir(root / "model", preset="llama3-2.5m")
+        register_model(reg, model_dir, MODEL, ("bench",))
         stub = inference_service_pb2_grpc.InferenceServiceStub(  # type: ignore[no-untyped-call]
             grpc.insecure_channel(inference.address)
         )

@@ -48,15 +48,17 @@ MINI = ROOT / "datasets" / "reasoning-mini-v1.jsonl"
 MODEL = "tiny"
 
 
-def make_model_dir(path: Path, *, seed: int = 0, chat_template: str = "plain") -> Path:
-    """A random-init llama3-tiny model directory (JAX backend format) with a BPE tokenizer
+def make_model_dir(
+    path: Path, *, seed: int = 0, chat_template: str = "plain", preset: str = "llama3-tiny"
+) -> Path:
+    """A random-init model directory of `preset` (JAX backend format) with a BPE tokenizer
     trained on the shipped mini dataset's prompts."""
+    from tunix_rt.training import presets
     from tunix_rt.training.backends.jax.model import create_model
     from tunix_rt.training.backends.jax.model_dir import write_model_dir
-    from tunix_rt.training.presets import ArchitectureConfig
     from tunix_rt.training.tokenizer import train_tokenizer
 
-    arch = ArchitectureConfig.llama3_tiny()
+    arch = presets.get(preset).config
     texts = [json.loads(line)["prompt"] for line in MINI.read_text().splitlines() if line.strip()]
     tokenizer = train_tokenizer(texts, arch.vocab_size)
     model = create_model(arch, seed)
