@@ -10,10 +10,10 @@ step.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass, field
 
 from google.protobuf import duration_pb2
@@ -23,6 +23,7 @@ from tunix_rt.common.rendering import CHAT_TEMPLATES, DEFAULT_TEMPLATE, render_p
 from tunix_rt.inference import validation
 from tunix_rt.inference.engines import base
 from tunix_rt.inference.model_store import ModelStore, Served
+from tunix_rt.inference.threaded import iterate_in_thread
 from tunix_rt.training.answers import extract_answer
 from tunix_rt.v1 import inference_pb2
 
@@ -80,42 +81,18 @@ def _template(name: str) -> str:
 async def events(request: Request) -> AsyncIterator[base.Piece | base.Finished]:
     """The engine's events for `request`, produced on a thread of their own. Leaving the
     iteration early (or being cancelled) cancels the generation."""
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[base.Piece | base.Finished | BaseException | None] = asyncio.Queue()
-
-    def put(item: base.Piece | base.Finished | BaseException | None) -> None:
-        try:
-            loop.call_soon_threadsafe(queue.put_nowait, item)
-        except RuntimeError:  # the loop has closed (shutdown): nobody is listening
-            request.cancel.set()
-
-    def pump() -> None:
-        try:
-            generator = request.served.engine.generate(
-                request.prompt_ids, request.sampling, request.cancel.is_set
-            )
-            for event in generator:
-                put(event)
-                if request.cancel.is_set():
-                    break
-        except BaseException as err:  # delivered to the consumer, which raises it
-            put(err)
-        put(None)
-
-    thread = threading.Thread(target=pump, name="generate", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = await queue.get()
-            if item is None:
-                return
-            if isinstance(item, BaseException):
-                raise item
+    cancel = request.cancel
+    items = iterate_in_thread(
+        lambda: request.served.engine.generate(request.prompt_ids, request.sampling, cancel.is_set),
+        lambda: not cancel.is_set(),
+        cancel.set,
+        "generate",
+    )
+    async with aclosing(items):  # closed (so cancelled) as soon as this stops, not at GC
+        async for item in items:
             yield item
             if isinstance(item, base.Finished):
                 return
-    finally:
-        request.cancel.set()
 
 
 def summary(finished: base.Finished, seed: int) -> inference_pb2.GenerationSummary:

@@ -8,7 +8,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 import grpc
@@ -16,6 +17,7 @@ import grpc
 from tunix_rt.inference import generation
 from tunix_rt.inference.engines import base
 from tunix_rt.inference.model_store import BACKEND_NAMES, PRECISION_NAMES, ModelStore
+from tunix_rt.inference.threaded import iterate_in_thread
 from tunix_rt.registry import pagination
 from tunix_rt.v1 import inference_service_pb2 as pb
 from tunix_rt.v1 import inference_service_pb2_grpc
@@ -53,43 +55,6 @@ class CallContext:
 
     def invocation_metadata(self) -> Any:
         return self._metadata
-
-
-async def iterate_in_thread(
-    make: Callable[[], Iterator[Any]], call: CallContext
-) -> AsyncIterator[Any]:
-    """Yields what a blocking generator produces on a thread of its own; stopping early tells
-    the generator's `call` the caller has gone."""
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
-
-    def put(kind: str, value: Any) -> None:
-        try:
-            loop.call_soon_threadsafe(queue.put_nowait, (kind, value))
-        except RuntimeError:  # the loop has closed (shutdown): nobody is listening
-            call.stop()
-
-    def pump() -> None:
-        try:
-            for item in make():
-                put("item", item)
-                if not call.is_active():
-                    break
-        except BaseException as err:  # re-raised on the loop, where the interceptor maps it
-            put("error", err)
-        put("end", None)
-
-    threading.Thread(target=pump, name="rpc-stream", daemon=True).start()
-    try:
-        while True:
-            kind, value = await queue.get()
-            if kind == "end":
-                return
-            if kind == "error":
-                raise value
-            yield value
-    finally:
-        call.stop()
 
 
 class InferenceServicer(inference_service_pb2_grpc.InferenceServiceServicer):
@@ -184,10 +149,15 @@ class InferenceServicer(inference_service_pb2_grpc.InferenceServiceServicer):
         from tunix_rt.inference import evaluation  # written beside this module; loaded on use
 
         call = CallContext(context)
-        async for message in iterate_in_thread(
-            lambda: evaluation.batch_predict(self.store, self.registry_stub, request, call), call
-        ):
-            yield message
+        messages = iterate_in_thread(
+            lambda: evaluation.batch_predict(self.store, self.registry_stub, request, call),
+            call.is_active,
+            call.stop,
+            "rpc-stream",
+        )
+        async with aclosing(messages):
+            async for message in messages:
+                yield message
 
     async def Evaluate(
         self, request: pb.EvaluateRequest, context: grpc.aio.ServicerContext[Any, Any]
@@ -195,10 +165,15 @@ class InferenceServicer(inference_service_pb2_grpc.InferenceServiceServicer):
         from tunix_rt.inference import evaluation  # written beside this module; loaded on use
 
         call = CallContext(context)
-        async for message in iterate_in_thread(
-            lambda: evaluation.evaluate(self.store, self.registry_stub, request, call), call
-        ):
-            yield message
+        messages = iterate_in_thread(
+            lambda: evaluation.evaluate(self.store, self.registry_stub, request, call),
+            call.is_active,
+            call.stop,
+            "rpc-stream",
+        )
+        async with aclosing(messages):
+            async for message in messages:
+                yield message
 
     async def _prepare(
         self,
