@@ -23,10 +23,10 @@ from typing import Any
 
 from tunix_rt.inference.engines.base import Engine, Finished, Sampling
 from tunix_rt.inference.engines.loader import load_engine
-from tunix_rt.training.backends.jax import model as model_lib
-from tunix_rt.training.backends.jax.model_dir import write_model_dir
-from tunix_rt.training.presets import get
-from tunix_rt.training.tokenizer import train_tokenizer
+from tunix_rt.models.jax import model as model_lib
+from tunix_rt.models.jax.model_dir import write_model_dir
+from tunix_rt.models.presets import get
+from tunix_rt.models.tokenizer import train_tokenizer
 
 TEXTS = [
     "Tom has 3 apples and buys 4 more. How many apples does he have?",
@@ -108,8 +108,8 @@ def transformers_run(
 
 
 def tunix_run(model_dir: Path, texts: list[str], new_tokens: int) -> Callable[[], int]:
+    from tunix_rt.models.jax.model_dir import load_model_dir
     from tunix_rt.training.backends.jax.generate import Generator
-    from tunix_rt.training.backends.jax.model_dir import load_model_dir
 
     model, tokenizer, _ = load_model_dir(model_dir)
     generator = Generator(model, tokenizer)

@@ -84,8 +84,8 @@ def transformers_generate(model_dir: Path, new_tokens: int, rounds: int) -> floa
     import torch
     from transformers import AutoModelForCausalLM
 
-    from tunix_rt.interchange.hf_export import export_hf
-    from tunix_rt.training.tokenizer import TextTokenizer
+    from tunix_rt.models.interchange.hf_export import export_hf
+    from tunix_rt.models.tokenizer import TextTokenizer
 
     hf_dir = export_hf(model_dir, model_dir.parent / "hf")
     model: Any = AutoModelForCausalLM.from_pretrained(hf_dir)

@@ -30,14 +30,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from training_throughput import load_examples  # type: ignore[import-not-found]
 from training_throughput import ours as jax_backend_seconds
 
-from tunix_rt.training import packing, presets
-from tunix_rt.training.backends.torch import model as model_lib
+from tunix_rt.models import presets
+from tunix_rt.models.tokenizer import TextTokenizer, train_tokenizer
+from tunix_rt.models.torch import model as model_lib
+from tunix_rt.training import packing
+from tunix_rt.training.backends.adamw import make_schedule
 from tunix_rt.training.backends.torch import trainer
 from tunix_rt.training.backends.torch.loss import attention_mask
 from tunix_rt.training.backends.torch.parallel import single
-from tunix_rt.training.backends.torch.schedule import make_schedule
 from tunix_rt.training.spec import Hyperparameters
-from tunix_rt.training.tokenizer import TextTokenizer, train_tokenizer
 
 WARMUP_STEPS = 5
 

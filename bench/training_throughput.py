@@ -26,15 +26,17 @@ import optax
 from flax import nnx
 
 from tunix_rt.common.rendering import render_prompt, render_target
-from tunix_rt.training import packing, presets
+from tunix_rt.models import presets
+from tunix_rt.models.jax import model as model_lib
+from tunix_rt.models.tokenizer import TextTokenizer, train_tokenizer
+from tunix_rt.training import packing
+from tunix_rt.training.backends.adamw import make_schedule
 from tunix_rt.training.backends.base import Example
-from tunix_rt.training.backends.jax import model as model_lib
 from tunix_rt.training.backends.jax import trainer
 from tunix_rt.training.backends.jax.evaluation import Evaluator
 from tunix_rt.training.backends.jax.loss import make_loss_fn, model_input
-from tunix_rt.training.backends.jax.optimizer import make_optimizer, make_schedule
+from tunix_rt.training.backends.jax.optimizer import make_optimizer
 from tunix_rt.training.spec import Hyperparameters
-from tunix_rt.training.tokenizer import TextTokenizer, train_tokenizer
 
 ROOT = Path(__file__).resolve().parent.parent
 WARMUP_STEPS = 5

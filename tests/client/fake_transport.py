@@ -52,13 +52,19 @@ class FakeTransport:
 
 
 @contextmanager
-def fake_registry(behaviours: dict[str, Behaviour]) -> Iterator[tuple[str, FakeTransport]]:
-    """A running fake at `127.0.0.1:{port}` answering the given unary methods."""
+def fake_registry(
+    behaviours: dict[str, Behaviour], credentials: grpc.ServerCredentials | None = None
+) -> Iterator[tuple[str, FakeTransport]]:
+    """A running fake at `127.0.0.1:{port}` answering the given unary methods; with
+    `credentials` (grpc.ssl_server_credentials) it speaks TLS only."""
     transport = FakeTransport()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     handlers = {name: transport.handler(name, b) for name, b in behaviours.items()}
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
-    port = server.add_insecure_port("127.0.0.1:0")
+    if credentials is None:
+        port = server.add_insecure_port("127.0.0.1:0")
+    else:
+        port = server.add_secure_port("127.0.0.1:0", credentials)
     server.start()
     try:
         yield f"127.0.0.1:{port}", transport

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
 
+from tests.common.certificates import self_signed
 from tunix_rt.client.channel import (
     DEFAULT_REGISTRY_ADDRESS,
     MAX_MESSAGE_BYTES,
@@ -222,10 +224,20 @@ def test_unary_calls_get_the_default_deadline() -> None:
         assert time.monotonic() - started < 0.9
 
 
-def test_tls_settings_build_a_secure_channel(tmp_path: Any) -> None:
-    # No handshake happens until a call; this checks the credentials are assembled (CA + token).
-    ca = tmp_path / "ca.pem"
-    ca.write_bytes(b"-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n")
-    settings = ChannelSettings(address="localhost:1", tls_ca=ca, token="t")
-    channel = build_channel(settings, {REGISTRY_SERVICE: REGISTRY_IDEMPOTENT})
-    channel.close()
+def test_tls_settings_make_a_channel_that_trusts_only_its_ca(tmp_path: Path) -> None:
+    cert, key = self_signed(tmp_path / "server")
+    other_ca, _ = self_signed(tmp_path / "other")
+    credentials = grpc.ssl_server_credentials([(key.read_bytes(), cert.read_bytes())])
+    behaviours = {"GetTrace": fail_first(0, grpc.StatusCode.OK, TRACE)}
+    with fake_registry(behaviours, credentials) as (address, transport):
+        with _client(address, tls_ca=cert, token="t0k3n") as client:
+            client.timeout = 10
+            assert client.get_trace("abc") == TRACE.trace
+        with _client(address, tls_ca=other_ca) as untrusting:
+            untrusting.timeout = 10
+            with pytest.raises(grpc.RpcError) as caught:
+                untrusting.get_trace("abc")
+    # The handshake fails before any call reaches the server.
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert transport.attempts["GetTrace"] == 1
+    assert transport.metadata["GetTrace"][0]["authorization"] == "Bearer t0k3n"

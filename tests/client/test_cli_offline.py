@@ -14,7 +14,11 @@ from tunix_rt.client.cli import main
 
 
 def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
-    for name, command in sorted(group.commands.items()):
+    # Through list_commands/get_command, as click itself asks: the root group adds the commands
+    # of other distributions (serve, up) only then.
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
         yield (*prefix, name)
         if isinstance(command, click.Group):
             yield from _commands(command, (*prefix, name))
@@ -26,6 +30,9 @@ ALL_COMMANDS = list(_commands(main))
 def test_the_command_tree() -> None:
     expected = {
         ("serve", "registry"),
+        ("serve", "training"),
+        ("serve", "inference"),
+        ("up",),
         ("traces", "import"),
         ("traces", "list"),
         ("traces", "show"),

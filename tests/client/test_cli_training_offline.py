@@ -29,16 +29,15 @@ from google.protobuf import any_pb2, timestamp_pb2
 from google.rpc import error_details_pb2, status_pb2
 
 from tunix_rt.client.cli import main
-from tunix_rt.client.cli_follow import ProgressView, format_duration
+from tunix_rt.client.cli.follow import ProgressView, format_duration
+from tunix_rt.client.cli.tfevents import crc32c, masked_crc32c
 from tunix_rt.client.errors import IntegrityError
 from tunix_rt.client.registry import RegistryClient
-from tunix_rt.client.tfevents import crc32c, masked_crc32c
-from tunix_rt.client.training import (
+from tunix_rt.client.training import TrainingClient, job_name
+from tunix_rt.client.training_job import (
     ModelSource,
-    TrainingClient,
     build_training_job,
     classify_model,
-    job_name,
     needs_presets,
     parse_device_request,
 )

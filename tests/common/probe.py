@@ -2,7 +2,8 @@
 
 Requests and responses are raw bytes (no serializers). The request (the first one, for a request
 stream) is a command: `ok`, `invalid`, `not_found`, `exists`, `precondition`, `boom`, `abort`,
-`unimplemented` or `request_id`. Streaming responses send `first` before obeying it, so errors are
+`unimplemented`, `request_id`, or `bad_id:<value>` / `no_model:<value>` (a domain error quoting
+`value`, which may be huge). Streaming responses send `first` before obeying it, so errors are
 also raised mid-stream.
 """
 
@@ -52,6 +53,11 @@ async def obey(command: bytes, context: grpc.aio.ServicerContext) -> bytes:
         raise NotImplementedError
     if command == b"request_id":
         return (current_request_id() or "").encode()
+    if command.startswith(b"bad_id:"):
+        value = command.partition(b":")[2].decode()
+        raise InvalidArgument.field("model_id", f"{value!r} is not a valid id")
+    if command.startswith(b"no_model:"):
+        raise NotFound("model", command.partition(b":")[2].decode())
     return command
 
 

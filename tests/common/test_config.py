@@ -90,6 +90,10 @@ def test_token_is_not_in_repr() -> None:
         ({"TUNIX_RT_LOG_LEVEL": "loud"}, {}, "log_level must be one of"),
         ({}, {"auth_token": "two words"}, "auth_token must be non-empty without whitespace"),
         ({}, {"hots": "x"}, "unknown server config option(s): hots"),
+        ({"TUNIX_RT_METRICS_AUTH": "1"}, {}, "metrics_auth needs auth_token"),
+        ({"TUNIX_RT_METRICS_AUTH": "maybe"}, {}, "TUNIX_RT_METRICS_AUTH='maybe' is not a boolean"),
+        ({}, {"metrics_auth": 1}, "metrics_auth must be bool"),
+        ({}, {"metrics_host": ""}, "metrics_host must not be empty"),
     ],
 )
 def test_bad_values_are_clear_errors(
@@ -109,3 +113,31 @@ def test_config_is_frozen() -> None:
     config = ServerConfig()
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.port = 1  # type: ignore[misc]
+
+
+def test_metrics_host_and_auth_from_environment() -> None:
+    env = {
+        "TUNIX_RT_AUTH_TOKEN": "tok",
+        "TUNIX_RT_METRICS_HOST": "10.0.0.2",
+        "TUNIX_RT_TRAINING_METRICS_HOST": "10.0.0.3",
+        "TUNIX_RT_METRICS_AUTH": "on",
+    }
+    training = from_env("training", env=env)
+    assert (training.metrics_host, training.metrics_auth) == ("10.0.0.3", True)
+    assert from_env("registry", env=env).metrics_bind_host == "10.0.0.2"
+
+
+@pytest.mark.parametrize(
+    ("config", "bind_host"),
+    [
+        (ServerConfig(host="0.0.0.0"), "0.0.0.0"),
+        (ServerConfig(host="0.0.0.0", auth_token="tok"), "127.0.0.1"),
+        (ServerConfig(host="::", auth_token="tok"), "127.0.0.1"),
+        (ServerConfig(host="::1", auth_token="tok"), "::1"),
+        (ServerConfig(host="0.0.0.0", auth_token="tok", metrics_auth=True), "0.0.0.0"),
+        (ServerConfig(host="0.0.0.0", auth_token="tok", metrics_host="10.0.0.2"), "10.0.0.2"),
+    ],
+)
+def test_metrics_bind_host(config: ServerConfig, bind_host: str) -> None:
+    # A token never leaves an unauthenticated port where the gRPC one listens.
+    assert config.metrics_bind_host == bind_host

@@ -190,3 +190,33 @@ def test_request_id_is_generated_when_absent_or_unsafe(channel: grpc.Channel) ->
     )
     assert re.fullmatch(rb"[0-9a-f]{32}", replaced)
     assert replaced != generated
+
+
+@pytest.mark.parametrize("kind", [*probe.KINDS, "UnaryStreamWriter"])
+@pytest.mark.parametrize("value", ["x" * 20_000, "é" * 20_000, "'\"" * 10_000])
+def test_huge_bad_value_is_invalid_argument_with_a_short_message(
+    channel: grpc.Channel, kind: str, value: str
+) -> None:
+    # Echoed whole, the value would push the trailers past gRPC's metadata limit and the caller
+    # would see RESOURCE_EXHAUSTED instead of the status.
+    error = failure(channel, kind, b"bad_id:" + value.encode())
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error.details()
+    message = error.details() or ""
+    assert message.startswith("model_id: ")
+    assert len(message.encode()) <= 512
+    bad_request = details(error)["BadRequest"]
+    assert isinstance(bad_request, error_details_pb2.BadRequest)
+    assert [v.field for v in bad_request.field_violations] == ["model_id"]
+    trailers = sum(len(k) + len(v) for k, v in error.trailing_metadata() or ())
+    assert trailers < 4096
+
+
+def test_huge_resource_name_is_not_found_with_a_short_message(channel: grpc.Channel) -> None:
+    error = failure(channel, "UnaryUnary", b"no_model:" + b"m" * 20_000)
+    assert error.code() == grpc.StatusCode.NOT_FOUND
+    assert (error.details() or "").startswith("model 'mmmm")
+    assert "(20000 characters) not found" in (error.details() or "")
+    info = details(error)["ResourceInfo"]
+    assert isinstance(info, error_details_pb2.ResourceInfo)
+    assert info.resource_type == "model"
+    assert len(info.resource_name) <= 256

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import urllib.error
 import urllib.request
 
 import grpc
@@ -15,13 +17,31 @@ from tunix_rt.common.server import RunningServer
 from . import probe
 from .conftest import LoopThread, StartServer
 
+TOKEN = "s3cret-token"
 
-def scrape(server: RunningServer) -> list[Sample]:
+
+def scrape(
+    server: RunningServer, host: str = "127.0.0.1", token: str | None = None
+) -> list[Sample]:
     assert server.metrics_port is not None
-    url = f"http://127.0.0.1:{server.metrics_port}/metrics"
-    with urllib.request.urlopen(url, timeout=10) as response:
+    request = urllib.request.Request(f"http://{host}:{server.metrics_port}/metrics")
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(request, timeout=10) as response:
         text = response.read().decode()
     return [sample for family in text_string_to_metric_families(text) for sample in family.samples]
+
+
+def other_address() -> str | None:
+    """An address of this machine that is not loopback, or None when it has none."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe_socket:
+        try:
+            # UDP connect sends nothing; it only picks the interface a packet would leave by.
+            probe_socket.connect(("192.0.2.1", 9))
+        except OSError:
+            return None
+        address: str = probe_socket.getsockname()[0]
+    return None if address.startswith("127.") else address
 
 
 def value(samples: list[Sample], name: str, **labels: str) -> float:
@@ -70,3 +90,63 @@ def test_stop_releases_the_metrics_port(serve: StartServer, loop_thread: LoopThr
     loop_thread.run(server.stop(0))
     with pytest.raises(OSError):
         scrape(server)
+
+
+def test_token_keeps_metrics_on_loopback_by_default(serve: StartServer) -> None:
+    server = serve(ServerConfig(host="0.0.0.0", port=0, metrics_port=0, auth_token=TOKEN))
+    assert server.config.metrics_bind_host == "127.0.0.1"
+    assert scrape(server)  # loopback answers without the token
+    address = other_address()
+    if address is None:
+        pytest.skip("this machine has no non-loopback address to dial")
+    with pytest.raises(OSError):
+        scrape(server, host=address)
+
+
+def test_without_a_token_metrics_follow_the_grpc_host(serve: StartServer) -> None:
+    server = serve(ServerConfig(host="0.0.0.0", port=0, metrics_port=0))
+    assert server.config.metrics_bind_host == "0.0.0.0"
+    address = other_address()
+    if address is None:
+        pytest.skip("this machine has no non-loopback address to dial")
+    assert scrape(server, host=address)
+
+
+@pytest.mark.parametrize(
+    "authorization", [None, "Bearer wrong", f"Basic {TOKEN}", TOKEN, f"Bearer {TOKEN}x"]
+)
+def test_metrics_auth_requires_the_token(serve: StartServer, authorization: str | None) -> None:
+    config = ServerConfig(port=0, metrics_port=0, auth_token=TOKEN, metrics_auth=True)
+    server = serve(config)
+    request = urllib.request.Request(f"http://127.0.0.1:{server.metrics_port}/metrics")
+    if authorization is not None:
+        request.add_header("Authorization", authorization)
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request, timeout=10)
+    assert caught.value.code == 401
+    assert caught.value.headers["WWW-Authenticate"] == "Bearer"
+    assert b"tunix_rt" not in caught.value.read()
+    caught.value.close()
+    with grpc.insecure_channel(server.address) as channel:
+        probe.call(channel, "UnaryUnary", b"ok", metadata=[("authorization", f"Bearer {TOKEN}")])
+    ok = {"method": probe.method("UnaryUnary"), "code": "OK"}
+    assert value(scrape(server, token=TOKEN), "tunix_rt_rpc_total", **ok) == 1
+
+
+def test_metrics_auth_listens_where_grpc_does(serve: StartServer) -> None:
+    config = ServerConfig(
+        host="0.0.0.0", port=0, metrics_port=0, auth_token=TOKEN, metrics_auth=True
+    )
+    server = serve(config)
+    assert server.config.metrics_bind_host == "0.0.0.0"
+    address = other_address()
+    if address is None:
+        pytest.skip("this machine has no non-loopback address to dial")
+    assert scrape(server, host=address, token=TOKEN)
+
+
+def test_explicit_metrics_host_wins(serve: StartServer) -> None:
+    config = ServerConfig(
+        host="127.0.0.1", port=0, metrics_port=0, metrics_host="0.0.0.0", auth_token=TOKEN
+    )
+    assert serve(config).config.metrics_bind_host == "0.0.0.0"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
 import grpc
@@ -13,6 +11,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tunix_rt.common.config import ConfigError, ServerConfig
 
 from . import probe
+from .certificates import self_signed
 from .conftest import StartServer
 
 TOKEN = "tls-token"
@@ -21,37 +20,7 @@ TOKEN = "tls-token"
 @pytest.fixture(scope="module")
 def cert_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(certificate, key) PEM files for localhost / 127.0.0.1, valid for a day."""
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.skip("openssl CLI not installed")
-    directory = tmp_path_factory.mktemp("tls")
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(
-        [
-            openssl,
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",  # EC: generated in milliseconds, unlike RSA
-            "-nodes",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-            "-days",
-            "1",
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=DNS:localhost,IP:127.0.0.1",
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    return cert, key
+    return self_signed(tmp_path_factory.mktemp("tls"))
 
 
 def tls_config(cert_files: tuple[Path, Path], **overrides: object) -> ServerConfig:

@@ -20,7 +20,7 @@ import pytest
 
 from tests.support import LoopThread
 from tunix_rt.inference.server import RunningInference, start_inference
-from tunix_rt.interchange.archive import pack_model_dir
+from tunix_rt.models.interchange.archive import pack_model_dir
 from tunix_rt.registry.server import RunningRegistry, start_registry
 from tunix_rt.training.worker import upload
 from tunix_rt.v1 import (
@@ -53,10 +53,10 @@ def make_model_dir(
 ) -> Path:
     """A random-init model directory of `preset` (JAX backend format) with a BPE tokenizer
     trained on the shipped mini dataset's prompts."""
-    from tunix_rt.training import presets
-    from tunix_rt.training.backends.jax.model import create_model
-    from tunix_rt.training.backends.jax.model_dir import write_model_dir
-    from tunix_rt.training.tokenizer import train_tokenizer
+    from tunix_rt.models import presets
+    from tunix_rt.models.jax.model import create_model
+    from tunix_rt.models.jax.model_dir import write_model_dir
+    from tunix_rt.models.tokenizer import train_tokenizer
 
     arch = presets.get(preset).config
     texts = [json.loads(line)["prompt"] for line in MINI.read_text().splitlines() if line.strip()]

@@ -26,11 +26,11 @@ from tunix_rt.inference.engines.base import (
 )
 from tunix_rt.inference.engines.loader import estimate_memory_bytes, load_engine
 from tunix_rt.inference.engines.sampling import RequestState
-from tunix_rt.interchange.model_config import hf_config
-from tunix_rt.training.backends.jax import model as model_lib
-from tunix_rt.training.backends.jax.model_dir import write_model_dir
-from tunix_rt.training.presets import get
-from tunix_rt.training.tokenizer import TextTokenizer, train_tokenizer
+from tunix_rt.models.interchange.model_config import hf_config
+from tunix_rt.models.jax import model as model_lib
+from tunix_rt.models.jax.model_dir import write_model_dir
+from tunix_rt.models.presets import get
+from tunix_rt.models.tokenizer import TextTokenizer, train_tokenizer
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -111,7 +111,7 @@ def naive_greedy(model: Any, prompt_ids: list[int], steps: int) -> list[int]:
 
 
 def test_jax_greedy_matches_a_no_cache_loop(model_dir: Path, jax_engine: Engine) -> None:
-    from tunix_rt.training.backends.jax.model_dir import load_model_dir
+    from tunix_rt.models.jax.model_dir import load_model_dir
 
     model, _, _ = load_model_dir(model_dir)
     results = run_concurrently(jax_engine, PROMPTS, Sampling(max_new_tokens=10))
@@ -202,6 +202,16 @@ def test_seed_fixes_the_sample(jax_engine: Engine) -> None:
     assert {f.text for f in crowd} == {sample(1)}
 
 
+def test_a_negative_seed_is_its_64_bit_twos_complement(model_dir: Path) -> None:
+    # numpy refuses negative seeds; torch (and so vLLM) reads them as their 64-bit pattern.
+    tokenizer = TextTokenizer.load(model_dir)
+    draws = [
+        RequestState([1], Sampling(seed=seed), tokenizer, 512).rng.random(4).tolist()
+        for seed in (-1, 2**64 - 1, -(2**63), 2**63)
+    ]
+    assert draws[0] == draws[1] and draws[2] == draws[3] and draws[0] != draws[2]
+
+
 def test_stop_sequence_cuts_the_text(jax_engine: Engine) -> None:
     full = run(jax_engine, PROMPTS[0], Sampling(max_new_tokens=16))[1].text
     stop = full[5:8]
@@ -288,8 +298,8 @@ def test_loader_sizes_and_checks(model_dir: Path) -> None:
 
 
 def test_adapter_directory_loads_onto_its_base(model_dir: Path, tmp_path: Path) -> None:
-    from tunix_rt.training.backends.jax.model_dir import load_model_dir
-    from tunix_rt.training.spec import LoraSpec
+    from tunix_rt.models.jax.model_dir import load_model_dir
+    from tunix_rt.models.lora import LoraSpec
 
     model, tokenizer, config = load_model_dir(model_dir)
     lora = LoraSpec(rank=4, alpha=8.0, target_modules=("q_proj", "v_proj"))

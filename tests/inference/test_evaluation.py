@@ -6,6 +6,7 @@ recorded with per-item results and on the leaderboard, and the regression gate p
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,15 +15,17 @@ from typing import Any
 import grpc
 import pytest
 from click.testing import CliRunner
+from google.rpc import code_pb2
 
 from tests.inference.conftest import JAX_WARNINGS, MINI, make_model_dir, register_model
 from tests.support import LoopThread
-from tunix_rt.client import cli_eval
+from tunix_rt.client.cli import evaluate as cli_eval
 from tunix_rt.client.cli import main
 from tunix_rt.inference.server import RunningInference, start_inference
 from tunix_rt.registry.server import RunningRegistry, start_registry
 from tunix_rt.v1 import (
     dataset_pb2,
+    eval_set_pb2,
     evaluation_pb2,
     inference_pb2,
     inference_service_pb2,
@@ -149,6 +152,35 @@ def test_batch_predict_streams_every_item(servers: Servers) -> None:
         assert item.item_id.startswith("traces/") and item.prompt and item.expected
         assert dict(item.meta)["split"] == "eval"
         assert r.prediction.summary.usage.completion_tokens > 0
+
+
+def test_an_item_too_long_for_the_context_fails_alone(servers: Servers) -> None:
+    # 100,000 chars (the most an eval set item holds) cannot fit 512 tokens: refused by its
+    # length, without tokenizing it, like a prompt of Generate (issue 10, finding 6).
+    items = [
+        eval_set_pb2.EvalSetItem(item_id="long", prompt="x" * 100_000, expected_answer="1"),
+        eval_set_pb2.EvalSetItem(item_id="short", prompt="What is 2 + 3?", expected_answer="5"),
+    ]
+    servers.registry_stub.CreateEvalSet(
+        rpb.CreateEvalSetRequest(eval_set_id="too-long", items=items)
+    )
+    responses = list(
+        servers.inference_stub.BatchPredict(
+            inference_service_pb2.BatchPredictRequest(
+                model=servers.versions[0],
+                source=inference_pb2.ItemSource(eval_set="evalSets/too-long"),
+                sampling=SAMPLING,
+            ),
+            timeout=300,
+        )
+    )
+    by_id = {r.prediction.item.item_id: r.prediction for r in responses}
+    assert by_id["long"].error.code == code_pb2.INVALID_ARGUMENT
+    assert re.search(
+        r"prompt is \d+ chars.*context length is 512 tokens", by_id["long"].error.message
+    )
+    assert not by_id["short"].HasField("error")
+    assert by_id["short"].summary.usage.completion_tokens > 0
 
 
 def test_evaluate_dataset_records_items_and_leaderboard(servers: Servers) -> None:

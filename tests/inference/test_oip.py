@@ -109,6 +109,48 @@ def test_bad_requests(inference_stack: InferenceStack) -> None:
     assert bad_request_fields(caught.value) == ["sampling.max_new_tokens"]
 
 
+@pytest.mark.parametrize(
+    ("key", "kind", "value", "field"),
+    [
+        ("max_new_tokens", "double_param", float("inf"), "parameters.max_new_tokens"),
+        ("top_k", "double_param", float("nan"), "parameters.top_k"),
+        ("max_new_tokens", "int64_param", 2**40, "parameters.max_new_tokens"),
+        ("seed", "string_param", "lucky", "parameters.seed"),
+        ("temperature", "double_param", float("nan"), "sampling.temperature"),
+        ("top_p", "double_param", float("inf"), "sampling.top_p"),
+    ],
+)
+def test_bad_parameters_name_the_field(
+    inference_stack: InferenceStack, key: str, kind: str, value: object, field: str
+) -> None:
+    request = infer_request(MODEL, ["hi"], True)
+    setattr(request.parameters[key], kind, value)
+    with pytest.raises(grpc.RpcError) as caught:
+        inference_stack.oip_stub.ModelInfer(request, timeout=60)
+    assert bad_request_fields(caught.value) == [field]
+
+
+def test_a_uint64_seed_is_its_int64_bits(inference_stack: InferenceStack) -> None:
+    stack = inference_stack
+    prompt = "What is 2 + 3?"
+    texts = []
+    for kind, seed in (("int64_param", -1), ("uint64_param", 2**64 - 1)):
+        request = infer_request(MODEL, [prompt], True, max_new_tokens=8)
+        request.parameters["temperature"].double_param = 1.0
+        setattr(request.parameters["seed"], kind, seed)
+        response = stack.oip_stub.ModelInfer(request, timeout=120)
+        texts.append(decode_bytes_tensor(response.raw_output_contents[0], "out")[0].decode())
+    expected = stack.stub.Generate(
+        pb.GenerateRequest(
+            model=MODEL,
+            prompt=prompt,
+            sampling=inference_pb2.SamplingParams(max_new_tokens=8, temperature=1.0, seed=-1),
+        ),
+        timeout=120,
+    ).text
+    assert texts == [expected, expected]
+
+
 TRITON_SCRIPT = textwrap.dedent(
     """
     import json, sys

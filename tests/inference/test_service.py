@@ -144,6 +144,16 @@ def test_stop_sequence_and_length_limit(inference_stack: InferenceStack) -> None
             ],
         ),
         ({"temperature": 9.0, "top_k": -3}, ["sampling.temperature", "sampling.top_k"]),
+        ({"temperature": float("nan")}, ["sampling.temperature"]),
+        ({"temperature": float("inf")}, ["sampling.temperature"]),
+        ({"temperature": float("-inf")}, ["sampling.temperature"]),
+        ({"top_p": float("nan")}, ["sampling.top_p"]),
+        ({"top_p": float("inf")}, ["sampling.top_p"]),
+        ({"top_k": -(2**31)}, ["sampling.top_k"]),
+        ({"max_new_tokens": 2**31 - 1}, ["sampling.max_new_tokens"]),
+        ({"max_reasoning_tokens": -(2**31)}, ["sampling.max_reasoning_tokens"]),
+        ({"stop_sequences": ["z"] * 10_000}, ["sampling.stop_sequences"]),
+        ({"stop_sequences": ["z" * 100_000]}, ["sampling.stop_sequences[0]"]),
     ],
 )
 def test_out_of_range_sampling_names_the_field(
@@ -152,6 +162,43 @@ def test_out_of_range_sampling_names_the_field(
     with pytest.raises(grpc.RpcError) as caught:
         generate(inference_stack, **fields)
     assert bad_request_fields(caught.value) == bad
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"max_new_tokens": 0},  # the default, 128
+        {"top_k": 2**31 - 1, "temperature": 1.0, "seed": 1},  # more than the vocabulary
+        {"top_p": 1e-300, "temperature": 2.0, "seed": 1},  # only the most likely token
+        {"max_reasoning_tokens": 2**31 - 1, "max_new_tokens": 4},
+        {"stop_sequences": ["\U0010ffff" * 256] * 16, "max_new_tokens": 4},
+        {"seed": 2**63 - 1, "temperature": 1.0, "max_new_tokens": 4},
+    ],
+)
+def test_extreme_sampling_in_range_is_served(
+    inference_stack: InferenceStack, fields: dict[str, Any]
+) -> None:
+    response = generate(inference_stack, **fields)
+    assert response.summary.usage.completion_tokens > 0
+
+
+@pytest.mark.parametrize("seed", [-1, -(2**63)])
+def test_a_negative_seed_is_a_seed(inference_stack: InferenceStack, seed: int) -> None:
+    # As in torch and vLLM, a negative seed means its 64-bit two's complement.
+    fields: dict[str, Any] = {"temperature": 1.0, "max_new_tokens": 12, "seed": seed}
+    first = generate(inference_stack, **fields)
+    assert first.summary.seed == seed
+    assert generate(inference_stack, **fields).text == first.text
+    streamed = list(
+        inference_stack.stub.GenerateStream(
+            pb.GenerateStreamRequest(
+                model=CANDIDATE, prompt="What is 2 + 3?", sampling=sampling(**fields)
+            ),
+            timeout=120,
+        )
+    )
+    assert "".join(m.text for m in streamed) == first.text
+    assert streamed[-1].summary.seed == seed
 
 
 def test_empty_prompt_and_model_are_invalid(inference_stack: InferenceStack) -> None:

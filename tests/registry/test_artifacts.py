@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -14,13 +15,23 @@ import pytest
 from tests.registry.helpers import (
     Stub,
     bad_request_fields,
+    error_reason,
     race,
     resource_info,
     rpc_error,
     unique,
 )
-from tunix_rt.registry.server import RunningRegistry
+from tests.support import LoopThread
+from tunix_rt.common.config import ConfigError
+from tunix_rt.registry.artifacts import DEFAULT_MAX_ARTIFACT_BYTES
+from tunix_rt.registry.server import (
+    MAX_ARTIFACT_BYTES_ENV,
+    RunningRegistry,
+    resolve_max_artifact_bytes,
+    start_registry,
+)
 from tunix_rt.v1 import registry_service_pb2 as pb
+from tunix_rt.v1 import registry_service_pb2_grpc
 
 
 def sha(data: bytes) -> str:
@@ -229,3 +240,63 @@ def test_unknown_artifact_is_not_found(stub: Stub) -> None:
         grpc.StatusCode.NOT_FOUND, lambda: stub.GetArtifact(pb.GetArtifactRequest(name=name))
     )
     assert resource_info(err).resource_name == name
+
+
+# Issue 10, finding 7: no artifact size limit existed (a 512 MiB upload was accepted).
+LIMIT = 10_000
+
+
+@pytest.fixture(scope="module")
+def small_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRegistry]:
+    """A registry that stores artifacts of at most LIMIT bytes."""
+    loop = LoopThread()
+    try:
+        data_dir = tmp_path_factory.mktemp("small")
+        running = loop.run(start_registry(data_dir=data_dir, max_artifact_bytes=LIMIT))
+        yield running
+        loop.run(running.stop(0))
+    finally:
+        loop.close()
+
+
+@pytest.fixture(scope="module")
+def small_stub(small_registry: RunningRegistry) -> Iterator[Stub]:
+    with grpc.insecure_channel(small_registry.address) as channel:
+        yield registry_service_pb2_grpc.RegistryServiceStub(channel)  # type: ignore[no-untyped-call]
+
+
+@pytest.mark.parametrize("claimed", [True, False], ids=["claimed", "streamed"])
+def test_an_artifact_over_the_limit_stores_nothing(
+    small_stub: Stub, small_registry: RunningRegistry, claimed: bool
+) -> None:
+    data = content(LIMIT + 1)
+    size = len(data) if claimed else 0
+    err = rpc_error(
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        lambda: upload(small_stub, data, chunk=4096, size_bytes=size),
+    )
+    assert f"limit of {LIMIT} bytes" in (err.details() or "")
+    assert error_reason(err) == "ARTIFACT_TOO_LARGE"
+    request = pb.GetArtifactRequest(name=f"artifacts/{sha(data)}")
+    rpc_error(grpc.StatusCode.NOT_FOUND, functools.partial(small_stub.GetArtifact, request))
+    assert blob_files(small_registry, sha(data)) == []
+    assert leftovers(small_registry) == []
+
+
+def test_an_artifact_at_the_limit_is_stored(small_stub: Stub) -> None:
+    data = content(LIMIT)
+    assert upload(small_stub, data, chunk=4096, size_bytes=LIMIT).artifact.size_bytes == LIMIT
+
+
+def test_the_limit_is_read_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv(MAX_ARTIFACT_BYTES_ENV, "123")
+    assert resolve_max_artifact_bytes(None) == 123
+    assert resolve_max_artifact_bytes(456) == 456  # an explicit option wins
+    for bad in ("lots", "0", "-5"):
+        monkeypatch.setenv(MAX_ARTIFACT_BYTES_ENV, bad)
+        with pytest.raises(ConfigError, match=MAX_ARTIFACT_BYTES_ENV):
+            resolve_max_artifact_bytes(None)
+    monkeypatch.delenv(MAX_ARTIFACT_BYTES_ENV)
+    assert resolve_max_artifact_bytes(None) == DEFAULT_MAX_ARTIFACT_BYTES

@@ -391,6 +391,20 @@ def test_sft_export_renders_each_chat_template(
         assert example.prompt.index(source["prompt"]) > 0  # the template wraps the prompt
         steps = [s["content"] for s in source["steps"]]
         assert example.target == "\n".join(steps) + f"\nAnswer: {source['final_answer']}"
+        assert example.answer == source["final_answer"]
+
+
+def test_sft_answer_is_the_final_answer_as_given(stub: Stub) -> None:
+    """The answer comes apart from the target, so one that itself reads "Answer: ..." or spans
+    lines is given whole, not as a parse of the target's last `Answer: `."""
+    answer = "Answer: 5\nbecause 2 + 3 = 5"
+    created = stub.CreateTrace(
+        pb.CreateTraceRequest(trace=make_trace(source=unique("sft"), final_answer=answer))
+    ).trace
+    dataset = create_from_names(stub, [created.name], fraction=0.0)
+    (record,) = export(stub, dataset.name, format=dataset_pb2.EXPORT_FORMAT_SFT)
+    assert record.sft_example.answer == answer
+    assert record.sft_example.target.endswith(f"\nAnswer: {answer}")
 
 
 def test_sft_export_defaults_to_plain(stub: Stub, dev_import: ImportedFile) -> None:

@@ -154,6 +154,44 @@ def test_lines_that_no_database_could_store_are_reported(stub: Stub) -> None:
     assert len(list_all_traces(stub, by_source(source))) == 2
 
 
+def _nested(depth: int) -> dict[str, Any]:
+    value: dict[str, Any] = {"leaf": 1}
+    for _ in range(depth - 1):
+        value = {"a": value}
+    return value
+
+
+def test_hostile_lines_are_reported_by_number_and_good_ones_stored(stub: Stub) -> None:
+    # Issue 10, finding 4: these lost the whole import (INTERNAL) with no line number.
+    source = unique("hostile")
+    good = json.dumps(row(prompt="fine")).encode()
+    lines = [
+        good,  # 1
+        b'{"meta": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",  # 2: past the recursion limit
+        json.dumps(row(meta={"n": 0})).replace('"n": 0', '"n": ' + "9" * 4301).encode(),  # 3
+        json.dumps(row(steps=[{"i": 0, "type": "s", "content": "c"}]))
+        .replace('"i": 0', '"i": ' + "1" * 5000)
+        .encode(),  # 4
+        json.dumps(row(meta=_nested(500))).encode(),  # 5: parses, but no reader could
+        json.dumps(row(meta=_nested(21))).encode(),  # 6: one level past the limit
+        json.dumps(row(prompt="deep enough", meta=_nested(20))).encode(),  # 7: at the limit
+        good,  # 8
+    ]
+    response = import_data(stub, b"\n".join(lines), source=source)
+    assert [(e.line, e.field) for e in response.errors] == [
+        (2, "line"),
+        (3, "line"),
+        (4, "line"),
+        (5, "meta" + ".a" * 20),
+        (6, "meta" + ".a" * 20),
+    ]
+    assert all(len(e.message) < 500 for e in response.errors)
+    assert response.imported_count == 3
+    stored = list_all_traces(stub, by_source(source))  # everything stored reads back
+    assert [t.prompt for t in stored] == ["fine", "deep enough", "fine"]
+    assert trace_row(stored[1])["meta"] == _nested(20)
+
+
 def test_atomic_import_with_a_bad_line_stores_nothing(stub: Stub) -> None:
     source = unique("atomic")
     data = jsonl([row(prompt="a"), row(prompt=""), row(prompt="c")])

@@ -418,6 +418,21 @@ def test_batch_create_with_request_id_is_idempotent(stub: Stub) -> None:
     assert len(list_all_traces(stub, by_source(source))) == 3
 
 
+def test_batch_of_real_size_with_request_id_is_idempotent(stub: Stub) -> None:
+    # Issue 10, finding 1: the request_id record holds every trace of the batch; at 8+ traces it
+    # outgrew a VARCHAR(256) column, which PostgreSQL enforces (INTERNAL) and SQLite does not.
+    source = unique("idembig")
+    request = pb.BatchCreateTracesRequest(
+        traces=[make_trace(source=source, prompt=f"q{n}") for n in range(600)],
+        request_id=unique("req"),
+    )
+    first = [t.name for t in stub.BatchCreateTraces(request).traces]
+    assert len(set(first)) == 600
+    again = [t.name for t in stub.BatchCreateTraces(request).traces]
+    assert again == first
+    assert [t.name for t in list_all_traces(stub, by_source(source))] == first
+
+
 def test_request_id_too_long_is_invalid(stub: Stub) -> None:
     request = pb.CreateTraceRequest(trace=make_trace(source=unique("idem4")), request_id="r" * 129)
     err = rpc_error(grpc.StatusCode.INVALID_ARGUMENT, lambda: stub.CreateTrace(request))

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from tunix_rt.common.rendering import render_prompt, render_target
+from tunix_rt.models.tokenizer import TextTokenizer, train_tokenizer
 from tunix_rt.training import packing
 from tunix_rt.training.backends.base import Example
-from tunix_rt.training.tokenizer import TextTokenizer, train_tokenizer
 
 MINI = Path(__file__).resolve().parents[2] / "datasets" / "reasoning-mini-v1.jsonl"
 

@@ -7,7 +7,10 @@ import pytest
 
 from tests.training.conftest import Stack
 from tests.training.helpers import submit, tiny_job, violations
-from tunix_rt.v1 import device_pb2, training_job_pb2
+from tunix_rt.common.errors import InvalidArgument
+from tunix_rt.models import presets
+from tunix_rt.training import job_spec
+from tunix_rt.v1 import backend_pb2, device_pb2, training_job_pb2
 from tunix_rt.v1 import training_service_pb2 as tpb
 
 
@@ -80,3 +83,81 @@ def test_devices_are_listed(stack: Stack) -> None:
     devices = stack.training_stub.ListDevices(tpb.ListDevicesRequest()).devices
     assert [d.id for d in devices] == ["cpu:0", "cpu:1"]
     assert all(d.kind == device_pb2.DEVICE_KIND_CPU for d in devices)
+
+
+def test_what_a_backend_cannot_run_is_refused_at_submission_naming_each_field(
+    stack: Stack,
+) -> None:
+    """Submission is the only validation: the backends run what job_spec accepted."""
+    job = tiny_job(stack.dataset, backend="jax", batch_size=8)
+    job.lora.dropout = 0.1
+    with pytest.raises(InvalidArgument) as info:
+        job_spec.spec_from_job(job, "j", "cpu", 3)
+    assert {v.field for v in info.value.violations} == {
+        "training_job.lora.dropout",
+        "training_job.hyperparameters.batch_size",
+    }
+    job = tiny_job(stack.dataset, backend="torch", batch_size=6)
+    with pytest.raises(InvalidArgument) as info:
+        job_spec.spec_from_job(job, "t", "cpu", 4)
+    assert [v.field for v in info.value.violations] == ["training_job.hyperparameters.batch_size"]
+    job = tiny_job(stack.dataset)
+    job.architecture_overrides.update({"x": 1})
+    with pytest.raises(grpc.RpcError) as rpc:
+        submit(stack.training_stub, job)
+    assert rpc.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert violations(rpc.value) == ["training_job.architecture_overrides.x"]
+
+
+def test_counts_where_zero_means_the_default_refuse_negatives_saying_at_least_one() -> None:
+    job = tiny_job("datasets/mini", eval_max_new_tokens=-1)
+    job.device_request.count = -2
+    with pytest.raises(InvalidArgument, match=r"device_request\.count: must be at least 1"):
+        job_spec.device_request_of(job)
+    job.device_request.count = 0
+    assert job_spec.device_request_of(job).count == 1
+    with pytest.raises(InvalidArgument, match=r"eval_max_new_tokens: must be at least 1"):
+        job_spec.spec_from_job(job, "j", "cpu", 1)
+    job.hyperparameters.eval_max_new_tokens = 0
+    assert job_spec.spec_from_job(job, "j", "cpu", 1).hyper.eval_max_new_tokens == 128
+
+
+def test_enums_round_trip_through_the_spec() -> None:
+    job = tiny_job("datasets/mini", backend="torch")
+    hyper = job.hyperparameters
+    hyper.learning_rate_schedule = training_job_pb2.LEARNING_RATE_SCHEDULE_LINEAR
+    hyper.precision = backend_pb2.PRECISION_BFLOAT16
+    hyper.batching = training_job_pb2.BATCHING_STRATEGY_PADDED
+    spec = job_spec.spec_from_job(job, "j", "cpu", 1)
+    assert (spec.hyper.schedule, spec.hyper.precision, spec.hyper.batching) == (
+        "linear",
+        "bfloat16",
+        "padded",
+    )
+    shown = job_spec.job_from_spec(spec)
+    assert shown.backend == backend_pb2.BACKEND_TORCH
+    assert shown.device_request.kind == device_pb2.DEVICE_KIND_CPU
+    assert shown.hyperparameters.learning_rate_schedule == hyper.learning_rate_schedule
+    assert shown.hyperparameters.precision == hyper.precision
+    assert shown.hyperparameters.batching == hyper.batching
+    # Unspecified means cosine and packing, and is shown resolved.
+    default = job_spec.job_from_spec(
+        job_spec.spec_from_job(tiny_job("datasets/mini"), "d", "cpu", 1)
+    )
+    assert default.hyperparameters.learning_rate_schedule == (
+        training_job_pb2.LEARNING_RATE_SCHEDULE_COSINE
+    )
+    assert default.hyperparameters.batching == training_job_pb2.BATCHING_STRATEGY_PACKED
+
+
+def test_presets_are_listed_with_the_backends_that_build_them(stack: Stack) -> None:
+    listed = stack.training_stub.ListArchitecturePresets(
+        tpb.ListArchitecturePresetsRequest()
+    ).presets
+    assert [p.name for p in listed] == presets.names()
+    for preset in listed:
+        assert list(preset.backends) == [backend_pb2.BACKEND_JAX, backend_pb2.BACKEND_TORCH]
+    qwen = stack.training_stub.ListArchitecturePresets(
+        tpb.ListArchitecturePresetsRequest(family="qwen3")
+    ).presets
+    assert [p.name for p in qwen] == ["qwen3-tiny"]

@@ -21,17 +21,17 @@ import torch
 from tests.training.test_jax_backend import ROOT, CollectingReporter, _example
 from tests.training.test_jax_backend import make_spec as jax_spec
 from tests.training.test_jax_backend import pytestmark as jax_warnings
-from tunix_rt.common.errors import FailedPrecondition, InvalidArgument
+from tunix_rt.common.errors import FailedPrecondition
+from tunix_rt.models.lora import LoraSpec
+from tunix_rt.models.presets import ArchitectureConfig
+from tunix_rt.models.tokenizer import train_tokenizer
+from tunix_rt.models.torch import model as model_lib
 from tunix_rt.training import packing
-from tunix_rt.training.backends import common, torch_backend
+from tunix_rt.training.backends import preparation, torch_backend
 from tunix_rt.training.backends.base import NonFiniteLoss, Stopped, TrainData, TrainResult
-from tunix_rt.training.backends.torch import model as model_lib
 from tunix_rt.training.backends.torch.loss import to_inputs, token_losses
 from tunix_rt.training.backends.torch.parallel import run_data_parallel
-from tunix_rt.training.backends.torch.schedule import make_schedule
-from tunix_rt.training.presets import ArchitectureConfig
-from tunix_rt.training.spec import BaseModel, Hyperparameters, LoraSpec, Registration, TrainSpec
-from tunix_rt.training.tokenizer import train_tokenizer
+from tunix_rt.training.spec import BaseModel, Registration, TrainSpec
 
 # Loading a directory into the JAX backend meets the deprecations test_jax_backend filters.
 pytestmark = jax_warnings
@@ -83,15 +83,6 @@ def test_a_packed_row_has_the_loss_of_its_examples_alone(data: TrainData) -> Non
             alone_total, alone_count = alone_total + float(t), alone_count + float(c)
     assert float(count) == alone_count
     assert float(total) == pytest.approx(alone_total, rel=1e-5)
-
-
-def test_the_schedule_is_the_jax_backends(data: TrainData) -> None:
-    from tunix_rt.training.backends.jax.optimizer import make_schedule as jax_schedule
-
-    for kind in ("cosine", "linear", "constant"):
-        hyper = Hyperparameters(schedule=kind, learning_rate=1e-3, min_learning_rate_ratio=0.2)
-        ours, theirs = make_schedule(hyper, 50, 5), jax_schedule(hyper, 50, 5)
-        assert [ours(s) for s in range(50)] == pytest.approx([theirs(s) for s in range(50)])
 
 
 def test_the_loss_falls_and_every_step_reports_its_metrics(trained: Trained) -> None:
@@ -238,13 +229,6 @@ def test_a_diverging_run_fails_with_non_finite_loss(data: TrainData, tmp_path: P
     assert 1 <= info.value.step <= 6
 
 
-def test_validate_names_the_fields_it_cannot_run() -> None:
-    spec = make_spec(hyper=dict(batch_size=6))
-    with pytest.raises(InvalidArgument) as info:
-        torch_backend.validate(spec, 4)
-    assert [v.field for v in info.value.violations] == ["training_job.hyperparameters.batch_size"]
-
-
 @pytest.mark.slow
 def test_two_data_parallel_ranks_follow_the_single_process_curve(
     data: TrainData, tmp_path: Path
@@ -256,7 +240,7 @@ def test_two_data_parallel_ranks_follow_the_single_process_curve(
     torch_backend.train(spec, data, tmp_path / "one", single)
     ranks = CollectingReporter()
     workdir = tmp_path / "two"
-    common.load_tokenizer(data, workdir, ArchitectureConfig.llama3_tiny(), None)
+    preparation.load_tokenizer(data, workdir, ArchitectureConfig.llama3_tiny(), None)
     target = functools.partial(torch_backend._train, spec, data, workdir)
     result = run_data_parallel(2, target, ranks)
     assert result.total_steps == 6 and (result.model_dir / "model.safetensors").exists()

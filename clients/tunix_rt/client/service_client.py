@@ -1,9 +1,12 @@
 """What every hand-written service client shares: the channel it owns and how it is dialled, the
-generated stub, default deadlines, and closing (also as a context manager)."""
+generated stub, default deadlines, closing (also as a context manager), and the helpers of their
+requests (fields left unset, fresh request ids, list pages)."""
 
 from __future__ import annotations
 
 import dataclasses
+import uuid
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -15,6 +18,7 @@ from google.protobuf.message import Message
 from tunix_rt.client.channel import ChannelSettings, build_channel
 
 StubT = TypeVar("StubT")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -108,3 +112,28 @@ def set_given(message: Message, **values: object) -> None:
     for name, value in values.items():
         if value is not None:
             setattr(message, name, value)
+
+
+def request_id_or_new(given: str | None) -> str:
+    """`given`, else a fresh id: one per logical call makes a create safe to retry."""
+    return given or uuid.uuid4().hex
+
+
+def pages(fetch: Callable[[str], tuple[Sequence[T], str]], limit: int | None) -> Iterator[T]:
+    """Items of consecutive pages until the last page or `limit` items; `fetch(page_token)`
+    returns a page's items and the next page's token ("" after the last)."""
+    token, count = "", 0
+    while True:
+        items, token = fetch(token)
+        for item in items:
+            if limit is not None and count >= limit:
+                return
+            yield item
+            count += 1
+        if not token:
+            return
+
+
+def capped_page_size(size: int, limit: int | None) -> int:
+    """The page size to ask for: never more than the caller will read."""
+    return max(1, min(size, limit)) if limit else size

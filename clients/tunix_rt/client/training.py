@@ -1,9 +1,10 @@
 """TrainingClient: a typed Python client of the tunix-rt training service.
 
 A thin layer over the generated `TrainingServiceStub`, shaped like `RegistryClient`: it takes ids or
-full names, builds `TrainingJob` messages from plain arguments, fills request ids, iterates pages,
-applies default deadlines, and turns the job event stream into one gap-free sequence. Anything it
-does not wrap is one call away on `client.stub`. Failed calls raise `grpc.RpcError`.
+full names, builds `TrainingJob` messages from plain arguments (with `training_job`), fills request
+ids, iterates pages, applies default deadlines, and turns the job event stream into one gap-free
+sequence. Anything it does not wrap is one call away on `client.stub`. Failed calls raise
+`grpc.RpcError`.
 
     with TrainingClient.connect("127.0.0.1:50052") as training:
         job = training.create_job("seed-v1", model="llama3-tiny", max_steps=200, devices="cpu:1")
@@ -16,17 +17,28 @@ from __future__ import annotations
 
 import random
 import time
-import uuid
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal, TypeVar
 
 import grpc
 
 from tunix_rt.client import names
 from tunix_rt.client.channel import idempotent_methods
 from tunix_rt.client.errors import IntegrityError
-from tunix_rt.client.service_client import Endpoint, ServiceClient, set_given
+from tunix_rt.client.service_client import (
+    Endpoint,
+    ServiceClient,
+    capped_page_size,
+    pages,
+    request_id_or_new,
+)
+from tunix_rt.client.training_job import (
+    DEVICE_KINDS,
+    ModelSource,
+    build_training_job,
+    classify_model,
+    needs_presets,
+)
 from tunix_rt.v1 import device_pb2, run_pb2, training_job_pb2
 from tunix_rt.v1 import training_service_pb2 as pb
 from tunix_rt.v1.training_service_pb2_grpc import TrainingServiceStub
@@ -66,16 +78,6 @@ TERMINAL_STATES = frozenset(
     {run_pb2.RUN_STATE_SUCCEEDED, run_pb2.RUN_STATE_FAILED, run_pb2.RUN_STATE_CANCELLED}
 )
 
-DEVICE_KINDS = {
-    "any": device_pb2.DEVICE_KIND_UNSPECIFIED,
-    "cpu": device_pb2.DEVICE_KIND_CPU,
-    "gpu": device_pb2.DEVICE_KIND_GPU,
-    "tpu": device_pb2.DEVICE_KIND_TPU,
-}
-DEVICE_KIND_NAMES = {value: key for key, value in DEVICE_KINDS.items()}
-
-T = TypeVar("T")
-ModelKind = Literal["preset", "base_model_version", "checkpoint_dir"]
 # Called when stream_metrics reopens its stream: (why, the sequence it continues from).
 ResumeHook = Callable[[str, int], None]
 
@@ -86,138 +88,6 @@ def job_name(name: str) -> str:
     if value.startswith("runs/"):
         value = value.removeprefix("runs/")
     return names.full_name("trainingJobs", value)
-
-
-def parse_device_request(text: str) -> device_pb2.DeviceRequest:
-    """A DeviceRequest from the CLI form: `cpu:1`, `gpu:2`, `tpu`, `any` or `any:2` (count 1 when
-    omitted). Raises ValueError for anything else."""
-    kind, sep, count_text = text.strip().lower().partition(":")
-    if kind not in DEVICE_KINDS:
-        raise ValueError(f"{text!r}: the kind must be one of {', '.join(DEVICE_KINDS)}")
-    count = 1
-    if sep:
-        if not count_text.isdigit() or int(count_text) < 1:
-            raise ValueError(f"{text!r}: the count must be a whole number of at least 1")
-        count = int(count_text)
-    return device_pb2.DeviceRequest(kind=DEVICE_KINDS[kind], count=count)
-
-
-def format_device_request(request: device_pb2.DeviceRequest) -> str:
-    """The CLI form of a request: `gpu:2`, `any:1`."""
-    return f"{DEVICE_KIND_NAMES.get(request.kind, 'any')}:{request.count or 1}"
-
-
-@dataclass(frozen=True)
-class ModelSource:
-    """Where a job's model starts: `kind` is the name of the TrainingJob `base_model` field."""
-
-    kind: ModelKind
-    value: str
-
-
-def needs_presets(value: str) -> bool:
-    """Whether classifying `value` needs the server's preset names: a path, `name@alias` or
-    `name/version` can never be a preset."""
-    text = value.strip()
-    return not (text.startswith("/") or "@" in text or "/" in text)
-
-
-def classify_model(value: str, presets: Collection[str]) -> ModelSource:
-    """The model argument of `tunix-rt train --model`: an absolute path is a checkpoint directory,
-    a known preset name is a preset, anything else is a registered version (`name@alias`,
-    `name/version`, `name` for the latest, or `models/{model}/versions/{version}`)."""
-    text = value.strip()
-    if not text:
-        raise ValueError("an empty model")
-    if text.startswith("/"):
-        return ModelSource("checkpoint_dir", text)
-    if text in presets:
-        return ModelSource("preset", text)
-    return ModelSource("base_model_version", text)
-
-
-def build_training_job(
-    dataset: str,
-    model: ModelSource | None = None,
-    *,
-    max_steps: int | None = None,
-    num_epochs: float | None = None,
-    devices: str | device_pb2.DeviceRequest | None = None,
-    learning_rate: float | None = None,
-    batch_size: int | None = None,
-    max_seq_len: int | None = None,
-    seed: int | None = None,
-    lora_rank: int | None = None,
-    register_as: str | None = None,
-    aliases: Sequence[str] = (),
-    priority: int | None = None,
-    eval_interval_steps: int | None = None,
-    checkpoint_interval_steps: int | None = None,
-    chat_template: str | None = None,
-    display_name: str = "",
-    labels: dict[str, str] | None = None,
-    backend: str | None = None,
-    evaluate: bool = False,
-) -> training_job_pb2.TrainingJob:
-    """A TrainingJob from plain values; every None is left unset so the service's default applies.
-
-    `lora_rank` trains a LoRA adapter of that rank (full fine-tuning when None); `register_as`
-    names the model the result is registered under (default: the job's id); `backend` "jax" or
-    "torch" pins the backend (None: the service picks the faster one for the devices);
-    `evaluate` asks the training service to evaluate the registered version on the dataset's
-    eval split through the inference service when the job succeeds."""
-    if max_steps is not None and num_epochs is not None:
-        raise ValueError("give max_steps or num_epochs, not both")
-    job = training_job_pb2.TrainingJob(
-        dataset=names.dataset(dataset), display_name=display_name, labels=labels or {}
-    )
-    if model is not None:
-        setattr(job, model.kind, model.value)
-    if devices is not None:
-        request = parse_device_request(devices) if isinstance(devices, str) else devices
-        job.device_request.CopyFrom(request)
-    if priority is not None:
-        job.priority = priority
-    if lora_rank is not None:
-        job.lora.rank = lora_rank
-    if register_as is not None or aliases:
-        job.registration.model = names.model(register_as) if register_as else ""
-        job.registration.aliases.extend(aliases)
-    set_given(
-        job.hyperparameters,
-        max_steps=max_steps,
-        num_epochs=num_epochs,
-        learning_rate=learning_rate,
-        batch_size=batch_size,
-        max_seq_len=max_seq_len,
-        seed=seed,
-        eval_interval_steps=eval_interval_steps,
-        checkpoint_interval_steps=checkpoint_interval_steps,
-        chat_template=chat_template,
-    )
-    if backend is not None:
-        job.backend = f"BACKEND_{backend.upper()}"  # type: ignore[assignment]
-    if evaluate:
-        job.completion_evaluation.SetInParent()
-    return job
-
-
-def _pages(fetch: Callable[[str], tuple[Sequence[T], str]], limit: int | None) -> Iterator[T]:
-    """Items of consecutive pages until the last page or `limit` items."""
-    token, count = "", 0
-    while True:
-        items, token = fetch(token)
-        for item in items:
-            if limit is not None and count >= limit:
-                return
-            yield item
-            count += 1
-        if not token:
-            return
-
-
-def _page_size(page_size: int, limit: int | None) -> int:
-    return max(1, min(page_size, limit)) if limit else page_size
 
 
 class TrainingClient(ServiceClient[TrainingServiceStub]):
@@ -322,8 +192,7 @@ class TrainingClient(ServiceClient[TrainingServiceStub]):
         request = pb.CreateTrainingJobRequest(
             training_job=job,
             training_job_id=(job_id or "").removeprefix("trainingJobs/"),
-            # A fresh id per logical call makes the create safe to retry.
-            request_id=request_id or uuid.uuid4().hex,
+            request_id=request_id_or_new(request_id),
             validate_only=validate_only,
         )
         response: pb.CreateTrainingJobResponse = self._stub.CreateTrainingJob(
@@ -356,7 +225,7 @@ class TrainingClient(ServiceClient[TrainingServiceStub]):
                 dataset=names.dataset(dataset) if dataset else "",
                 model=names.model(model) if model else "",
                 owner=owner,
-                page_size=_page_size(page_size, limit),
+                page_size=capped_page_size(page_size, limit),
                 page_token=token,
             )
             response: pb.ListTrainingJobsResponse = self._stub.ListTrainingJobs(
@@ -364,7 +233,7 @@ class TrainingClient(ServiceClient[TrainingServiceStub]):
             )
             return response.training_jobs, response.next_page_token
 
-        return _pages(fetch, limit)
+        return pages(fetch, limit)
 
     def cancel_job(self, name: str, *, reason: str = "") -> training_job_pb2.TrainingJob:
         """Cancels a queued or running job: it comes back CANCELLED, or RUNNING in the STOPPING
@@ -380,7 +249,7 @@ class TrainingClient(ServiceClient[TrainingServiceStub]):
     ) -> training_job_pb2.TrainingJob:
         """Requeues a FAILED or CANCELLED job to continue from its latest checkpoint."""
         request = pb.ResumeTrainingJobRequest(
-            name=job_name(name), request_id=request_id or uuid.uuid4().hex
+            name=job_name(name), request_id=request_id_or_new(request_id)
         )
         response: pb.ResumeTrainingJobResponse = self._stub.ResumeTrainingJob(
             request, timeout=self.timeout
@@ -408,9 +277,7 @@ class TrainingClient(ServiceClient[TrainingServiceStub]):
         """
         full_name = job_name(name)
         next_sequence = max(1, from_sequence)
-        # Consecutive attempts that delivered nothing, and when the first broken one failed.
-        failures = 0
-        failing_since: float | None = None
+        retries = _Reconnects(full_name, self.reconnect_window_s, self.reconnect_backoff_s)
         while True:
             request = pb.StreamJobMetricsRequest(
                 name=full_name, from_sequence=next_sequence, history_only=history_only
@@ -432,18 +299,10 @@ class TrainingClient(ServiceClient[TrainingServiceStub]):
                             f"{next_sequence} was expected"
                         )
                     next_sequence += 1
-                    failures, failing_since = 0, None
+                    retries.delivered()
                     yield event
             except grpc.RpcError as error:
-                if error.code() != grpc.StatusCode.UNAVAILABLE:
-                    raise
-                now = time.monotonic()
-                if failing_since is None:
-                    failing_since = now
-                elif now - failing_since > self.reconnect_window_s:
-                    raise
-                time.sleep(self._backoff(failures))
-                failures += 1
+                retries.after_break(error)
                 if on_resume is not None:
                     on_resume(f"reconnecting after {error.code().name}", next_sequence)
                 continue
@@ -458,25 +317,13 @@ class TrainingClient(ServiceClient[TrainingServiceStub]):
             # `last_delivered_sequence` + 1. (Were they ever to differ, our own count is the
             # exact one: events already yielded are skipped, missing ones asked for again.)
             if notice.last_delivered_sequence < request.from_sequence:
-                # Nothing delivered at all: back off, and give up on a subscriber that can never
-                # keep up rather than spin.
-                if failures >= FELL_BEHIND_RETRIES:
-                    raise IntegrityError(
-                        f"{full_name}: fell behind {failures + 1} times in a row without "
-                        "receiving an event"
-                    )
-                time.sleep(self._backoff(failures))
-                failures += 1
+                retries.after_empty_notice()
             if on_resume is not None:
                 on_resume(
                     f"fell behind at event {notice.last_delivered_sequence} of "
                     f"{notice.latest_sequence}",
                     next_sequence,
                 )
-
-    def _backoff(self, failures: int) -> float:
-        first, most = self.reconnect_backoff_s
-        return random.uniform(0, min(most, first * 2**failures))
 
     # Devices and presets.
 
@@ -494,13 +341,13 @@ class TrainingClient(ServiceClient[TrainingServiceStub]):
         def fetch(token: str) -> tuple[Sequence[device_pb2.Device], str]:
             request = pb.ListDevicesRequest(
                 kind=wanted or device_pb2.DEVICE_KIND_UNSPECIFIED,
-                page_size=_page_size(page_size, limit),
+                page_size=capped_page_size(page_size, limit),
                 page_token=token,
             )
             response: pb.ListDevicesResponse = self._stub.ListDevices(request, timeout=self.timeout)
             return response.devices, response.next_page_token
 
-        return _pages(fetch, limit)
+        return pages(fetch, limit)
 
     def list_presets(
         self, *, family: str = "", limit: int | None = None, page_size: int = DEFAULT_PAGE_SIZE
@@ -509,11 +356,54 @@ class TrainingClient(ServiceClient[TrainingServiceStub]):
 
         def fetch(token: str) -> tuple[Sequence[training_job_pb2.ArchitecturePreset], str]:
             request = pb.ListArchitecturePresetsRequest(
-                family=family, page_size=_page_size(page_size, limit), page_token=token
+                family=family, page_size=capped_page_size(page_size, limit), page_token=token
             )
             response: pb.ListArchitecturePresetsResponse = self._stub.ListArchitecturePresets(
                 request, timeout=self.timeout
             )
             return response.presets, response.next_page_token
 
-        return _pages(fetch, limit)
+        return pages(fetch, limit)
+
+
+@dataclass
+class _Reconnects:
+    """When `stream_metrics` gives up on a job's stream, and how long it waits before reopening
+    it: consecutive attempts that delivered nothing, and when the first broken one failed."""
+
+    job: str
+    window_s: float
+    # Backoff bounds: doubles from the first up to the second, with full jitter.
+    backoff_s: tuple[float, float]
+    failures: int = 0
+    failing_since: float | None = None
+
+    def delivered(self) -> None:
+        self.failures, self.failing_since = 0, None
+
+    def after_break(self, error: grpc.RpcError) -> None:
+        """Waits before reopening a stream broken by `error`; raises `error` when it is not
+        UNAVAILABLE or the stream has stayed broken for the window."""
+        if error.code() != grpc.StatusCode.UNAVAILABLE:
+            raise error
+        now = time.monotonic()
+        if self.failing_since is None:
+            self.failing_since = now
+        elif now - self.failing_since > self.window_s:
+            raise error
+        self._pause()
+
+    def after_empty_notice(self) -> None:
+        """The stream fell behind before delivering anything: back off, and give up on a
+        subscriber that can never keep up rather than spin."""
+        if self.failures >= FELL_BEHIND_RETRIES:
+            raise IntegrityError(
+                f"{self.job}: fell behind {self.failures + 1} times in a row without "
+                "receiving an event"
+            )
+        self._pause()
+
+    def _pause(self) -> None:
+        first, most = self.backoff_s
+        time.sleep(random.uniform(0, min(most, first * 2**self.failures)))
+        self.failures += 1

@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from tunix_rt.v1 import trace_pb2 as tunix__rt_dot_v1_dot_trace__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19tunix_rt/v1/dataset.proto\x12\x0btunix_rt.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17tunix_rt/v1/trace.proto\"\xf0\x01\n\x07\x44\x61taset\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12(\n\x06\x66ilter\x18\x03 \x01(\x0b\x32\x18.tunix_rt.v1.TraceFilter\x12\'\n\x05split\x18\x04 \x01(\x0b\x32\x18.tunix_rt.v1.SplitConfig\x12(\n\x05stats\x18\x05 \x01(\x0b\x32\x19.tunix_rt.v1.DatasetStats\x12\x14\n\x0c\x63ontent_hash\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"2\n\x0bSplitConfig\x12\x15\n\reval_fraction\x18\x01 \x01(\x01\x12\x0c\n\x04seed\x18\x02 \x01(\x03\"\xdc\x03\n\x0c\x44\x61tasetStats\x12\x13\n\x0btrace_count\x18\x01 \x01(\x03\x12\x13\n\x0btrain_count\x18\x02 \x01(\x03\x12\x12\n\neval_count\x18\x03 \x01(\x03\x12-\n\nstep_count\x18\x04 \x01(\x0b\x32\x19.tunix_rt.v1.Distribution\x12/\n\x0cprompt_chars\x18\x05 \x01(\x0b\x32\x19.tunix_rt.v1.Distribution\x12/\n\x0ctarget_chars\x18\x06 \x01(\x0b\x32\x19.tunix_rt.v1.Distribution\x12G\n\x10step_type_counts\x18\x07 \x03(\x0b\x32-.tunix_rt.v1.DatasetStats.StepTypeCountsEntry\x12\x46\n\x0f\x63\x61tegory_counts\x18\x08 \x03(\x0b\x32-.tunix_rt.v1.DatasetStats.CategoryCountsEntry\x1a\x35\n\x13StepTypeCountsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a\x35\n\x13\x43\x61tegoryCountsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"]\n\x0c\x44istribution\x12\x0b\n\x03min\x18\x01 \x01(\x01\x12\x0b\n\x03max\x18\x02 \x01(\x01\x12\x0c\n\x04mean\x18\x03 \x01(\x01\x12\x0b\n\x03p50\x18\x04 \x01(\x01\x12\x0b\n\x03p90\x18\x05 \x01(\x01\x12\x0b\n\x03p99\x18\x06 \x01(\x01\"e\n\nSftExample\x12\r\n\x05trace\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12\x0e\n\x06target\x18\x03 \x01(\t\x12(\n\x05split\x18\x04 \x01(\x0e\x32\x19.tunix_rt.v1.DatasetSplit\"\xa7\x01\n\rDatasetRecord\x12\r\n\x05index\x18\x01 \x01(\x03\x12(\n\x05split\x18\x02 \x01(\x0e\x32\x19.tunix_rt.v1.DatasetSplit\x12#\n\x05trace\x18\x03 \x01(\x0b\x32\x12.tunix_rt.v1.TraceH\x00\x12.\n\x0bsft_example\x18\x04 \x01(\x0b\x32\x17.tunix_rt.v1.SftExampleH\x00\x42\x08\n\x06record*u\n\x0c\x44\x61tasetSplit\x12\x1d\n\x19\x44\x41TASET_SPLIT_UNSPECIFIED\x10\x00\x12\x17\n\x13\x44\x41TASET_SPLIT_TRAIN\x10\x01\x12\x16\n\x12\x44\x41TASET_SPLIT_EVAL\x10\x02\x12\x15\n\x11\x44\x41TASET_SPLIT_ALL\x10\x03*[\n\x0c\x45xportFormat\x12\x1d\n\x19\x45XPORT_FORMAT_UNSPECIFIED\x10\x00\x12\x15\n\x11\x45XPORT_FORMAT_RAW\x10\x01\x12\x15\n\x11\x45XPORT_FORMAT_SFT\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19tunix_rt/v1/dataset.proto\x12\x0btunix_rt.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17tunix_rt/v1/trace.proto\"\xf0\x01\n\x07\x44\x61taset\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12(\n\x06\x66ilter\x18\x03 \x01(\x0b\x32\x18.tunix_rt.v1.TraceFilter\x12\'\n\x05split\x18\x04 \x01(\x0b\x32\x18.tunix_rt.v1.SplitConfig\x12(\n\x05stats\x18\x05 \x01(\x0b\x32\x19.tunix_rt.v1.DatasetStats\x12\x14\n\x0c\x63ontent_hash\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"2\n\x0bSplitConfig\x12\x15\n\reval_fraction\x18\x01 \x01(\x01\x12\x0c\n\x04seed\x18\x02 \x01(\x03\"\xdc\x03\n\x0c\x44\x61tasetStats\x12\x13\n\x0btrace_count\x18\x01 \x01(\x03\x12\x13\n\x0btrain_count\x18\x02 \x01(\x03\x12\x12\n\neval_count\x18\x03 \x01(\x03\x12-\n\nstep_count\x18\x04 \x01(\x0b\x32\x19.tunix_rt.v1.Distribution\x12/\n\x0cprompt_chars\x18\x05 \x01(\x0b\x32\x19.tunix_rt.v1.Distribution\x12/\n\x0ctarget_chars\x18\x06 \x01(\x0b\x32\x19.tunix_rt.v1.Distribution\x12G\n\x10step_type_counts\x18\x07 \x03(\x0b\x32-.tunix_rt.v1.DatasetStats.StepTypeCountsEntry\x12\x46\n\x0f\x63\x61tegory_counts\x18\x08 \x03(\x0b\x32-.tunix_rt.v1.DatasetStats.CategoryCountsEntry\x1a\x35\n\x13StepTypeCountsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a\x35\n\x13\x43\x61tegoryCountsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"]\n\x0c\x44istribution\x12\x0b\n\x03min\x18\x01 \x01(\x01\x12\x0b\n\x03max\x18\x02 \x01(\x01\x12\x0c\n\x04mean\x18\x03 \x01(\x01\x12\x0b\n\x03p50\x18\x04 \x01(\x01\x12\x0b\n\x03p90\x18\x05 \x01(\x01\x12\x0b\n\x03p99\x18\x06 \x01(\x01\"u\n\nSftExample\x12\r\n\x05trace\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12\x0e\n\x06target\x18\x03 \x01(\t\x12(\n\x05split\x18\x04 \x01(\x0e\x32\x19.tunix_rt.v1.DatasetSplit\x12\x0e\n\x06\x61nswer\x18\x05 \x01(\t\"\xa7\x01\n\rDatasetRecord\x12\r\n\x05index\x18\x01 \x01(\x03\x12(\n\x05split\x18\x02 \x01(\x0e\x32\x19.tunix_rt.v1.DatasetSplit\x12#\n\x05trace\x18\x03 \x01(\x0b\x32\x12.tunix_rt.v1.TraceH\x00\x12.\n\x0bsft_example\x18\x04 \x01(\x0b\x32\x17.tunix_rt.v1.SftExampleH\x00\x42\x08\n\x06record*u\n\x0c\x44\x61tasetSplit\x12\x1d\n\x19\x44\x41TASET_SPLIT_UNSPECIFIED\x10\x00\x12\x17\n\x13\x44\x41TASET_SPLIT_TRAIN\x10\x01\x12\x16\n\x12\x44\x41TASET_SPLIT_EVAL\x10\x02\x12\x15\n\x11\x44\x41TASET_SPLIT_ALL\x10\x03*[\n\x0c\x45xportFormat\x12\x1d\n\x19\x45XPORT_FORMAT_UNSPECIFIED\x10\x00\x12\x15\n\x11\x45XPORT_FORMAT_RAW\x10\x01\x12\x15\n\x11\x45XPORT_FORMAT_SFT\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,10 +37,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DATASETSTATS_STEPTYPECOUNTSENTRY']._serialized_options = b'8\001'
   _globals['_DATASETSTATS_CATEGORYCOUNTSENTRY']._loaded_options = None
   _globals['_DATASETSTATS_CATEGORYCOUNTSENTRY']._serialized_options = b'8\001'
-  _globals['_DATASETSPLIT']._serialized_start=1242
-  _globals['_DATASETSPLIT']._serialized_end=1359
-  _globals['_EXPORTFORMAT']._serialized_start=1361
-  _globals['_EXPORTFORMAT']._serialized_end=1452
+  _globals['_DATASETSPLIT']._serialized_start=1258
+  _globals['_DATASETSPLIT']._serialized_end=1375
+  _globals['_EXPORTFORMAT']._serialized_start=1377
+  _globals['_EXPORTFORMAT']._serialized_end=1468
   _globals['_DATASET']._serialized_start=101
   _globals['_DATASET']._serialized_end=341
   _globals['_SPLITCONFIG']._serialized_start=343
@@ -54,7 +54,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DISTRIBUTION']._serialized_start=874
   _globals['_DISTRIBUTION']._serialized_end=967
   _globals['_SFTEXAMPLE']._serialized_start=969
-  _globals['_SFTEXAMPLE']._serialized_end=1070
-  _globals['_DATASETRECORD']._serialized_start=1073
-  _globals['_DATASETRECORD']._serialized_end=1240
+  _globals['_SFTEXAMPLE']._serialized_end=1086
+  _globals['_DATASETRECORD']._serialized_start=1089
+  _globals['_DATASETRECORD']._serialized_end=1256
 # @@protoc_insertion_point(module_scope)

@@ -108,16 +108,18 @@ class Distribution(_message.Message):
     def __init__(self, min: _Optional[float] = ..., max: _Optional[float] = ..., mean: _Optional[float] = ..., p50: _Optional[float] = ..., p90: _Optional[float] = ..., p99: _Optional[float] = ...) -> None: ...
 
 class SftExample(_message.Message):
-    __slots__ = ("trace", "prompt", "target", "split")
+    __slots__ = ("trace", "prompt", "target", "split", "answer")
     TRACE_FIELD_NUMBER: _ClassVar[int]
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     TARGET_FIELD_NUMBER: _ClassVar[int]
     SPLIT_FIELD_NUMBER: _ClassVar[int]
+    ANSWER_FIELD_NUMBER: _ClassVar[int]
     trace: str
     prompt: str
     target: str
     split: DatasetSplit
-    def __init__(self, trace: _Optional[str] = ..., prompt: _Optional[str] = ..., target: _Optional[str] = ..., split: _Optional[_Union[DatasetSplit, str]] = ...) -> None: ...
+    answer: str
+    def __init__(self, trace: _Optional[str] = ..., prompt: _Optional[str] = ..., target: _Optional[str] = ..., split: _Optional[_Union[DatasetSplit, str]] = ..., answer: _Optional[str] = ...) -> None: ...
 
 class DatasetRecord(_message.Message):
     __slots__ = ("index", "split", "trace", "sft_example")

@@ -6,9 +6,12 @@ Environment variables (``<SERVICE>`` is the upper-cased service name, e.g. ``REG
     TUNIX_RT_<SERVICE>_HOST          host      (falls back to TUNIX_RT_HOST)
     TUNIX_RT_<SERVICE>_PORT          port      (per service only: three services share a host)
     TUNIX_RT_<SERVICE>_METRICS_PORT  metrics_port; "off" / "" disables (per service only)
+    TUNIX_RT_<SERVICE>_METRICS_HOST  metrics_host (falls back to TUNIX_RT_METRICS_HOST)
+    TUNIX_RT_METRICS_AUTH            metrics_auth: 1 / true / on requires the token on /metrics
     TUNIX_RT_AUTH_TOKEN              auth_token; unset or "" disables auth
     TUNIX_RT_TLS_CERT                tls_cert_file (PEM)
     TUNIX_RT_TLS_KEY                 tls_key_file (PEM)
+    TUNIX_RT_TLS_CA                  tls_ca_file (PEM roots trusted when dialling another service)
     TUNIX_RT_MAX_MESSAGE_BYTES       max_message_bytes
     TUNIX_RT_GRACE_SECONDS           grace_seconds
     TUNIX_RT_LOG_FORMAT              log_format: json | text
@@ -42,6 +45,8 @@ DEFAULT_PORTS: Mapping[str, int] = MappingProxyType(
 _ENV_PREFIX = "TUNIX_RT"
 _SERVICE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _DISABLED = frozenset({"", "off", "none", "disabled"})
+_TRUE = frozenset({"1", "true", "on", "yes"})
+_FALSE = frozenset({"", "0", "false", "off", "no"})
 
 
 class ConfigError(ValueError):
@@ -59,12 +64,23 @@ class ServerConfig:
     port: int = 0
     # Prometheus HTTP port: None disables the endpoint, 0 picks a free port.
     metrics_port: int | None = None
+    # Interface of the Prometheus port. None: `host`, except loopback when a token is set and
+    # metrics_auth is off, so setting a token never leaves an unauthenticated port where the gRPC
+    # one is reachable (see `metrics_bind_host`).
+    metrics_host: str | None = None
+    # Whether /metrics, too, needs `Authorization: Bearer <auth_token>` (Prometheus sends it with
+    # a scrape config's `authorization: {credentials: ...}`); requires auth_token.
+    metrics_auth: bool = False
     # Bearer token every RPC but health must carry (`authorization: Bearer <token>`); None = no
     # auth. Kept out of repr so it never reaches a log line.
     auth_token: str | None = field(default=None, repr=False)
     # PEM certificate chain and private key; both set = TLS, both None = plaintext.
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
+    # PEM roots that sign the other tunix-rt services' certificates: set, this service dials them
+    # over TLS (common.outgoing), sending `auth_token` as its own bearer token. The same variable
+    # as the CLI's --tls-ca, so a service and the CLI in one shell trust the same certificates.
+    tls_ca_file: str | None = None
     # Largest single message sent or received, in bytes. gRPC's default receive limit (4 MiB) is
     # too small for a page of long reasoning traces or a batch generate response, but bulk data
     # (datasets, artifacts, checkpoints) travels as streams of chunks, so no single message needs
@@ -85,13 +101,23 @@ class ServerConfig:
         _check_port("port", self.port)
         if self.metrics_port is not None:
             _check_port("metrics_port", self.metrics_port)
+        if self.metrics_host is not None:
+            _check_type("metrics_host", self.metrics_host, str)
+            if not self.metrics_host:
+                raise ConfigError("metrics_host must not be empty (None follows host)")
+        if not isinstance(self.metrics_auth, bool):
+            raise ConfigError(f"metrics_auth must be bool, got {self.metrics_auth!r}")
         if self.auth_token is not None:
             _check_type("auth_token", self.auth_token, str)
             if not self.auth_token or any(c.isspace() for c in self.auth_token):
                 raise ConfigError(
                     "auth_token must be non-empty without whitespace (None disables auth)"
                 )
-        for name in ("tls_cert_file", "tls_key_file"):
+        if self.metrics_auth and self.auth_token is None:
+            raise ConfigError(
+                "metrics_auth needs auth_token (TUNIX_RT_METRICS_AUTH without TUNIX_RT_AUTH_TOKEN)"
+            )
+        for name in ("tls_cert_file", "tls_key_file", "tls_ca_file"):
             value = getattr(self, name)
             if value is not None:
                 _check_type(name, value, str)
@@ -121,6 +147,15 @@ class ServerConfig:
     def auth_enabled(self) -> bool:
         """Whether RPCs (other than health) need the bearer token."""
         return self.auth_token is not None
+
+    @property
+    def metrics_bind_host(self) -> str:
+        """The interface the Prometheus port listens on (`metrics_host` says how it is chosen)."""
+        if self.metrics_host is not None:
+            return self.metrics_host
+        if self.auth_token is not None and not self.metrics_auth:
+            return "::1" if self.host in ("::1", "[::1]") else "127.0.0.1"
+        return self.host
 
     @classmethod
     def from_env(
@@ -156,9 +191,12 @@ def from_env(
         "host": ((own + "HOST", shared + "HOST"), _parse_str),
         "port": ((own + "PORT",), _parse_int),
         "metrics_port": ((own + "METRICS_PORT",), _parse_optional_int),
+        "metrics_host": ((own + "METRICS_HOST", shared + "METRICS_HOST"), _parse_optional_str),
+        "metrics_auth": ((shared + "METRICS_AUTH",), _parse_bool),
         "auth_token": ((shared + "AUTH_TOKEN",), _parse_optional_str),
         "tls_cert_file": ((shared + "TLS_CERT",), _parse_optional_str),
         "tls_key_file": ((shared + "TLS_KEY",), _parse_optional_str),
+        "tls_ca_file": ((shared + "TLS_CA",), _parse_optional_str),
         "max_message_bytes": ((shared + "MAX_MESSAGE_BYTES",), _parse_int),
         "grace_seconds": ((shared + "GRACE_SECONDS",), _parse_float),
         "log_format": ((shared + "LOG_FORMAT",), _parse_lower),
@@ -216,6 +254,15 @@ def _parse_optional_int(variable: str, raw: str) -> int | None:
     if raw.strip().lower() in _DISABLED:
         return None
     return _parse_int(variable, raw)
+
+
+def _parse_bool(variable: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigError(f"{variable}={raw!r} is not a boolean (1/0, true/false, on/off, yes/no)")
 
 
 def _parse_float(variable: str, raw: str) -> float:

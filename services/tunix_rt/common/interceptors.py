@@ -10,6 +10,12 @@ outermost, so rejected calls are logged and counted too.
 
 An aio interceptor only sees the method handler, so each wraps the handler's behaviour for all four
 RPC kinds. Aborts (`context.abort`, which raises `grpc.aio.AbortError`) pass through unchanged.
+
+Request bodies reach the server as bytes and are parsed inside `ObservabilityInterceptor`'s wrapper,
+not by gRPC: gRPC answers a body its deserializer refuses (garbage, invalid UTF-8, nesting past the
+protobuf depth limit) with UNKNOWN and an ERROR traceback, while the wrapper answers
+INVALID_ARGUMENT. `AuthInterceptor` sits inside it and rejects before the wrapper parses anything,
+so an unauthenticated body, however large, is never parsed.
 Handlers should be `async def` functions or async generators. Plain functions (the generated base
 servicer's stubs) run on a worker thread, except for request streams: those arrive as async
 iterators once wrapped, so a sync request-streaming handler cannot consume them.
@@ -18,26 +24,32 @@ iterators once wrapped, so a sync request-streaming handler cannot consume them.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import inspect
 import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Sequence,
+)
 from contextlib import aclosing
 from types import TracebackType
 from typing import Any
 
 import grpc
 
+from tunix_rt.common.bearer import BearerToken
 from tunix_rt.common.error_status import (
     grpc_status_for,
     internal_status,
     unimplemented_status,
 )
-from tunix_rt.common.errors import TunixError, Unauthenticated
+from tunix_rt.common.errors import InvalidArgument, TunixError, Unauthenticated
 from tunix_rt.common.logging_setup import set_request_id
 from tunix_rt.common.metrics import RpcMetrics
 
@@ -49,6 +61,8 @@ AUTHORIZATION_KEY = "authorization"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _CODE_BY_VALUE = {code.value[0]: code for code in grpc.StatusCode}
 _END = object()
+# How protobuf (upb) says a body is not a message: the type and what was wrong with the body.
+_PARSE_ERROR = re.compile(r"^Error parsing message with type '([\w.]+)': (.+)$", re.DOTALL)
 
 # Codes that mean the server (or a dependency), not the caller, is in trouble.
 _ERROR_CODES = frozenset(
@@ -71,9 +85,13 @@ ScopeFactory = Callable[[Any], "_RpcScope"]
 def rebuild_handler(
     handler: grpc.RpcMethodHandler, wrap: Callable[[Behavior, bool], Behavior]
 ) -> grpc.RpcMethodHandler:
-    """A handler of the same kind and serializers whose behaviour is `wrap(behaviour, streams)`,
-    where `streams` says whether the response is a stream."""
-    deserialize, serialize = handler.request_deserializer, handler.response_serializer
+    """A handler of the same kind and response serializer whose behaviour is
+    `wrap(behaviour, streams)`, where `streams` says whether the response is a stream.
+
+    The new handler takes its requests as bytes (no request deserializer): the wrapped behaviour
+    parses them itself (`ObservabilityInterceptor`) or never reads them (`AuthInterceptor`'s
+    rejection)."""
+    deserialize, serialize = None, handler.response_serializer
     if handler.request_streaming and handler.response_streaming:
         return grpc.stream_stream_rpc_method_handler(
             wrap(handler.stream_stream, True), deserialize, serialize
@@ -123,8 +141,9 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc
         def scope(context: Any) -> _RpcScope:
             return _RpcScope(self, method, context)
 
+        decode = request_decoder(handler.request_deserializer, handler.request_streaming)
         wrapped = rebuild_handler(
-            handler, lambda behavior, streams: _wrap(behavior, streams, scope)
+            handler, lambda behavior, streams: _wrap(behavior, streams, scope, decode)
         )
         self._wrapped[method] = (handler, wrapped)
         return wrapped
@@ -137,10 +156,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """
 
     def __init__(self, token: str, *, exempt_prefixes: Sequence[str] = (HEALTH_METHOD_PREFIX,)):
-        if not token:
-            raise ValueError("token must not be empty")
-        # Digests have one length, so compare_digest's time says nothing about the token's length.
-        self._token_digest = hashlib.sha256(token.encode()).digest()
+        self._token = BearerToken(token)
         self._exempt = tuple(exempt_prefixes)
 
     async def intercept_service(
@@ -152,7 +168,8 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         handler = await continuation(handler_call_details)
         if handler is None or handler_call_details.method.startswith(self._exempt):
             return handler
-        problem = self._problem(handler_call_details.invocation_metadata)
+        metadata = handler_call_details.invocation_metadata
+        problem = self._token.problem(_metadata_value(metadata, AUTHORIZATION_KEY))
         if problem is None:
             return handler
         status = grpc_status_for(Unauthenticated(problem))
@@ -163,19 +180,6 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             await context.abort_with_status(status)
 
         return rebuild_handler(handler, lambda behavior, streams: reject)
-
-    def _problem(self, metadata: Sequence[tuple[str, str | bytes]] | None) -> str | None:
-        """Why the call is not authenticated, or None when it is."""
-        value = _metadata_value(metadata, AUTHORIZATION_KEY)
-        if value is None:
-            return "missing bearer token (authorization metadata)"
-        scheme, _, credentials = value.strip().partition(" ")
-        if scheme.lower() != "bearer" or not credentials.strip():
-            return "authorization metadata must be 'Bearer <token>'"
-        digest = hashlib.sha256(credentials.strip().encode()).digest()
-        if not hmac.compare_digest(digest, self._token_digest):
-            return "invalid bearer token"
-        return None
 
 
 class _RpcScope:
@@ -267,12 +271,60 @@ class _RpcScope:
         interceptor.logger.log(level, "rpc", extra=fields, exc_info=exc)
 
 
-def _wrap(behavior: Behavior, response_streams: bool, scope: ScopeFactory) -> Behavior:
+def request_decoder(
+    deserialize: Callable[[bytes], Any] | None, request_streams: bool
+) -> Callable[[Any], Any]:
+    """What turns the raw request (bytes, or an async iterator of bytes for a request stream) into
+    what the handler expects, raising InvalidArgument for a body `deserialize` refuses."""
+    if deserialize is None:  # a bytes-in method (the tests' Probe service)
+        return _same
+    parse_body = deserialize
+
+    def parse(raw: bytes) -> Any:
+        try:
+            return parse_body(raw)
+        except Exception as exc:
+            # The body is all the caller's: whatever the parser refuses, the caller sent.
+            found = _PARSE_ERROR.match(str(exc))
+            expected, why = found.groups() if found else ("request message", str(exc))
+            raise InvalidArgument(f"request is not a valid {expected}: {why}") from None
+
+    if request_streams:
+        return lambda requests: _DecodedStream(requests, parse)
+    return parse
+
+
+class _DecodedStream:
+    """A request stream whose messages are parsed as the handler reads them."""
+
+    def __init__(self, requests: AsyncIterable[bytes], parse: Callable[[bytes], Any]) -> None:
+        self._requests = aiter(requests)
+        self._parse = parse
+
+    def __aiter__(self) -> _DecodedStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        return self._parse(await anext(self._requests))
+
+
+def _same(request: Any) -> Any:
+    return request
+
+
+def _wrap(
+    behavior: Behavior,
+    response_streams: bool,
+    scope: ScopeFactory,
+    decode: Callable[[Any], Any],
+) -> Behavior:
+    # Every variant decodes inside its scope, so a malformed body is logged and counted as the
+    # INVALID_ARGUMENT it becomes.
     if not response_streams:
 
         async def respond(request: Any, context: Any) -> Any:
             async with scope(context):
-                return await _unary_response(behavior, request, context)
+                return await _unary_response(behavior, decode(request), context)
 
         return respond
 
@@ -280,14 +332,16 @@ def _wrap(behavior: Behavior, response_streams: bool, scope: ScopeFactory) -> Be
         # Writer style (`await context.write(...)`): gRPC only allows it from a coroutine.
         async def write_responses(request: Any, context: Any) -> None:
             async with scope(context):
-                await behavior(request, context)
+                await behavior(decode(request), context)
 
         return write_responses
 
     async def yield_responses(request: Any, context: Any) -> AsyncIterator[Any]:
-        async with scope(context), aclosing(_responses(behavior, request, context)) as responses:
-            async for response in responses:
-                yield response
+        async with scope(context):
+            decoded = decode(request)
+            async with aclosing(_responses(behavior, decoded, context)) as responses:
+                async for response in responses:
+                    yield response
 
     return yield_responses
 

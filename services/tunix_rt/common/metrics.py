@@ -1,5 +1,5 @@
 """Prometheus metrics of a tunix-rt server: RPC counts and latencies per method and code, served
-over HTTP at `/metrics`.
+over HTTP at `/metrics`, optionally only to callers with the server's bearer token.
 
 Each server owns its `CollectorRegistry` (never the process-global default), so several servers in
 one process (tests, an all-in-one dev mode) keep separate series and never clash on registration.
@@ -8,9 +8,11 @@ one process (tests, an all-in-one dev mode) keep separate series and never clash
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
+from collections.abc import Callable, Iterable
 from typing import Any
-from wsgiref.simple_server import WSGIServer
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import grpc
 from prometheus_client import (
@@ -19,8 +21,13 @@ from prometheus_client import (
     Histogram,
     PlatformCollector,
     ProcessCollector,
-    start_http_server,
+    make_wsgi_app,
 )
+from prometheus_client.exposition import ThreadingWSGIServer
+
+from tunix_rt.common.bearer import BearerToken
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 # Seconds. Prometheus' defaults stop at 10 s; streaming RPCs (dataset export, metric streams,
 # token generation) run for minutes, so the tail goes on to 10 minutes.
@@ -104,9 +111,23 @@ class MetricsHttpServer:
         self.port: int = httpd.server_port
 
     @classmethod
-    def start(cls, registry: CollectorRegistry, host: str, port: int) -> MetricsHttpServer:
-        """Listen on `host:port` (port 0 picks a free one; `host` may be a bracketed IPv6)."""
-        httpd, thread = start_http_server(port, addr=host.strip("[]"), registry=registry)
+    def start(
+        cls, registry: CollectorRegistry, host: str, port: int, token: str | None = None
+    ) -> MetricsHttpServer:
+        """Listen on `host:port` (port 0 picks a free one; `host` may be a bracketed IPv6); with
+        `token`, answer 401 to a request without `Authorization: Bearer <token>`."""
+        app: WsgiApp = make_wsgi_app(registry)
+        if token is not None:
+            app = _bearer_only(app, token)
+        address = host.strip("[]")
+
+        class Server(ThreadingWSGIServer):
+            # Per server: the family of this address (IPv4 or IPv6), as prometheus_client does.
+            address_family = socket.getaddrinfo(address, port, type=socket.SOCK_STREAM)[0][0]
+
+        httpd = make_server(address, port, app, Server, handler_class=_QuietHandler)
+        thread = threading.Thread(target=httpd.serve_forever, name="metrics-http", daemon=True)
+        thread.start()
         return cls(httpd, thread)
 
     def close(self) -> None:
@@ -118,3 +139,27 @@ class MetricsHttpServer:
     async def aclose(self) -> None:
         """`close` off the event loop, so the poll wait does not stall RPCs."""
         await asyncio.to_thread(self.close)
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No access log on stderr: scrapes every few seconds would drown the structured log."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def _bearer_only(app: WsgiApp, token: str) -> WsgiApp:
+    """`app` behind `Authorization: Bearer <token>`, checked as the gRPC AuthInterceptor does."""
+    bearer = BearerToken(token)
+
+    def guarded(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        problem = bearer.problem(environ.get("HTTP_AUTHORIZATION"))
+        if problem is None:
+            return app(environ, start_response)
+        start_response(
+            "401 Unauthorized",
+            [("Content-Type", "text/plain; charset=utf-8"), ("WWW-Authenticate", "Bearer")],
+        )
+        return [f"{problem}\n".encode()]
+
+    return guarded

@@ -162,6 +162,8 @@ async def start_server(
     port cannot be bound.
     """
     registry = metrics_registry if metrics_registry is not None else new_registry()
+    # Observability outermost: it logs and counts every call, rejected ones too, and parses request
+    # bodies itself (interceptors' docstring); auth inside it rejects before anything is parsed.
     interceptors: list[grpc.aio.ServerInterceptor] = [
         ObservabilityInterceptor(service_name, RpcMetrics(service_name, registry))
     ]
@@ -193,7 +195,12 @@ async def start_server(
 
     metrics_http = None
     if config.metrics_port is not None:
-        metrics_http = MetricsHttpServer.start(registry, config.host, config.metrics_port)
+        metrics_http = MetricsHttpServer.start(
+            registry,
+            config.metrics_bind_host,
+            config.metrics_port,
+            token=config.auth_token if config.metrics_auth else None,
+        )
     try:
         await server.start()
     except BaseException:
@@ -222,6 +229,8 @@ async def start_server(
             "address": running.address,
             "port": running.port,
             "metrics_port": running.metrics_port,
+            "metrics_host": config.metrics_bind_host if running.metrics_port is not None else None,
+            "metrics_auth": config.metrics_auth,
             "tls": config.tls_enabled,
             "auth": config.auth_enabled,
             "services": [r.name for r in registrations],

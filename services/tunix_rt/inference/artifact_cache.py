@@ -21,8 +21,8 @@ from typing import Any
 import grpc
 
 from tunix_rt.common.errors import FailedPrecondition, InvalidArgument
-from tunix_rt.inference.registry_errors import registry_error
-from tunix_rt.interchange.archive import unpack_model_dir
+from tunix_rt.common.outgoing import registry_error
+from tunix_rt.models.interchange.archive import unpack_model_dir
 from tunix_rt.v1 import registry_service_pb2 as rpb
 
 _TMP_PREFIX = ".tmp-"

@@ -7,13 +7,15 @@ import functools
 from dataclasses import dataclass, field
 from typing import Any
 
-from google.protobuf import json_format
+from google.protobuf import json_format, struct_pb2
 
 from tunix_rt.common.errors import InvalidArgument
-from tunix_rt.inference.registry_errors import registry_call
+from tunix_rt.common.outgoing import registry_call
 from tunix_rt.v1 import dataset_pb2, inference_pb2
 from tunix_rt.v1 import registry_service_pb2 as rpb
 
+# Deadline of each registry call an evaluation makes (reading items here, its records in
+# `eval_records`): a large source streams for a while.
 REGISTRY_DEADLINE_S = 120.0
 EVAL_SET_PREFIX = "evalSets/"
 # Item meta entries copied into each prediction's meta (the breakdowns use the first two).
@@ -41,7 +43,9 @@ class Items:
     items: list[Item]
 
 
-def _meta(values: dict[str, Any], split: str) -> dict[str, Any]:
+def _meta(struct: struct_pb2.Struct, split: str) -> dict[str, Any]:
+    """The item meta of a record's meta: the META_KEYS it holds as text, and the split."""
+    values = json_format.MessageToDict(struct)
     meta = {k: values[k] for k in META_KEYS if isinstance(values.get(k), str) and values[k]}
     if split:
         meta["split"] = split
@@ -80,16 +84,8 @@ def _dataset_items(
         for response in stream:
             for record in response.records:
                 trace = record.trace
-                meta = json_format.MessageToDict(trace.meta)
-                items.append(
-                    Item(
-                        index=len(items),
-                        item_id=trace.name,
-                        prompt=trace.prompt,
-                        expected=trace.final_answer,
-                        meta=_meta(meta, _SPLIT_NAMES[split]),
-                    )
-                )
+                meta = _meta(trace.meta, _SPLIT_NAMES[split])
+                items.append(Item(len(items), trace.name, trace.prompt, trace.final_answer, meta))
                 if limit is not None and len(items) >= limit:
                     stream.cancel()
                     return
@@ -112,15 +108,8 @@ def _eval_set_items(stub: Any, eval_set: str, limit: int | None, metadata: Any) 
             "source.eval_set",
         )
         for entry in page.items:
-            items.append(
-                Item(
-                    index=len(items),
-                    item_id=entry.item_id,
-                    prompt=entry.prompt,
-                    expected=entry.expected_answer,
-                    meta=_meta(json_format.MessageToDict(entry.meta), ""),
-                )
-            )
+            meta = _meta(entry.meta, "")
+            items.append(Item(len(items), entry.item_id, entry.prompt, entry.expected_answer, meta))
             if limit is not None and len(items) >= limit:
                 return Items(name, 0, items)
         token = page.next_page_token

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tunix_rt.common.errors import InvalidArgument
-from tunix_rt.training.answers import answers_match, extract_answer, normalize_answer
+from tunix_rt.models.answers import answers_match, extract_answer, normalize_answer
 
 ANSWER_ACCURACY = "answer_accuracy"
 # Per-item metrics: each item gets a score, the aggregate is the mean, with breakdowns.
@@ -28,6 +28,14 @@ def check_metrics(names: Sequence[str], field_name: str = "metrics") -> list[str
                 f"{field_name}[{n}]", f"unknown metric {name!r}; known: {', '.join(KNOWN)}"
             )
     return [ANSWER_ACCURACY] + [m for m in dict.fromkeys(names) if m != ANSWER_ACCURACY]
+
+
+def with_gated(metrics: Sequence[str], gated: Iterable[str]) -> list[str]:
+    """`metrics` plus each gated metric computed here (a breakdown such as
+    `answer_accuracy/category=x` counts as its metric), so that a baseline evaluation holds
+    every value its gate compares."""
+    bases = (name.split("/", 1)[0] for name in gated)
+    return list(dict.fromkeys([*metrics, *(name for name in bases if name in KNOWN)]))
 
 
 @dataclass(frozen=True)
@@ -96,3 +104,9 @@ def aggregate(
         tokens = sum(i.completion_tokens for i in items)
         result["tokens_per_second"] = tokens / elapsed_s if elapsed_s > 0 else 0.0
     return result
+
+
+def final(scored: Iterable[Scored], metrics: Sequence[str], elapsed_s: float) -> dict[str, float]:
+    """The metrics an evaluation records: `aggregate`, except that an empty source still records
+    its (vacuous) answer accuracy, 0."""
+    return aggregate(scored, metrics, elapsed_s) or {ANSWER_ACCURACY: 0.0}

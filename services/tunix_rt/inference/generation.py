@@ -24,7 +24,7 @@ from tunix_rt.inference import validation
 from tunix_rt.inference.engines import base
 from tunix_rt.inference.model_store import ModelStore, Served
 from tunix_rt.inference.threaded import iterate_in_thread
-from tunix_rt.training.answers import extract_answer
+from tunix_rt.models.answers import extract_answer
 from tunix_rt.v1 import inference_pb2
 
 FINISH_REASONS = {
@@ -66,12 +66,25 @@ def prepare(
     served = store.acquire(model)
     try:
         text = prompt if raw_prompt else render_prompt(prompt, _template(served.chat_template))
-        ids = served.engine.encode_prompt(text)
-        validation.check_prompt_tokens(len(ids), served.context_length)
+        ids = encode_prompt(served, text)
     except BaseException:
         served.release()
         raise
     return Request(served, ids, sampling, seed)
+
+
+def encode_prompt(served: Served, text: str, field: str = "prompt") -> list[int]:
+    """The token ids of the rendered prompt `text`; InvalidArgument naming `field` when it cannot
+    fit the model's context. Every path that generates (Generate, GenerateStream, ModelInfer,
+    each item of BatchPredict and Evaluate) encodes here. A text over the model's chars limit is
+    refused before it is tokenized: tokenizing a million chars costs a second and memory that
+    the allocator keeps (issue 10, finding 6)."""
+    validation.check_prompt_chars(
+        len(text), served.prompt_chars_limit, served.context_length, field
+    )
+    ids = served.engine.encode_prompt(text)
+    validation.check_prompt_tokens(len(ids), served.context_length, field)
+    return ids
 
 
 def _template(name: str) -> str:
@@ -96,7 +109,8 @@ async def events(request: Request) -> AsyncIterator[base.Piece | base.Finished]:
 
 
 def summary(finished: base.Finished, seed: int) -> inference_pb2.GenerationSummary:
-    """The GenerationSummary of a finished generation."""
+    """The GenerationSummary of a finished generation (Generate, GenerateStream and each
+    prediction of BatchPredict and Evaluate report it alike)."""
     answer = extract_answer(finished.text)
     return inference_pb2.GenerationSummary(
         finish_reason=FINISH_REASONS.get(
@@ -110,12 +124,13 @@ def summary(finished: base.Finished, seed: int) -> inference_pb2.GenerationSumma
         ),
         answer=answer or "",
         seed=seed,
-        time_to_first_token=_duration(finished.time_to_first_token),
-        total_time=_duration(finished.total_time),
+        time_to_first_token=duration(finished.time_to_first_token),
+        total_time=duration(finished.total_time),
     )
 
 
-def _duration(seconds: float) -> duration_pb2.Duration:
+def duration(seconds: float) -> duration_pb2.Duration:
+    """`seconds` as a Duration (a negative clock difference counts as 0)."""
     value = duration_pb2.Duration()
     value.FromNanoseconds(int(max(0.0, seconds) * 1e9))
     return value

@@ -14,11 +14,12 @@ Use (thread-safe; call from worker threads, never on the event loop, since a loa
 is re-read from the registry at most once a second, so moving it changes what is served without a
 restart), loads the model when it is not in memory, and returns a `Served` handle: `.engine` (the
 `engines.base.Engine`), `.model_version` (`models/{m}/versions/{v}`, empty for a checkpoint
-directory), `.checkpoint_dir`, `.chat_template`, `.context_length`, `.loaded_model`. While a
-handle is held (until `release()` or the end of the `with`) the model is never evicted or closed;
-each handle counts as one request of the model. Errors are domain errors: NotFound (unknown model,
-version, alias or directory), ResourceExhausted (it cannot fit the budget), FailedPrecondition
-(the weights are not a loadable model).
+directory), `.checkpoint_dir`, `.chat_template`, `.context_length`, `.prompt_chars_limit` (see
+`prompt_bound`), `.loaded_model`. While a handle is held (until `release()` or the end of the
+`with`) the model is never evicted or closed; each handle counts as one request of the model.
+Errors are domain errors: NotFound (unknown model, version, alias or directory),
+ResourceExhausted (it cannot fit the budget), FailedPrecondition (the weights are not a loadable
+model).
 
 Loading: weights come from the registry's DownloadArtifact into `data_dir/artifacts/<sha256>/`
 (`artifact_cache`); an adapter version (config.json `tunix_rt.adapter.base`) also fetches its
@@ -47,10 +48,11 @@ from tunix_rt.common.errors import (
     ResourceExhausted,
     TunixError,
 )
+from tunix_rt.inference import prompt_bound
 from tunix_rt.inference.artifact_cache import ArtifactCache
 from tunix_rt.inference.engines.base import Engine
 from tunix_rt.inference.references import Resolver, Target
-from tunix_rt.interchange.model_config import read_config
+from tunix_rt.models.interchange.model_config import read_config
 from tunix_rt.v1 import backend_pb2, inference_pb2, model_pb2
 
 # The references a loaded model remembers (most recent first).
@@ -107,6 +109,7 @@ class _Entry:
     memory_bytes: int = 0  # the estimate while loading, the engine's figure once ready
     chat_template: str = "plain"
     architecture: str = ""
+    chars_per_token: int | None = None  # prompt_bound.chars_per_token of its tokenizer
     references: list[str] = field(default_factory=list)
     in_use: int = 0
     request_count: int = 0
@@ -136,6 +139,10 @@ class Served:
         self.checkpoint_dir = entry.target.checkpoint_dir
         self.chat_template = entry.chat_template
         self.context_length = int(entry.engine.context_length)
+        # Prompts longer than this (in chars) cannot fit the context; None = no such bound.
+        self.prompt_chars_limit = prompt_bound.prompt_chars_limit(
+            entry.chars_per_token, self.context_length
+        )
 
     @property
     def loaded_model(self) -> inference_pb2.LoadedModel:
@@ -313,6 +320,7 @@ class ModelStore:
                 precision=LOADER_PRECISIONS.get(entry.precision, "auto"),
                 base_dir=base_dir,
             )
+            chars_per_token = prompt_bound.chars_per_token(engine.tokenizer.tokenizer)
             warmup = getattr(engine, "warmup", None)  # the JAX engine compiles; torch has nothing
             if self.warmup_batch and warmup is not None:
                 warmup(self.warmup_batch)
@@ -332,6 +340,7 @@ class ModelStore:
             raise error from err
         with self._lock:
             entry.engine = engine
+            entry.chars_per_token = chars_per_token
             entry.memory_bytes = int(engine.memory_bytes)
             entry.state = inference_pb2.LOADED_MODEL_STATE_READY
             entry.load_time = time.time()

@@ -12,8 +12,9 @@ bare model name. Every model has one input and one output:
 Inputs may travel as `contents.bytes_contents` or as `raw_input_contents` (what tritonclient
 sends: each element a 4-byte little-endian length, then its bytes). Request parameters
 `max_new_tokens`, `temperature`, `top_p`, `top_k`, `seed`, `max_reasoning_tokens` and
-`raw_prompt` set sampling for every element; the N prompts are generated concurrently, so they
-share the engine's batches.
+`raw_prompt` set sampling for every element, with the ranges of SamplingParams (a `seed` may
+also be a uint64_param: its 64 bits are the int64 seed); the N prompts are generated
+concurrently, so they share the engine's batches.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ PLATFORM = "tunix-rt"
 _INT_PARAMETERS = ("max_new_tokens", "top_k", "max_reasoning_tokens")
 _FLOAT_PARAMETERS = ("temperature", "top_p")
 _LENGTH = struct.Struct("<I")
+_INT64_END = 1 << 63
 
 
 def decode_bytes_tensor(raw: bytes, field: str) -> list[bytes]:
@@ -77,25 +79,31 @@ def _parameter(value: oip.InferParameter) -> Any:
 
 
 def sampling_of(parameters: Any) -> tuple[inference_pb2.SamplingParams, bool]:
-    """SamplingParams and raw_prompt from the request's parameters."""
+    """SamplingParams and raw_prompt from the request's parameters (their ranges are checked
+    later, with the rest of the request, by `validation.sampling_from_proto`)."""
     params = inference_pb2.SamplingParams()
     raw_prompt = False
     for key, value in parameters.items():
         given = _parameter(value)
-        try:
-            if key in _INT_PARAMETERS:
-                setattr(params, key, int(given))
-            elif key in _FLOAT_PARAMETERS:
-                setattr(params, key, float(given))
-            elif key == "seed":
-                params.seed = int(given)
-            elif key == "raw_prompt":
-                raw_prompt = str(given).lower() in ("true", "1")
-        except (TypeError, ValueError):
-            raise InvalidArgument.field(
-                f"parameters.{key}", f"must be a number, got {given!r}"
-            ) from None
+        if key == "raw_prompt":
+            raw_prompt = str(given).lower() in ("true", "1")
+        elif key in _FLOAT_PARAMETERS or key in _INT_PARAMETERS or key == "seed":
+            _set_number(params, key, given)
     return params, raw_prompt
+
+
+def _set_number(params: inference_pb2.SamplingParams, key: str, given: Any) -> None:
+    field = f"parameters.{key}"
+    try:
+        number = float(given) if key in _FLOAT_PARAMETERS else int(given)
+    except (TypeError, ValueError, OverflowError):  # int(inf) overflows, int(nan) is a ValueError
+        raise InvalidArgument.field(field, f"must be a number, got {given!r}") from None
+    if key == "seed" and _INT64_END <= number < 2 * _INT64_END:
+        number -= 2 * _INT64_END  # a uint64_param seed: the same 64 bits as an int64
+    try:
+        setattr(params, key, number)
+    except ValueError:  # past the field's integer type
+        raise InvalidArgument.field(field, f"is out of range, got {given!r}") from None
 
 
 def prompts_of(request: oip.ModelInferRequest) -> list[str]:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tunix_rt.common.errors import InvalidArgument, NotFound
-from tunix_rt.inference.registry_errors import registry_call
+from tunix_rt.common.outgoing import registry_call
 from tunix_rt.v1 import model_pb2
 from tunix_rt.v1 import registry_service_pb2 as rpb
 

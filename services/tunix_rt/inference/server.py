@@ -3,7 +3,8 @@ Inference Protocol service on one grpc.aio server.
 
 Run it with `tunix-rt serve inference [--host --port --registry ADDR --data-dir DIR
 --memory-budget 4GiB]`. The data directory holds the local artifact cache
-(`artifacts/<sha256>/`); the memory budget bounds the models held in memory.
+(`artifacts/<sha256>/`); the memory budget bounds the models held in memory. The registry is
+dialled with the service's own bearer token and $TUNIX_RT_TLS_CA (common.outgoing).
 """
 
 from __future__ import annotations
@@ -16,8 +17,7 @@ from typing import Any
 
 import grpc
 
-from tunix_rt.client.channel import ChannelSettings, build_channel
-from tunix_rt.client.registry import REGISTRY_IDEMPOTENT, REGISTRY_SERVICE
+from tunix_rt.common import outgoing
 from tunix_rt.common.config import ConfigError, ServerConfig, from_env
 from tunix_rt.common.server import RunningServer, ServiceRegistration, run, start_server
 from tunix_rt.inference.model_store import ModelStore
@@ -72,11 +72,9 @@ def parse_size(text: str) -> int:
     return value
 
 
-def registry_stub(address: str) -> tuple[Any, grpc.Channel]:
-    """A synchronous registry stub (the store and evaluation call it from worker threads) with
-    the token and CA of the environment, retrying idempotent calls."""
-    settings = ChannelSettings.from_env(address)
-    channel = build_channel(settings, {REGISTRY_SERVICE: REGISTRY_IDEMPOTENT})
+def registry_stub(settings: outgoing.OutgoingSettings) -> tuple[Any, grpc.Channel]:
+    """A synchronous registry stub (the store and evaluation call it from worker threads)."""
+    channel = outgoing.sync_channel(settings, outgoing.REGISTRY)
     new_stub: Any = registry_service_pb2_grpc.RegistryServiceStub
     return new_stub(channel), channel
 
@@ -95,9 +93,12 @@ class InferenceDeps:
 
 
 def build_deps(
-    registry_address: str, data_dir: Path, memory_budget_bytes: int, warmup_batch: int = 0
+    registry: outgoing.OutgoingSettings,
+    data_dir: Path,
+    memory_budget_bytes: int,
+    warmup_batch: int = 0,
 ) -> InferenceDeps:
-    stub, channel = registry_stub(registry_address)
+    stub, channel = registry_stub(registry)
     store = ModelStore(stub, data_dir, memory_budget_bytes, warmup_batch=warmup_batch)
     return InferenceDeps(store, stub, channel)
 
@@ -142,15 +143,15 @@ async def start_inference(
     port: int = 0,
     auth_token: str | None = None,
     warmup_batch: int = 0,
+    config: ServerConfig | None = None,
 ) -> RunningInference:
-    """Starts an inference service (tests, `tunix-rt up`)."""
-    deps = build_deps(registry_address, data_dir, memory_budget_bytes, warmup_batch)
+    """Starts an inference service (tests, `tunix-rt up`); `config` overrides host, port and
+    auth_token, and its token and TLS CA are also how the service dials the registry."""
+    server_config = config or ServerConfig(host=host, port=port, auth_token=auth_token)
+    registry = outgoing.OutgoingSettings.of_server(registry_address, server_config)
+    deps = build_deps(registry, data_dir, memory_budget_bytes, warmup_batch)
     try:
-        server = await start_server(
-            ServerConfig(host=host, port=port, auth_token=auth_token),
-            "inference",
-            registrations(deps),
-        )
+        server = await start_server(server_config, "inference", registrations(deps))
     except BaseException:
         deps.close()
         raise
@@ -175,7 +176,7 @@ def run_inference(
 
     async def build() -> list[ServiceRegistration]:
         deps = build_deps(
-            address,
+            outgoing.OutgoingSettings.of_server(address, config),
             directory,
             budget,
             DEFAULT_WARMUP_BATCH if warmup_batch is None else warmup_batch,

@@ -1,6 +1,7 @@
 """InferenceService: proto in, proto out. Model bookkeeping is `model_store`'s, one generation is
-`generation`'s, BatchPredict and Evaluate are `evaluation`'s; this module only adapts them to
-grpc.aio. Domain errors propagate to the error interceptor, which maps them to statuses.
+`generation`'s, BatchPredict is `prediction`'s and Evaluate `evaluation`'s; this module only
+adapts them to grpc.aio. Domain errors propagate to the error interceptor, which maps them to
+statuses.
 """
 
 from __future__ import annotations
@@ -8,17 +9,17 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from contextlib import aclosing
 from typing import Any
 
 import grpc
 
-from tunix_rt.inference import generation
+from tunix_rt.common import pagination
+from tunix_rt.inference import evaluation, generation, prediction
 from tunix_rt.inference.engines import base
 from tunix_rt.inference.model_store import BACKEND_NAMES, PRECISION_NAMES, ModelStore
 from tunix_rt.inference.threaded import iterate_in_thread
-from tunix_rt.registry import pagination
 from tunix_rt.v1 import inference_service_pb2 as pb
 from tunix_rt.v1 import inference_service_pb2_grpc
 
@@ -146,34 +147,34 @@ class InferenceServicer(inference_service_pb2_grpc.InferenceServiceServicer):
     async def BatchPredict(
         self, request: pb.BatchPredictRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[pb.BatchPredictResponse]:
-        from tunix_rt.inference import evaluation  # written beside this module; loaded on use
-
-        call = CallContext(context)
-        messages = iterate_in_thread(
-            lambda: evaluation.batch_predict(self.store, self.registry_stub, request, call),
-            call.is_active,
-            call.stop,
-            "rpc-stream",
-        )
-        async with aclosing(messages):
+        async with aclosing(
+            self._on_thread(prediction.batch_predict, request, context)
+        ) as messages:
             async for message in messages:
                 yield message
 
     async def Evaluate(
         self, request: pb.EvaluateRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[pb.EvaluateResponse]:
-        from tunix_rt.inference import evaluation  # written beside this module; loaded on use
+        async with aclosing(self._on_thread(evaluation.evaluate, request, context)) as messages:
+            async for message in messages:
+                yield message
 
+    def _on_thread(
+        self,
+        stream: Callable[[ModelStore, Any, Any, CallContext], Iterator[Any]],
+        request: Any,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> AsyncGenerator[Any, None]:
+        """The messages of a blocking response stream (BatchPredict, Evaluate), produced on a
+        thread of their own, which stops once the caller goes away or the messages are closed."""
         call = CallContext(context)
-        messages = iterate_in_thread(
-            lambda: evaluation.evaluate(self.store, self.registry_stub, request, call),
+        return iterate_in_thread(
+            lambda: stream(self.store, self.registry_stub, request, call),
             call.is_active,
             call.stop,
             "rpc-stream",
         )
-        async with aclosing(messages):
-            async for message in messages:
-                yield message
 
     async def _prepare(
         self,

@@ -1,4 +1,5 @@
-"""Checks of generation requests: SamplingParams → engines.base.Sampling, and prompt lengths.
+"""Checks of generation requests: SamplingParams → engines.base.Sampling, and prompt lengths (in
+chars, then in tokens).
 
 Every violation names its field (`sampling.temperature`, `prompt`, ...) and all of a request's
 violations are reported together, as INVALID_ARGUMENT with BadRequest field violations.
@@ -92,6 +93,19 @@ def check_prompt_text(prompt: str, field: str = "prompt") -> None:
     if len(prompt) > MAX_PROMPT_CHARS:
         raise InvalidArgument.field(
             field, f"is {len(prompt)} chars, more than the limit of {MAX_PROMPT_CHARS}"
+        )
+
+
+def check_prompt_chars(
+    prompt_chars: int, limit: int | None, context_length: int, field: str = "prompt"
+) -> None:
+    """A prompt over `limit` chars cannot fit the context whatever its tokens (see
+    `prompt_bound`); refusing it here spares tokenizing it. None = no such limit."""
+    if limit is not None and prompt_chars > limit:
+        raise InvalidArgument.field(
+            field,
+            f"the prompt is {prompt_chars} chars, but the model's context length is "
+            f"{context_length} tokens, which no prompt over {limit} chars can fit",
         )
 
 

@@ -8,12 +8,14 @@ from typing import Any, cast
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 from google.rpc import status_pb2
 
+from tunix_rt.common import canonical
 from tunix_rt.common.errors import InvalidArgument
-from tunix_rt.registry import canonical, names, runs
+from tunix_rt.registry import artifacts as ar
 from tunix_rt.registry import datasets as ds
 from tunix_rt.registry import eval_sets as es
 from tunix_rt.registry import evaluations as ev
 from tunix_rt.registry import models as md
+from tunix_rt.registry import names, runs
 from tunix_rt.registry import traces as tr
 from tunix_rt.v1 import (
     artifact_pb2,
@@ -21,6 +23,7 @@ from tunix_rt.v1 import (
     eval_set_pb2,
     evaluation_pb2,
     model_pb2,
+    registry_service_pb2,
     run_pb2,
     trace_pb2,
 )
@@ -34,8 +37,28 @@ def timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
     return stamp
 
 
-def from_timestamp(stamp: timestamp_pb2.Timestamp, present: bool) -> datetime | None:
-    return stamp.ToDatetime(tzinfo=UTC) if present else None
+# google.protobuf.Timestamp's documented range, 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z,
+# which is also Python's datetime range: anything outside cannot be converted (ValueError).
+MIN_TIMESTAMP_SECONDS = -62_135_596_800
+MAX_TIMESTAMP_SECONDS = 253_402_300_799
+_NANOS_PER_SECOND = 1_000_000_000
+
+
+def from_timestamp(stamp: timestamp_pb2.Timestamp, present: bool, field: str) -> datetime | None:
+    """A Timestamp from a request as an aware UTC datetime (None when absent). Every timestamp a
+    request carries comes in through here: one outside the Timestamp range, or with nanos outside
+    [0, 1e9), is INVALID_ARGUMENT naming `field` (protobuf's own check raises ValueError)."""
+    if not present:
+        return None
+    if not MIN_TIMESTAMP_SECONDS <= stamp.seconds <= MAX_TIMESTAMP_SECONDS:
+        raise InvalidArgument.field(
+            field,
+            f"seconds {stamp.seconds} is outside the Timestamp range "
+            "0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z",
+        )
+    if not 0 <= stamp.nanos < _NANOS_PER_SECOND:
+        raise InvalidArgument.field(field, f"nanos {stamp.nanos} must be in [0, 999999999]")
+    return stamp.ToDatetime(tzinfo=UTC)
 
 
 def struct(value: dict[str, Any] | None) -> struct_pb2.Struct:
@@ -69,6 +92,11 @@ def trace_raw(message: trace_pb2.Trace, prefix: str = "") -> dict[str, Any]:
     }
 
 
+def trace_from_proto(message: trace_pb2.Trace, prefix: str = "") -> tr.TraceContent:
+    """A Trace message as validated content; InvalidArgument names bad fields under `prefix`."""
+    return tr.validate(trace_raw(message, prefix), prefix=prefix, source=message.source)
+
+
 def trace_to_proto(trace: tr.Trace) -> trace_pb2.Trace:
     c = trace.content
     return trace_pb2.Trace(
@@ -84,15 +112,19 @@ def trace_to_proto(trace: tr.Trace) -> trace_pb2.Trace:
     )
 
 
-def filter_from_proto(message: trace_pb2.TraceFilter) -> ds.TraceFilter:
+def filter_from_proto(message: trace_pb2.TraceFilter, field: str = "filter") -> ds.TraceFilter:
     return ds.TraceFilter(
         source=message.source,
         meta=tuple((m.key, m.value) for m in message.meta),
         create_time_after=from_timestamp(
-            message.create_time_after, message.HasField("create_time_after")
+            message.create_time_after,
+            message.HasField("create_time_after"),
+            f"{field}.create_time_after",
         ),
         create_time_before=from_timestamp(
-            message.create_time_before, message.HasField("create_time_before")
+            message.create_time_before,
+            message.HasField("create_time_before"),
+            f"{field}.create_time_before",
         ),
     )
 
@@ -107,6 +139,34 @@ def filter_to_proto(flt: ds.TraceFilter) -> trace_pb2.TraceFilter:
 
 
 # Datasets.
+
+_SPLITS = {ds.TRAIN: dataset_pb2.DATASET_SPLIT_TRAIN, ds.EVAL: dataset_pb2.DATASET_SPLIT_EVAL}
+
+
+def split_config_from_proto(message: dataset_pb2.SplitConfig, present: bool) -> ds.SplitConfig:
+    """The split of a new dataset; an absent one holds out the default eval fraction."""
+    fraction = message.eval_fraction if present else ds.DEFAULT_EVAL_FRACTION
+    return ds.SplitConfig(fraction, message.seed)
+
+
+def dataset_record(
+    index: int, split: int, member: tr.Trace | ds.SftExample
+) -> dataset_pb2.DatasetRecord:
+    """One exported member: the trace itself, or its SFT rendering."""
+    record = dataset_pb2.DatasetRecord(index=index, split=_SPLITS[split])
+    if isinstance(member, ds.SftExample):
+        record.sft_example.CopyFrom(
+            dataset_pb2.SftExample(
+                trace=names.trace_name(member.trace_uid),
+                prompt=member.prompt,
+                target=member.target,
+                split=_SPLITS[split],
+                answer=member.answer,
+            )
+        )
+    else:
+        record.trace.CopyFrom(trace_to_proto(member))
+    return record
 
 
 def dataset_to_proto(dataset: ds.Dataset) -> dataset_pb2.Dataset:
@@ -126,6 +186,15 @@ def dataset_to_proto(dataset: ds.Dataset) -> dataset_pb2.Dataset:
 
 
 # Runs.
+
+
+def run_state(value: int, field: str) -> runs.RunState:
+    """A RunState from a proto enum number; an unknown number (proto3 enums are open) is
+    INVALID_ARGUMENT."""
+    try:
+        return runs.RunState(value)
+    except ValueError:
+        raise InvalidArgument.field(field, f"{value} is not a RunState") from None
 
 
 def run_from_proto(message: run_pb2.Run) -> runs.Run:
@@ -182,14 +251,16 @@ def run_to_proto(run: runs.Run) -> run_pb2.Run:
 _PAYLOAD_FIELDS = ("metrics", "state_change", "log", "checkpoint_saved")
 
 
-def event_from_proto(message: run_pb2.RunEvent, received: datetime) -> runs.RunEvent:
+def event_from_proto(
+    message: run_pb2.RunEvent, received: datetime, field: str = "event"
+) -> runs.RunEvent:
     kind = message.WhichOneof("payload") or ""
     payload: dict[str, Any] = (
         json_format.MessageToDict(getattr(message, kind), preserving_proto_field_name=True)
         if kind
         else {}
     )
-    time = from_timestamp(message.time, message.HasField("time")) or received
+    time = from_timestamp(message.time, message.HasField("time"), f"{field}.time") or received
     return runs.RunEvent(message.sequence, time, message.step, kind, payload)
 
 
@@ -254,13 +325,17 @@ def version_to_proto(version: md.ModelVersion) -> model_pb2.ModelVersion:
     )
 
 
-def artifact_to_proto(sha256: str, size: int, content_type: str, created: datetime) -> Any:
+def upload_header_from_proto(message: registry_service_pb2.ArtifactHeader) -> ar.UploadHeader:
+    return ar.UploadHeader(message.sha256, message.size_bytes, message.content_type)
+
+
+def artifact_to_proto(artifact: ar.Artifact) -> artifact_pb2.Artifact:
     return artifact_pb2.Artifact(
-        name=names.artifact_name(sha256),
-        sha256=sha256,
-        size_bytes=size,
-        content_type=content_type,
-        create_time=timestamp(created),
+        name=names.artifact_name(artifact.sha256),
+        sha256=artifact.sha256,
+        size_bytes=artifact.size_bytes,
+        content_type=artifact.content_type,
+        create_time=timestamp(artifact.create_time),
     )
 
 
@@ -336,7 +411,7 @@ def leaderboard_entry(rank: int, row: ev.LeaderboardRow) -> evaluation_pb2.Leade
 
 def eval_set_to_proto(eval_set: es.EvalSet) -> eval_set_pb2.EvalSet:
     return eval_set_pb2.EvalSet(
-        name=f"evalSets/{eval_set.eval_set_id}",
+        name=names.eval_set_name(eval_set.eval_set_id),
         description=eval_set.description,
         item_count=eval_set.item_count,
         counts=eval_set.counts,

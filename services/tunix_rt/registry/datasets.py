@@ -1,4 +1,5 @@
-"""Datasets: seeded train/eval splits, statistics and content hashes, as plain Python.
+"""Datasets: seeded train/eval splits, statistics, content hashes and the rendering of members as
+supervised fine-tuning examples, as plain Python.
 
 A dataset is a frozen, ordered list of traces. The split is decided per trace by ranking
 `sha256(seed:position:trace hash)`: it depends only on the seed and the members, is the same on
@@ -14,13 +15,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from tunix_rt.common import canonical
 from tunix_rt.common.errors import FieldViolation, InvalidArgument
-from tunix_rt.common.rendering import render_target
-from tunix_rt.registry import canonical
+from tunix_rt.common.rendering import CHAT_TEMPLATES, DEFAULT_TEMPLATE, render_prompt, render_target
+from tunix_rt.registry.limits import check_chars
 from tunix_rt.registry.traces import Trace
 
+# DatasetSplit numbers (dataset.proto). Every member is in TRAIN or EVAL; UNSPECIFIED and ALL name
+# no one split (what they mean is up to the request: an export reads both, train first).
+UNSPECIFIED = 0
 TRAIN = 1
 EVAL = 2
+ALL = 3
 DEFAULT_EVAL_FRACTION = 0.1
 MAX_MEMBERS = 1_000_000
 
@@ -76,6 +82,16 @@ class Dataset:
     stats: dict[str, Any]
     content_hash: str
     create_time: datetime
+
+
+@dataclass(frozen=True)
+class SftExample:
+    """A member rendered for supervised fine-tuning (SftExample in dataset.proto)."""
+
+    trace_uid: str
+    prompt: str  # the trace's prompt with the chat template applied
+    target: str  # the steps, one per line, then `Answer: X`
+    answer: str  # the trace's final answer: the X of that last `Answer: X`
 
 
 def check_split(split: SplitConfig) -> None:
@@ -167,3 +183,42 @@ def check_trace_names(uids: Sequence[str]) -> None:
         seen.add(uid)
     if violations:
         raise InvalidArgument.fields(violations)
+
+
+def check_filter(flt: TraceFilter) -> None:
+    check_chars(flt.source, "filter.source", None)
+    for n, (key, value) in enumerate(flt.meta):
+        check_chars(key, f"filter.meta[{n}].key", None)
+        check_chars(value, f"filter.meta[{n}].value", None)
+
+
+def check_split_number(split: int, field: str) -> None:
+    """A DatasetSplit number (proto3 enums are open, so any int32 can arrive)."""
+    if split not in (UNSPECIFIED, TRAIN, EVAL, ALL):
+        raise InvalidArgument.field(field, f"{split} is not a DatasetSplit")
+
+
+def export_splits(split: int) -> list[int]:
+    """The member splits an export of `split` reads, in the order it reads them."""
+    return [TRAIN, EVAL] if split in (UNSPECIFIED, ALL) else [split]
+
+
+def check_chat_template(template: str) -> str:
+    """The chat template an export names (empty: the default), or InvalidArgument."""
+    name = template or DEFAULT_TEMPLATE
+    if name not in CHAT_TEMPLATES:
+        raise InvalidArgument.field(
+            "chat_template", f"must be one of {', '.join(sorted(CHAT_TEMPLATES))}"
+        )
+    return name
+
+
+def sft_example(trace: Trace, template: str) -> SftExample:
+    """`trace` as a prompt (with the named chat template) and the target the model learns."""
+    content = trace.content
+    return SftExample(
+        trace_uid=trace.uid,
+        prompt=render_prompt(content.prompt, template),
+        target=render_target([s.content for s in content.steps], content.final_answer),
+        answer=content.final_answer,
+    )

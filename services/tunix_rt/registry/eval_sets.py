@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from tunix_rt.common import canonical
 from tunix_rt.common.errors import FieldViolation, InvalidArgument
-from tunix_rt.registry import canonical
 
 MAX_ITEMS = 100_000
 MAX_ITEM_ID = 256

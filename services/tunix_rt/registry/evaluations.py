@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from tunix_rt.common.errors import FieldViolation, InvalidArgument
+from tunix_rt.registry import names
 
 MAX_ITEMS = 100_000
 MAX_METRIC_NAME = 128
+# evaluation_items.item_id is VARCHAR(256).
+MAX_ITEM_ID = 256
 
 
 # Evaluations on an eval set keep `evalSets/{id}` in the place of a dataset id: dataset ids never
@@ -26,6 +29,14 @@ def eval_set_source(eval_set_id: str) -> str:
 def parse_eval_set_source(source: str) -> str:
     """The eval set id of an `evalSets/{id}` source; empty for a dataset id."""
     return source[len(EVAL_SET_PREFIX) :] if source.startswith(EVAL_SET_PREFIX) else ""
+
+
+def parse_source(name: str, field: str) -> str:
+    """What a request says an evaluation is on, as a source: `datasets/{id}` (or a bare id) gives
+    the dataset id, `evalSets/{id}` stays as it is."""
+    if name.startswith(EVAL_SET_PREFIX):
+        return eval_set_source(names.parse_eval_set(name, field))
+    return names.parse(name, "datasets", field)
 
 
 @dataclass(frozen=True)
@@ -65,6 +76,14 @@ def check_metrics(metrics: Mapping[str, float], field: str = "evaluation.metrics
             violations.append(FieldViolation(f"{field}[{key!r}]", "must be a finite number"))
     if violations:
         raise InvalidArgument.fields(violations)
+
+
+def check_items(items: Sequence[tuple[str, dict[str, Any]]]) -> None:
+    if len(items) > MAX_ITEMS:
+        raise InvalidArgument.field("items", f"at most {MAX_ITEMS} items")
+    for n, (item_id, _data) in enumerate(items):
+        if not item_id or len(item_id) > MAX_ITEM_ID:
+            raise InvalidArgument.field(f"items[{n}].item_id", "needs 1-256 chars")
 
 
 def rank(rows: Iterable[LeaderboardRow], *, lower_is_better: bool) -> list[LeaderboardRow]:

@@ -104,7 +104,7 @@ def check_model_artifact(
     type) is not a complete, consistent model directory: missing files, unknown architecture,
     missing/unexpected tensors, wrong shapes or dtypes. Reads the config and the safetensors
     headers only. An artifact whose blob is absent is left to the caller's NotFound."""
-    from tunix_rt.interchange.validate import validate_tar
+    from tunix_rt.models.interchange.validate import validate_tar
 
     if content_type != MODEL_DIR_CONTENT_TYPE:
         return

@@ -65,6 +65,18 @@ def checkpoint_name(run_id: str, step: int) -> str:
     return f"runs/{run_id}/checkpoints/{step}"
 
 
+def eval_set_name(eval_set_id: str) -> str:
+    return f"evalSets/{eval_set_id}"
+
+
+def parse_eval_set(name: str, field: str) -> str:
+    """Parses `evalSets/{eval_set}`; unlike other names, a bare id is refused, because where an
+    eval set or a dataset may be named, the prefix is what tells them apart."""
+    if not name.startswith("evalSets/"):
+        raise InvalidArgument.field(field, "must be an eval set name 'evalSets/{eval_set}'")
+    return parse(name, "evalSets", field)
+
+
 _VERSION_NAME = re.compile(r"^models/([^/]+)/versions/([0-9]+)$")
 # Version numbers are stored as INTEGER (int32): larger numbers cannot name a version.
 MAX_VERSION = 2**31 - 1

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from tunix_rt.common import canonical
 from tunix_rt.common.errors import FieldViolation, InvalidArgument
-from tunix_rt.registry import canonical
 
 MAX_VERSION_CHARS = 64
 MAX_TEXT_CHARS = 50_000
@@ -28,6 +29,13 @@ MAX_STEP_INDEX = 2**31 - 1
 # Meta entries longer than this are stored but not indexed for filtering.
 MAX_INDEXED_META_VALUE = 512
 MAX_INDEXED_META_KEY = 128
+# Traces stored in one transaction (a batch create, or the good lines of one import).
+MAX_BATCH_TRACES = 10_000
+# Objects and lists nested in `meta`, itself included. A trace is read back as a
+# google.protobuf.Struct, three message levels per JSON object, inside up to four wrappers
+# (ExportDatasetResponse > DatasetRecord > Trace), and protobuf refuses to parse messages nested
+# past 100 levels: a meta nested ~32 deep could be imported from JSONL but never read again.
+MAX_META_DEPTH = 20
 
 _FIELDS = {"trace_version", "prompt", "steps", "final_answer", "meta"}
 
@@ -123,17 +131,21 @@ def text_problem(value: str) -> str | None:
     return None
 
 
-def _check_meta(violations: list[FieldViolation], path: str, value: Any) -> None:
-    """Meta must be JSON that every database stores: finite numbers and storable strings."""
-    if isinstance(value, dict):
+def _check_meta(violations: list[FieldViolation], path: str, value: Any, depth: int = 1) -> None:
+    """Meta must be JSON that every database stores and every reader parses: finite numbers,
+    storable strings, at most MAX_META_DEPTH levels (checked before going deeper, so a JSONL
+    line nested to the recursion limit costs no recursion here)."""
+    if isinstance(value, dict | list) and depth > MAX_META_DEPTH:
+        violations.append(FieldViolation(path, f"nests deeper than {MAX_META_DEPTH} levels"))
+    elif isinstance(value, dict):
         for key, item in value.items():
             if (problem := text_problem(str(key))) is not None:
                 violations.append(FieldViolation(f"{path}.{key!a}", f"key {problem}"))
             else:
-                _check_meta(violations, f"{path}.{key}", item)
+                _check_meta(violations, f"{path}.{key}", item, depth + 1)
     elif isinstance(value, list):
         for n, item in enumerate(value):
-            _check_meta(violations, f"{path}[{n}]", item)
+            _check_meta(violations, f"{path}[{n}]", item, depth + 1)
     elif isinstance(value, str):
         if (problem := text_problem(value)) is not None:
             violations.append(FieldViolation(path, problem))
@@ -237,9 +249,18 @@ def _validate_steps(violations: list[FieldViolation], raw: Any, path: str) -> tu
     return tuple(steps)
 
 
+def numbered_lines(chunks: Iterable[bytes]) -> Iterator[tuple[int, bytes]]:
+    """Numbers the lines of concatenated chunks, 1-based; a final line needs no newline."""
+    yield from enumerate(b"".join(chunks).split(b"\n"), start=1)
+
+
 def parse_jsonl_line(line: bytes) -> Any:
-    """Decodes one JSONL line; raises InvalidArgument (field `line`) when it is not JSON."""
+    """Decodes one JSONL line; raises InvalidArgument (field `line`) when it is not JSON, or JSON
+    that Python refuses to hold: nested past the recursion limit (RecursionError), or an integer
+    of more than 4,300 digits (ValueError, CPython's guard against quadratic int parsing)."""
     try:
         return json.loads(line)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except RecursionError:
+        raise InvalidArgument.field("line", "is nested too deeply to parse") from None
+    except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError
         raise InvalidArgument.field("line", f"is not valid JSON: {exc}") from None

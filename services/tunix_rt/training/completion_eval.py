@@ -2,6 +2,8 @@
 inference service to Evaluate it on the job's dataset split and follows the progress.
 
 A failed evaluation never fails the job: its error is kept beside the job's result instead.
+The inference service is dialled through common.outgoing with the training service's own token
+and TLS CA.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 import grpc
 from google.protobuf import json_format
 
+from tunix_rt.common import outgoing
 from tunix_rt.v1 import (
     inference_pb2,
     inference_service_pb2,
@@ -63,18 +66,18 @@ def _completion_message() -> training_job_pb2.CompletionEvaluation:
 
 
 async def evaluate(
-    address: str,
+    inference: outgoing.OutgoingSettings,
     request: inference_service_pb2.EvaluateRequest,
     log: Callable[[str], None],
-    metadata: Any = None,
 ) -> Outcome:
-    """Runs the evaluation, logging progress; never raises for a failed evaluation."""
-    channel = grpc.aio.insecure_channel(address)
+    """Runs the evaluation on the `inference` service, logging progress; never raises for a
+    failed evaluation."""
+    channel = outgoing.aio_channel(inference, outgoing.INFERENCE)
     try:
         new_stub: Any = inference_service_pb2_grpc.InferenceServiceStub
         stub = new_stub(channel)
         last = 0.0
-        async for response in stub.Evaluate(request, timeout=DEADLINE_S, metadata=metadata):
+        async for response in stub.Evaluate(request, timeout=DEADLINE_S):
             kind = response.WhichOneof("response")
             if kind == "result":
                 result = response.result
@@ -99,9 +102,8 @@ async def evaluate(
                 )
         return Outcome(error=("UNKNOWN", "the evaluation ended without a result"))
     except grpc.RpcError as err:
-        code = err.code().name if hasattr(err, "code") and err.code() else "UNKNOWN"
-        details = err.details() if hasattr(err, "details") else str(err)
+        code, details = outgoing.failure(err)
         log(f"evaluation of {request.model} failed: {code}: {details}")
-        return Outcome(error=(code, str(details)))
+        return Outcome(error=(code, details))
     finally:
         await channel.close()

@@ -14,33 +14,59 @@ from google.protobuf import json_format
 
 from tunix_rt.common.errors import FieldViolation, InvalidArgument
 from tunix_rt.common.rendering import CHAT_TEMPLATES
-from tunix_rt.training import backend_choice, presets
+from tunix_rt.models import presets
+from tunix_rt.models.lora import LORA_MODULES, LoraSpec
+from tunix_rt.training import backend_choice
 from tunix_rt.training.scheduler import DeviceRequest
-from tunix_rt.training.spec import (
-    LORA_MODULES,
-    BaseModel,
-    Hyperparameters,
-    LoraSpec,
-    Registration,
-    TrainSpec,
-)
+from tunix_rt.training.spec import BaseModel, Hyperparameters, Registration, TrainSpec
 from tunix_rt.v1 import backend_pb2, dataset_pb2, device_pb2, training_job_pb2
 
 P = "training_job."
 H = P + "hyperparameters."
 _ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 _MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-_SCHEDULES = {0: "cosine", 1: "constant", 2: "linear", 3: "cosine"}
-_PRECISIONS = {0: "auto", 1: "float32", 2: "mixed_bfloat16", 3: "bfloat16"}
-_BATCHING = {0: "packed", 1: "packed", 2: "length_bucketed", 3: "padded"}
-_KINDS = {0: "any", 1: "cpu", 2: "gpu", 3: "tpu"}
-# "" = unspecified: backend_choice picks by device kind.
-_BACKENDS: dict[int, str] = {
-    backend_pb2.BACKEND_UNSPECIFIED: "",
-    backend_pb2.BACKEND_JAX: "jax",
-    backend_pb2.BACKEND_TORCH: "torch",
-}
 MIN_PRIORITY, MAX_PRIORITY = -100, 100
+
+# Each TrainSpec value and the enum value that stands for it in a TrainingJob (job_from_spec);
+# read backwards, with what an unspecified value means, they decode a submitted job.
+_SCHEDULE_ENUM: dict[str, training_job_pb2.LearningRateSchedule] = {
+    "cosine": training_job_pb2.LEARNING_RATE_SCHEDULE_COSINE,
+    "constant": training_job_pb2.LEARNING_RATE_SCHEDULE_CONSTANT,
+    "linear": training_job_pb2.LEARNING_RATE_SCHEDULE_LINEAR,
+}
+_PRECISION_ENUM: dict[str, backend_pb2.Precision] = {
+    "auto": backend_pb2.PRECISION_UNSPECIFIED,
+    "float32": backend_pb2.PRECISION_FLOAT32,
+    "mixed_bfloat16": backend_pb2.PRECISION_MIXED_BFLOAT16,
+    "bfloat16": backend_pb2.PRECISION_BFLOAT16,
+}
+_BATCHING_ENUM: dict[str, training_job_pb2.BatchingStrategy] = {
+    "packed": training_job_pb2.BATCHING_STRATEGY_PACKED,
+    "length_bucketed": training_job_pb2.BATCHING_STRATEGY_LENGTH_BUCKETED,
+    "padded": training_job_pb2.BATCHING_STRATEGY_PADDED,
+}
+_KIND_ENUM: dict[str, device_pb2.DeviceKind] = {
+    "any": device_pb2.DEVICE_KIND_UNSPECIFIED,
+    "cpu": device_pb2.DEVICE_KIND_CPU,
+    "gpu": device_pb2.DEVICE_KIND_GPU,
+    "tpu": device_pb2.DEVICE_KIND_TPU,
+}
+BACKEND_ENUM: dict[str, backend_pb2.Backend] = {
+    "jax": backend_pb2.BACKEND_JAX,
+    "torch": backend_pb2.BACKEND_TORCH,
+}
+_SCHEDULES = {
+    training_job_pb2.LEARNING_RATE_SCHEDULE_UNSPECIFIED: "cosine",
+    **{value: name for name, value in _SCHEDULE_ENUM.items()},
+}
+_PRECISIONS = {value: name for name, value in _PRECISION_ENUM.items()}
+_BATCHING = {
+    training_job_pb2.BATCHING_STRATEGY_UNSPECIFIED: "packed",
+    **{value: name for name, value in _BATCHING_ENUM.items()},
+}
+_KINDS = {value: name for name, value in _KIND_ENUM.items()}
+# "" = unspecified: backend_choice picks by device kind.
+_BACKENDS = {backend_pb2.BACKEND_UNSPECIFIED: "", **{v: k for k, v in BACKEND_ENUM.items()}}
 
 
 class _Checker:
@@ -59,12 +85,13 @@ class _Checker:
 
 def device_request_of(job: training_job_pb2.TrainingJob) -> DeviceRequest:
     request = job.device_request
-    kind = _KINDS.get(int(request.kind))
+    kind = _KINDS.get(request.kind)
     if kind is None:
         raise InvalidArgument.field(P + "device_request.kind", "is not a known device kind")
-    if request.count < 0:
+    count = request.count or 1  # 0: the default, one device
+    if count < 1:
         raise InvalidArgument.field(P + "device_request.count", "must be at least 1")
-    return DeviceRequest(kind, request.count or 1)
+    return DeviceRequest(kind, count)
 
 
 def _hyperparameters(
@@ -75,7 +102,7 @@ def _hyperparameters(
     lr = h.learning_rate or d.learning_rate
     if c.finite(lr, H + "learning_rate"):
         c.check(0 < lr <= 1, H + "learning_rate", "must be in (0, 1]")
-    c.check(int(h.learning_rate_schedule) in _SCHEDULES, H + "learning_rate_schedule", "is unknown")
+    c.check(h.learning_rate_schedule in _SCHEDULES, H + "learning_rate_schedule", "is unknown")
     warmup = h.warmup_steps if h.HasField("warmup_steps") else None
     c.check(warmup is None or warmup >= 0, H + "warmup_steps", "must be at least 0")
     ratio = (
@@ -109,18 +136,19 @@ def _hyperparameters(
     c.check(ckpts is None or ckpts >= 0, H + "checkpoint_interval_steps", "must be at least 0")
     eval_max = h.eval_max_examples if h.HasField("eval_max_examples") else d.eval_max_examples
     c.check(eval_max >= 0, H + "eval_max_examples", "must be at least 0")
-    c.check(h.eval_max_new_tokens >= 0, H + "eval_max_new_tokens", "must be at least 1")
+    new_tokens = h.eval_max_new_tokens or d.eval_max_new_tokens
+    c.check(new_tokens >= 1, H + "eval_max_new_tokens", "must be at least 1")
     template = h.chat_template or d.chat_template
     c.check(
         template in CHAT_TEMPLATES,
         H + "chat_template",
         f"must be one of {', '.join(sorted(CHAT_TEMPLATES))}",
     )
-    c.check(int(h.precision) in _PRECISIONS, H + "precision", "is unknown")
-    c.check(int(h.batching) in _BATCHING, H + "batching", "is unknown")
+    c.check(h.precision in _PRECISIONS, H + "precision", "is unknown")
+    c.check(h.batching in _BATCHING, H + "batching", "is unknown")
     return Hyperparameters(
         learning_rate=lr,
-        schedule=_SCHEDULES.get(int(h.learning_rate_schedule), "cosine"),
+        schedule=_SCHEDULES.get(h.learning_rate_schedule, "cosine"),
         warmup_steps=warmup,
         min_learning_rate_ratio=ratio,
         weight_decay=decay,
@@ -134,16 +162,16 @@ def _hyperparameters(
         eval_interval_steps=evals,
         checkpoint_interval_steps=ckpts,
         eval_max_examples=eval_max,
-        eval_max_new_tokens=h.eval_max_new_tokens or d.eval_max_new_tokens,
+        eval_max_new_tokens=new_tokens,
         chat_template=template,
-        precision=_PRECISIONS.get(int(h.precision), "auto"),
-        batching=_BATCHING.get(int(h.batching), "packed"),
+        precision=_PRECISIONS.get(h.precision, "auto"),
+        batching=_BATCHING.get(h.batching, "packed"),
     )
 
 
 def _backend(job: training_job_pb2.TrainingJob, c: _Checker, device_kind: str) -> str:
     """The job's backend: the named one, or the automatic choice for the device kind."""
-    named = _BACKENDS.get(int(job.backend))
+    named = _BACKENDS.get(job.backend)
     if named is None:
         c.check(False, P + "backend", "is unknown")
         return backend_choice.choose(device_kind)
@@ -182,19 +210,14 @@ def _lora(job: training_job_pb2.TrainingJob, c: _Checker, backend: str) -> LoraS
     return LoraSpec(rank=rank, alpha=alpha, dropout=lora.dropout, target_modules=modules)
 
 
-def spec_from_job(
-    job: training_job_pb2.TrainingJob,
-    job_id: str,
-    device_kind: str,
-    device_count: int,
-    base_artifact: str = "",
-    base_version: str = "",
-) -> TrainSpec:
-    """Validates a submitted job; raises InvalidArgument naming every bad field at once."""
-    c = _Checker()
-    c.check(bool(job.dataset), P + "dataset", "is required")
-    c.check(len(job.display_name) <= 256, P + "display_name", "must be at most 256 chars")
+def _base_model(
+    job: training_job_pb2.TrainingJob, c: _Checker, base_artifact: str, base_version: str
+) -> tuple[BaseModel, presets.Preset | None, int]:
+    """(where training starts, its preset when it is one, the model's context length). The
+    context of a base model version or checkpoint is only known to the worker; 2048 bounds
+    max_seq_len until then."""
     which = job.WhichOneof("base_model")
+    preset: presets.Preset | None = None
     context = 2048
     overrides: dict[str, Any] = {}
     if which is None:
@@ -216,7 +239,77 @@ def spec_from_job(
         )
     if which != "preset" and len(job.architecture_overrides.fields):
         c.check(False, P + "architecture_overrides", "only applies to a preset")
+    base = BaseModel(
+        preset=job.preset if which == "preset" else "",
+        overrides=overrides,
+        model_version=base_version,
+        artifact=base_artifact,
+        checkpoint_dir=job.checkpoint_dir if which == "checkpoint_dir" else "",
+    )
+    return base, preset, context
+
+
+def _registration(job: training_job_pb2.TrainingJob, c: _Checker, job_id: str) -> Registration:
+    model_id = (job.registration.model or f"models/{job_id}").removeprefix("models/")
+    c.check(bool(_MODEL_ID.match(model_id)), P + "registration.model", "must be 'models/{model}'")
+    for n, alias in enumerate(job.registration.aliases):
+        c.check(
+            bool(_ALIAS.match(alias)) and alias != "latest",
+            f"{P}registration.aliases[{n}]",
+            "must be 1-64 letters, digits, '-' or '_', starting with a letter (not 'latest')",
+        )
+    adapter = job.registration.lora_mode == training_job_pb2.LORA_REGISTRATION_MODE_ADAPTER
+    return Registration(
+        model=f"models/{model_id}",
+        aliases=tuple(job.registration.aliases),
+        description=job.registration.description,
+        lora_mode="adapter" if adapter else "merged",
+    )
+
+
+def _completion_evaluation(job: training_job_pb2.TrainingJob, c: _Checker) -> dict[str, Any]:
+    """Evaluation on completion, kept as the message's JSON; the job manager checks that an
+    inference service is configured and runs it once the version is registered."""
+    if not job.HasField("completion_evaluation"):
+        return {}
+    ce = job.completion_evaluation
+    c.check(ce.max_items >= 0, P + "completion_evaluation.max_items", "must be at least 0")
+    c.check(
+        ce.split
+        in (
+            dataset_pb2.DATASET_SPLIT_UNSPECIFIED,
+            dataset_pb2.DATASET_SPLIT_TRAIN,
+            dataset_pb2.DATASET_SPLIT_EVAL,
+        ),
+        P + "completion_evaluation.split",
+        "must be the train or eval split",
+    )
+    settings = json_format.MessageToDict(ce, preserving_proto_field_name=True)
+    settings["present"] = True
+    return settings
+
+
+def spec_from_job(
+    job: training_job_pb2.TrainingJob,
+    job_id: str,
+    device_kind: str,
+    device_count: int,
+    base_artifact: str = "",
+    base_version: str = "",
+) -> TrainSpec:
+    """Validates a submitted job; raises InvalidArgument naming every bad field at once. This is
+    the only validation a job gets: the backends resolve the spec without checking it again."""
+    c = _Checker()
+    c.check(bool(job.dataset), P + "dataset", "is required")
+    c.check(len(job.display_name) <= 256, P + "display_name", "must be at most 256 chars")
+    base, preset, context = _base_model(job, c, base_artifact, base_version)
     backend = _backend(job, c, device_kind)
+    if preset is not None:
+        c.check(
+            backend in preset.backends,
+            P + "backend",
+            f"the {backend} backend cannot build preset {preset.name}",
+        )
     hyper = _hyperparameters(job, c, context)
     lora = _lora(job, c, backend)
     c.check(
@@ -229,64 +322,25 @@ def spec_from_job(
         H + "batch_size",
         f"must be a multiple of the device count ({device_count})",
     )
-    model = job.registration.model or f"models/{job_id}"
-    model_id = model.removeprefix("models/")
-    c.check(bool(_MODEL_ID.match(model_id)), P + "registration.model", "must be 'models/{model}'")
-    for n, alias in enumerate(job.registration.aliases):
-        c.check(
-            bool(_ALIAS.match(alias)) and alias != "latest",
-            f"{P}registration.aliases[{n}]",
-            "must be 1-64 letters, digits, '-' or '_', starting with a letter (not 'latest')",
-        )
-    # Evaluation on completion is kept as the message's JSON; the job manager checks that an
-    # inference service is configured and runs it once the version is registered.
-    completion_evaluation: dict[str, Any] = {}
-    if job.HasField("completion_evaluation"):
-        ce = job.completion_evaluation
-        c.check(ce.max_items >= 0, P + "completion_evaluation.max_items", "must be at least 0")
-        c.check(
-            ce.split in (0, dataset_pb2.DATASET_SPLIT_TRAIN, dataset_pb2.DATASET_SPLIT_EVAL),
-            P + "completion_evaluation.split",
-            "must be the train or eval split",
-        )
-        completion_evaluation = json_format.MessageToDict(ce, preserving_proto_field_name=True)
-        completion_evaluation["present"] = True
+    registration = _registration(job, c, job_id)
+    completion_evaluation = _completion_evaluation(job, c)
     if c.violations:
         raise InvalidArgument.fields(c.violations)
     return TrainSpec(
         job_id=job_id,
         dataset=job.dataset if job.dataset.startswith("datasets/") else f"datasets/{job.dataset}",
-        base=BaseModel(
-            preset=job.preset if which == "preset" else "",
-            overrides=overrides,
-            model_version=base_version,
-            artifact=base_artifact,
-            checkpoint_dir=job.checkpoint_dir if which == "checkpoint_dir" else "",
-        ),
+        base=base,
         backend=backend,
         hyper=hyper,
         lora=lora,
         device_kind=device_kind,
         device_count=device_count,
         priority=job.priority,
-        registration=Registration(
-            model=f"models/{model_id}",
-            aliases=tuple(job.registration.aliases),
-            description=job.registration.description,
-            lora_mode="adapter"
-            if job.registration.lora_mode == training_job_pb2.LORA_REGISTRATION_MODE_ADAPTER
-            else "merged",
-        ),
+        registration=registration,
         display_name=job.display_name,
         labels=dict(job.labels),
         completion_evaluation=completion_evaluation,
     )
-
-
-_KIND_ENUM = {"any": 0, "cpu": 1, "gpu": 2, "tpu": 3}
-_SCHEDULE_ENUM = {"cosine": 3, "constant": 1, "linear": 2}
-_PRECISION_ENUM = {v: k for k, v in _PRECISIONS.items()}
-_BATCHING_ENUM = {"packed": 1, "length_bucketed": 2, "padded": 3}
 
 
 def job_from_spec(spec: TrainSpec) -> training_job_pb2.TrainingJob:
@@ -295,11 +349,11 @@ def job_from_spec(spec: TrainSpec) -> training_job_pb2.TrainingJob:
     job = training_job_pb2.TrainingJob(
         display_name=spec.display_name,
         dataset=spec.dataset,
-        backend=backend_pb2.BACKEND_JAX if spec.backend == "jax" else backend_pb2.BACKEND_TORCH,
+        backend=BACKEND_ENUM[spec.backend],
         priority=spec.priority,
         labels=spec.labels,
         device_request=device_pb2.DeviceRequest(
-            kind=_KIND_ENUM[spec.device_kind],  # type: ignore[arg-type]
+            kind=_KIND_ENUM[spec.device_kind],
             count=spec.device_count,
         ),
         registration=training_job_pb2.ModelRegistration(
@@ -320,7 +374,7 @@ def job_from_spec(spec: TrainSpec) -> training_job_pb2.TrainingJob:
         job.checkpoint_dir = spec.base.checkpoint_dir
     hp = job.hyperparameters
     hp.learning_rate = h.learning_rate
-    hp.learning_rate_schedule = _SCHEDULE_ENUM[h.schedule]  # type: ignore[assignment]
+    hp.learning_rate_schedule = _SCHEDULE_ENUM[h.schedule]
     if h.warmup_steps is not None:
         hp.warmup_steps = h.warmup_steps
     hp.min_learning_rate_ratio = h.min_learning_rate_ratio
@@ -341,8 +395,8 @@ def job_from_spec(spec: TrainSpec) -> training_job_pb2.TrainingJob:
     hp.eval_max_examples = h.eval_max_examples
     hp.eval_max_new_tokens = h.eval_max_new_tokens
     hp.chat_template = h.chat_template
-    hp.precision = _PRECISION_ENUM[h.precision]  # type: ignore[assignment]
-    hp.batching = _BATCHING_ENUM[h.batching]  # type: ignore[assignment]
+    hp.precision = _PRECISION_ENUM[h.precision]
+    hp.batching = _BATCHING_ENUM[h.batching]
     if spec.lora is not None:
         job.lora.rank = spec.lora.rank
         job.lora.alpha = spec.lora.alpha

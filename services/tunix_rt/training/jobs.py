@@ -1,41 +1,36 @@
 """The lifecycle of training jobs on one training service: submit, queue, run, cancel, resume,
-recover — with the registry run as every job's durable state.
+recover, and the jobs' views — with the registry run as every job's durable state.
 
 Each job is a registry run with the same id; its `config` holds {"spec": TrainSpec JSON, ...}.
 State changes go through TransitionRun (legal transitions only, enforced by the registry), and
 every event (state changes, metrics, logs, checkpoints) gets its sequence from the job's
-event hub, which batches it into the run's history.
+event hub, which batches it into the run's history. What this service knows beyond the run is a
+LiveJob (live_job.py); each attempt runs in a worker process (worker_process.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import os
-import signal
-import sys
-import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from google.protobuf import json_format, struct_pb2, timestamp_pb2
+from google.protobuf import json_format, struct_pb2
 
 from tunix_rt.common.errors import FailedPrecondition, InvalidArgument, NotFound
-from tunix_rt.training import completion_eval, job_spec
-from tunix_rt.training import worker_protocol as wp
-from tunix_rt.training.devices import worker_environment
+from tunix_rt.training import completion_eval, job_listing, job_spec, worker_process
 from tunix_rt.training.event_hub import FellBehind, JobEvents
+from tunix_rt.training.job_listing import JobFilter
+from tunix_rt.training.job_view import training_job
+from tunix_rt.training.live_job import LiveJob
 from tunix_rt.training.registry_link import RegistryLink
 from tunix_rt.training.scheduler import Device, Scheduler
 from tunix_rt.training.spec import TrainSpec
 from tunix_rt.v1 import registry_service_pb2 as rpb
-from tunix_rt.v1 import run_pb2
+from tunix_rt.v1 import run_pb2, training_job_pb2
 
 log = logging.getLogger(__name__)
 
@@ -47,30 +42,6 @@ SUCCEEDED, FAILED, CANCELLED = (
 )
 TERMINAL = {SUCCEEDED, FAILED, CANCELLED}
 ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
-
-
-@dataclass
-class LiveJob:
-    """What this service knows about a job beyond its run record."""
-
-    job_id: str
-    spec: TrainSpec
-    events: JobEvents
-    attempt: int = 0
-    phase: str = ""
-    step: int = 0
-    total_steps: int = 0
-    epoch: float = 0.0
-    latest_metrics: dict[str, tuple[int, float, float]] = field(default_factory=dict)
-    latest_checkpoint: str = ""
-    registered_version: str = ""
-    evaluation: str = ""  # the completion evaluation's name
-    evaluation_error: tuple[str, str] | None = None  # (gRPC code name, message)
-    failure: tuple[str, str, dict[str, str]] | None = None
-    cancel_reason: str | None = None
-    process: asyncio.subprocess.Process | None = None
-    started: float = 0.0  # monotonic time training started, for the ETA
-    first_step: int = 0
 
 
 class JobManager:
@@ -127,8 +98,8 @@ class JobManager:
         """Stops every worker; their jobs go back to QUEUED so the next start resumes them."""
         self._shutting_down = True
         for live in self.jobs.values():
-            if live.process is not None and live.process.returncode is None:
-                live.process.send_signal(signal.SIGTERM)
+            if live.process is not None:
+                worker_process.ask_to_stop(live.process)
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=self.kill_grace_seconds + 5)
         for live in self.jobs.values():
@@ -140,7 +111,8 @@ class JobManager:
 
     async def create(
         self, job: Any, job_id: str, request_id: str, validate_only: bool
-    ) -> tuple[LiveJob | None, run_pb2.Run | None, TrainSpec]:
+    ) -> training_job_pb2.TrainingJob:
+        """Validates and queues a job (only validates with `validate_only`); the job's view."""
         job_id = job_id or uuid.uuid4().hex[:16]
         if len(job_id) > 128 or not set(job_id) <= ID_CHARS or not job_id[0].isalnum():
             raise InvalidArgument.field(
@@ -178,7 +150,7 @@ class JobManager:
                 "training_job.checkpoint_dir", "has no config.json on this training host"
             )
         if validate_only:
-            return None, None, spec
+            return training_job(spec)
         config = struct_pb2.Struct()
         config.update({"spec": spec.to_json(), "attempt": 0})
         run = (
@@ -199,14 +171,13 @@ class JobManager:
                 ),
             )
         ).run
-        if job_id in self.jobs or run.state != QUEUED or run.last_sequence:
-            # A repeated request (same request_id): the job exists already.
-            return self.jobs.get(job_id), run, spec
-        live = self._live(job_id, spec, run.last_sequence)
-        self._emit_state(live, run_pb2.RUN_STATE_UNSPECIFIED, QUEUED, "submitted")
-        self.scheduler.submit(job_id, request, spec.priority)
-        self._kick()
-        return live, run, spec
+        # A repeated request (same request_id) gets the job that exists already.
+        if job_id not in self.jobs and run.state == QUEUED and not run.last_sequence:
+            live = self._live(job_id, spec, run.last_sequence)
+            live.emit_state(run_pb2.RUN_STATE_UNSPECIFIED, QUEUED, "submitted")
+            self.scheduler.submit(job_id, request, spec.priority)
+            self._kick()
+        return await self.view(job_id)
 
     def _live(self, job_id: str, spec: TrainSpec, last_sequence: int) -> LiveJob:
         run = f"runs/{job_id}"
@@ -218,28 +189,6 @@ class JobManager:
         live = LiveJob(job_id, spec, events)
         self.jobs[job_id] = live
         return live
-
-    # Events.
-
-    def _emit_state(self, live: LiveJob, before: int, after: int, reason: str) -> None:
-        live.events.emit(
-            run_pb2.RunEvent(
-                time=_now(),
-                step=live.step,
-                state_change=run_pb2.StateChange(
-                    from_state=before,  # type: ignore[arg-type]
-                    to_state=after,  # type: ignore[arg-type]
-                    reason=reason,
-                ),
-            )
-        )
-
-    def _emit_log(self, live: LiveJob, message: str, level: str = "INFO") -> None:
-        live.events.emit(
-            run_pb2.RunEvent(
-                time=_now(), step=live.step, log=run_pb2.LogLine(level=level, message=message)
-            )
-        )
 
     async def _transition(
         self,
@@ -267,7 +216,7 @@ class JobManager:
                 ),
             )
         ).run
-        self._emit_state(live, expected, state, reason)
+        live.emit_state(expected, state, reason)
         return run
 
     # Scheduling and workers.
@@ -326,99 +275,40 @@ class JobManager:
             self._kick()
 
     async def _work(self, live: LiveJob, assignment: run_pb2.DeviceAssignment) -> int:
-        workdir = self.data_dir / "jobs" / live.job_id
-        workdir.mkdir(parents=True, exist_ok=True)
-        spec_path = workdir / "spec.json"
-        spec_path.write_text(live.spec.dumps())
-        env = {
-            **os.environ,
-            **worker_environment(assignment.kind, list(assignment.ids), self.cores_per_slot),
-            "TUNIX_RT_DEVICES": json.dumps(json_format.MessageToDict(assignment)),
-            # The worker asks the kernel to kill it when this process dies (see worker.py).
-            "TUNIX_RT_PARENT_PID": str(os.getpid()),
-        }
-        log_path = workdir / f"worker-{live.attempt}.log"
-        with await asyncio.to_thread(open, log_path, "ab") as stderr:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "tunix_rt.training.worker",
-                "--spec",
-                str(spec_path),
-                "--workdir",
-                str(workdir),
-                "--registry",
-                self.registry.address,
-                "--run",
-                f"runs/{live.job_id}",
-                stdout=asyncio.subprocess.PIPE,
-                stderr=stderr,
-                env=env,
-            )
+        """Runs the attempt's worker to its end, applying its reports; its exit code."""
+        process = await worker_process.start(
+            live.spec,
+            self.data_dir / "jobs" / live.job_id,
+            live.attempt,
+            self.registry.address,
+            assignment,
+            self.cores_per_slot,
+            # The worker dials the registry as this service does (token, TLS CA).
+            self.registry.settings.environment(),
+        )
         live.process = process
         if live.cancel_reason is not None:  # cancelled while starting
-            process.send_signal(signal.SIGTERM)
-        assert process.stdout is not None
-        async for line in process.stdout:
-            event = wp.decode(line)
-            if event is not None:
-                await self._on_worker_event(live, event)
+            worker_process.stop(process, self.kill_grace_seconds)
+        async for event in worker_process.reports(process):
+            await self._on_worker_event(live, event)
         return await process.wait()
 
     async def _on_worker_event(self, live: LiveJob, event: dict[str, Any]) -> None:
-        kind = event["event"]
-        now = time.monotonic()
-        if kind == "metrics":
-            step = int(event["step"])
-            values = {k: float(v) for k, v in event["values"].items()}
-            live.step = max(live.step, step)
-            for name, value in values.items():
-                live.latest_metrics[name] = (step, value, time.time())
-            live.events.emit(
-                run_pb2.RunEvent(
-                    time=_now(), step=step, metrics=run_pb2.MetricValues(values=values)
-                )
-            )
-        elif kind == "progress":
-            if not live.started:
-                live.started, live.first_step = now, int(event["step"])
-            live.step = int(event["step"])
-            live.total_steps = int(event["total_steps"])
-            live.epoch = float(event.get("epoch", 0.0))
-        elif kind == "phase":
-            if live.cancel_reason is None:
-                live.phase = str(event["phase"])
-        elif kind == "log":
-            self._emit_log(live, str(event["message"]), str(event.get("level", "INFO")))
-        elif kind == "checkpoint":
-            step = int(event["step"])
-            metrics = {k: float(v) for k, v in event.get("metrics", {}).items()}
-            checkpoint = await self.registry.call(
-                f"runs/{live.job_id}",
-                "CreateCheckpoint",
-                rpb.CreateCheckpointRequest(
-                    run=f"runs/{live.job_id}",
-                    checkpoint=run_pb2.Checkpoint(
-                        step=step, uri=str(event["path"]), metrics=metrics
-                    ),
-                ),
-            )
-            live.latest_checkpoint = checkpoint.checkpoint.name
-            live.events.emit(
-                run_pb2.RunEvent(
-                    time=_now(),
-                    step=step,
-                    checkpoint_saved=run_pb2.CheckpointSaved(checkpoint=live.latest_checkpoint),
-                )
-            )
-        elif kind == "registered":
-            live.registered_version = str(event["model_version"])
-            self._emit_log(live, f"registered {live.registered_version}")
-        elif kind == "failed":
-            metadata = {
-                k: str(v) for k, v in event.items() if k not in ("event", "reason", "message")
-            }
-            live.failure = (str(event["reason"]), str(event["message"]), metadata)
+        if event["event"] != "checkpoint":
+            live.apply(event)
+            return
+        # A saved checkpoint is recorded in the registry first; its event names the record.
+        step = int(event["step"])
+        metrics = {k: float(v) for k, v in event.get("metrics", {}).items()}
+        checkpoint = await self.registry.call(
+            f"runs/{live.job_id}",
+            "CreateCheckpoint",
+            rpb.CreateCheckpointRequest(
+                run=f"runs/{live.job_id}",
+                checkpoint=run_pb2.Checkpoint(step=step, uri=str(event["path"]), metrics=metrics),
+            ),
+        )
+        live.emit_checkpoint(step, checkpoint.checkpoint.name)
 
     async def _evaluate_on_completion(self, live: LiveJob) -> None:
         """Evaluates the registered version when the job asked for it; the job still succeeds
@@ -431,26 +321,17 @@ class JobManager:
         request = completion_eval.request_of(
             settings, live.registered_version, live.spec.dataset, live.job_id
         )
-        self._emit_log(live, f"evaluating {live.registered_version} on {live.spec.dataset}")
+        live.emit_log(f"evaluating {live.registered_version} on {live.spec.dataset}")
         outcome = await completion_eval.evaluate(
-            address, request, lambda message: self._emit_log(live, message)
+            # The inference service is dialled with the token and TLS CA of the registry's link.
+            self.registry.settings.to(address),
+            request,
+            live.emit_log,
         )
         live.evaluation, live.evaluation_error = outcome.evaluation, outcome.error
 
     async def _finish(self, live: LiveJob, code: int) -> None:
-        result: dict[str, Any] = {
-            "evaluation": live.evaluation,
-            "step": live.step,
-            "total_steps": live.total_steps,
-            "latest_checkpoint": live.latest_checkpoint,
-            "registered_model_version": live.registered_version,
-            "latest_metrics": {k: [s, v] for k, (s, v, _t) in live.latest_metrics.items()},
-        }
-        if live.evaluation_error is not None:
-            result["evaluation_error"] = {
-                "code": live.evaluation_error[0],
-                "message": live.evaluation_error[1],
-            }
+        result = live.result()
         if self._shutting_down:
             await self._transition(
                 live,
@@ -478,10 +359,8 @@ class JobManager:
                 detail = f"{reason}: {message}"
                 if "step" in metadata:
                     detail += f" (step {metadata['step']})"
-            elif code < 0:
-                detail = f"WORKER_KILLED: the worker was killed by {signal.Signals(-code).name}"
             else:
-                detail = f"WORKER_EXITED: the worker exited with code {code}"
+                detail = worker_process.exit_detail(code)
             result["failure"] = detail
             await self._transition(live, FAILED, RUNNING, detail, config_update={"result": result})
 
@@ -509,10 +388,8 @@ class JobManager:
             return
         live.cancel_reason = reason
         live.phase = "STOPPING"
-        process = live.process
-        if process is not None and process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-            asyncio.get_running_loop().call_later(self.kill_grace_seconds, _kill, process)
+        if live.process is not None and live.process.returncode is None:
+            worker_process.stop(live.process, self.kill_grace_seconds)
 
     async def resume(self, job_id: str) -> None:
         run = await self.get_run(job_id)
@@ -541,6 +418,27 @@ class JobManager:
             raise NotFound("training job", f"trainingJobs/{job_id}")
         return run
 
+    # Views.
+
+    async def view(self, job_id: str) -> training_job_pb2.TrainingJob:
+        """The job as callers see it (job_view); NotFound for a run that is not a job."""
+        run = await self.get_run(job_id)
+        return self._view(run, TrainSpec.from_json(json_format.MessageToDict(run.config)["spec"]))
+
+    async def list_jobs(
+        self, filters: JobFilter, page_size: int, page_token: str
+    ) -> tuple[list[training_job_pb2.TrainingJob], str]:
+        """A page of jobs, oldest first, filtered before paging (job_listing), and the next
+        page's token ("" on the last page)."""
+        page = await job_listing.list_jobs(self.registry, filters, page_size, page_token)
+        return [self._view(run, spec) for run, spec in page.jobs], page.next_page_token
+
+    def _view(self, run: run_pb2.Run, spec: TrainSpec) -> training_job_pb2.TrainingJob:
+        live = self.jobs.get(spec.job_id)
+        queued = live is not None and run.state == QUEUED
+        position = self.scheduler.queue_position(spec.job_id) if queued else 0
+        return training_job(spec, run, live, position)
+
     async def stream(
         self, job_id: str, from_sequence: int, history_only: bool
     ) -> AsyncIterator[run_pb2.RunEvent | FellBehind]:
@@ -566,14 +464,3 @@ class JobManager:
                 return
             await asyncio.sleep(0.5)
             run = await self.get_run(job_id)
-
-
-def _kill(process: asyncio.subprocess.Process) -> None:
-    if process.returncode is None:
-        process.kill()
-
-
-def _now() -> timestamp_pb2.Timestamp:
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(datetime.now(UTC))
-    return stamp

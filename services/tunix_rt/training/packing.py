@@ -30,8 +30,8 @@ from typing import Protocol
 
 import numpy as np
 
+from tunix_rt.models.tokenizer import TextTokenizer
 from tunix_rt.training.backends.base import Example
-from tunix_rt.training.tokenizer import TextTokenizer
 
 WIDTH_MULTIPLE = 64  # row widths of unpacked strategies are rounded up to this
 BUCKET_WINDOW = 16  # batches per length-sorted window of `length_bucketed`

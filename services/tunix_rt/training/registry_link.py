@@ -1,68 +1,44 @@
 """The training service's calls to the registry, with registry errors turned back into domain
-errors, so a NOT_FOUND dataset reaches the training caller as NOT_FOUND."""
+errors (common.outgoing.registry_error), so a NOT_FOUND dataset reaches the training caller as
+NOT_FOUND."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Sequence
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 
-from tunix_rt.common.errors import (
-    AlreadyExists,
-    FailedPrecondition,
-    InvalidArgument,
-    NotFound,
-    TunixError,
-    Unavailable,
-)
+from tunix_rt.common import outgoing
 from tunix_rt.v1 import registry_service_pb2 as rpb
 from tunix_rt.v1 import registry_service_pb2_grpc, run_pb2
-
-T = TypeVar("T")
-
-
-def _domain_error(err: grpc.aio.AioRpcError, what: str) -> TunixError:
-    code, details = err.code(), err.details() or ""
-    # The registry's message already names the resource, e.g. "dataset 'datasets/x' not found".
-    if code == grpc.StatusCode.NOT_FOUND:
-        return NotFound("resource", what, details)
-    if code == grpc.StatusCode.INVALID_ARGUMENT:
-        return InvalidArgument(details)
-    if code == grpc.StatusCode.ALREADY_EXISTS:
-        return AlreadyExists("resource", what, details)
-    if code == grpc.StatusCode.FAILED_PRECONDITION:
-        return FailedPrecondition(details)
-    return Unavailable(f"registry call failed: {code.name}: {details}")
 
 
 class RegistryLink:
     """Typed, error-mapped calls to the registry over one aio channel."""
 
-    def __init__(self, address: str, token: str | None = None) -> None:
-        self.address = address
-        self._channel = grpc.aio.insecure_channel(
-            address,
-            options=[
-                ("grpc.max_receive_message_length", 64 << 20),
-                ("grpc.max_send_message_length", 64 << 20),
-            ],
-        )
-        self._metadata = [("authorization", f"Bearer {token}")] if token else []
+    def __init__(self, settings: outgoing.OutgoingSettings) -> None:
+        # Also how this service's workers and its completion evaluations dial (jobs.py).
+        self.settings = settings
+        self._channel = outgoing.aio_channel(settings, outgoing.REGISTRY)
         new_stub: Any = registry_service_pb2_grpc.RegistryServiceStub
         self.stub = new_stub(self._channel)
+
+    @property
+    def address(self) -> str:
+        return self.settings.address
 
     async def close(self) -> None:
         await self._channel.close()
 
     async def call(self, what: str, method: str, request: Any, deadline: float = 30.0) -> Any:
         try:
-            awaitable: Awaitable[Any] = getattr(self.stub, method)(
-                request, metadata=self._metadata, timeout=deadline
-            )
+            awaitable: Awaitable[Any] = getattr(self.stub, method)(request, timeout=deadline)
             return await awaitable
         except grpc.aio.AioRpcError as err:
-            raise _domain_error(err, what) from None
+            # The registry's message already names the resource, e.g. "dataset 'datasets/x'
+            # not found".
+            raise outgoing.registry_error(err, what) from None
 
     async def append_events(self, run: str, events: Sequence[run_pb2.RunEvent]) -> None:
         await self.call(run, "AppendRunEvents", rpb.AppendRunEventsRequest(run=run, events=events))

@@ -3,7 +3,9 @@ registry) → servicer → grpc.aio server.
 
 Run it with `tunix-rt serve training [--host --port --registry ADDR --data-dir DIR --cpu-slots N]`.
 The data directory holds this service's identity (so a restart recovers its own jobs) and each
-job's working directory (spec, worker logs, checkpoints, the final model).
+job's working directory (spec, worker logs, checkpoints, the final model). The registry, the
+workers and evaluation on completion are dialled with the service's own bearer token and
+$TUNIX_RT_TLS_CA (common.outgoing).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import uuid
 from pathlib import Path
 
 from tunix_rt.common.config import ServerConfig, from_env
+from tunix_rt.common.outgoing import OutgoingSettings
 from tunix_rt.common.server import RunningServer, ServiceRegistration, run, start_server
 from tunix_rt.training.completion_eval import INFERENCE_ENV
 from tunix_rt.training.devices import inventory
@@ -39,13 +42,13 @@ def instance_id(data_dir: Path) -> str:
 
 
 async def build_manager(
-    registry_address: str,
+    registry_settings: OutgoingSettings,
     data_dir: Path,
     cpu_slots: int,
     probe_gpus: bool = True,
     inference_address: str | None = None,
 ) -> JobManager:
-    registry = RegistryLink(registry_address, os.environ.get("TUNIX_RT_AUTH_TOKEN") or None)
+    registry = RegistryLink(registry_settings)
     devices = await asyncio.to_thread(inventory, cpu_slots, probe_gpus)
     cores = max(1, (os.cpu_count() or 1) // max(1, cpu_slots))
     manager = JobManager(
@@ -94,14 +97,24 @@ async def start_training(
     port: int = 0,
     probe_gpus: bool = True,
     inference_address: str | None = None,
+    config: ServerConfig | None = None,
 ) -> RunningTraining:
-    """Starts a training service (tests, `tunix-rt up`)."""
+    """Starts a training service (tests, `tunix-rt up`); `config` overrides host and port, and
+    its token and TLS CA are also how the service dials the registry and inference."""
+    server_config = config or ServerConfig(host=host, port=port)
     manager = await build_manager(
-        registry_address, data_dir, cpu_slots, probe_gpus, inference_address
+        OutgoingSettings.of_server(registry_address, server_config),
+        data_dir,
+        cpu_slots,
+        probe_gpus,
+        inference_address,
     )
-    server = await start_server(
-        ServerConfig(host=host, port=port), "training", registrations(manager)
-    )
+    try:
+        server = await start_server(server_config, "training", registrations(manager))
+    except BaseException:
+        await manager.close()
+        await manager.registry.close()
+        raise
     return RunningTraining(server, manager)
 
 
@@ -122,7 +135,10 @@ def run_training(
     holder: list[JobManager] = []
 
     async def build() -> list[ServiceRegistration]:
-        manager = await build_manager(address, directory, slots, inference_address=inference)
+        registry_settings = OutgoingSettings.of_server(address, config)
+        manager = await build_manager(
+            registry_settings, directory, slots, inference_address=inference
+        )
         holder.append(manager)
         return registrations(manager)
 

@@ -12,10 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-SCHEDULES = ("cosine", "linear", "constant")
-PRECISIONS = ("auto", "float32", "mixed_bfloat16", "bfloat16")
-BATCHING = ("packed", "length_bucketed", "padded")
-LORA_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+from tunix_rt.models.lora import LoraSpec
 
 
 @dataclass(frozen=True)
@@ -60,16 +57,6 @@ class Hyperparameters:
     precision: str = "auto"
     # packed | length_bucketed | padded.
     batching: str = "packed"
-
-
-@dataclass(frozen=True)
-class LoraSpec:
-    """Low-rank adaptation of the named modules."""
-
-    rank: int = 8
-    alpha: float = 16.0
-    dropout: float = 0.0
-    target_modules: tuple[str, ...] = LORA_MODULES
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,9 @@ Started by the training service as
 `python -m tunix_rt.training.worker --spec SPEC.json --workdir DIR --registry ADDR --run runs/ID`.
 It reads the dataset from the registry, trains with the job's backend, uploads the model directory
 as an artifact, registers a model version with provenance, and reports every step on stdout
-(tunix_rt.training.worker_protocol). SIGTERM asks it to stop at the next step.
+(tunix_rt.training.worker_protocol). SIGTERM asks it to stop at the next step. It dials the registry
+with the service's token and TLS CA, which the service passes in its environment
+($TUNIX_RT_AUTH_TOKEN, $TUNIX_RT_TLS_CA; see common.outgoing).
 """
 
 from __future__ import annotations
@@ -20,9 +22,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import grpc
-
-from tunix_rt.interchange.archive import CONTENT_TYPE, pack_model_dir, unpack_model_dir
+from tunix_rt.common import outgoing
+from tunix_rt.models.interchange.archive import CONTENT_TYPE, pack_model_dir, unpack_model_dir
 from tunix_rt.training import code_version
 from tunix_rt.training import worker_protocol as wp
 from tunix_rt.training.backends.base import Example, NonFiniteLoss, Stopped, TrainData
@@ -71,11 +72,6 @@ class PipeReporter:
         self._send("failed", reason=reason, message=message, **extra)
 
 
-def _metadata() -> list[tuple[str, str]]:
-    token = os.environ.get("TUNIX_RT_AUTH_TOKEN")
-    return [("authorization", f"Bearer {token}")] if token else []
-
-
 def read_data(stub: Any, spec: TrainSpec) -> TrainData:
     """The dataset's train and eval splits rendered with the job's chat template."""
     splits: dict[int, list[Example]] = {
@@ -88,11 +84,10 @@ def read_data(stub: Any, spec: TrainSpec) -> TrainData:
         format=dataset_pb2.EXPORT_FORMAT_SFT,
         chat_template=spec.hyper.chat_template,
     )
-    for response in stub.ExportDataset(request, metadata=_metadata()):
+    for response in stub.ExportDataset(request):
         for record in response.records:
             sft = record.sft_example
-            answer = sft.target.rsplit("Answer: ", 1)[-1]
-            splits[record.split].append(Example(sft.trace, sft.prompt, sft.target, answer))
+            splits[record.split].append(Example(sft.trace, sft.prompt, sft.target, sft.answer))
     return TrainData(
         train=splits[dataset_pb2.DATASET_SPLIT_TRAIN], eval=splits[dataset_pb2.DATASET_SPLIT_EVAL]
     )
@@ -107,9 +102,7 @@ def download_model(stub: Any, artifact: str, target: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     tar = target.parent / f".{target.name}.tar"  # rewritten whole by a retried download
     with open(tar, "wb") as handle:
-        for chunk in stub.DownloadArtifact(
-            rpb.DownloadArtifactRequest(name=artifact), metadata=_metadata()
-        ):
+        for chunk in stub.DownloadArtifact(rpb.DownloadArtifactRequest(name=artifact)):
             handle.write(chunk.chunk)
     try:
         return unpack_model_dir(tar, target)
@@ -129,7 +122,7 @@ def upload(stub: Any, data: bytes) -> str:
         for start in range(0, len(data), UPLOAD_CHUNK):
             yield rpb.UploadArtifactRequest(chunk=data[start : start + UPLOAD_CHUNK])
 
-    response = stub.UploadArtifact(parts(), metadata=_metadata())
+    response = stub.UploadArtifact(parts())
     return str(response.artifact.name)
 
 
@@ -155,16 +148,13 @@ def register(
             aliases=list(spec.registration.aliases),
             # One registration per job, even if the worker is retried after registering.
             request_id=f"register-{spec.job_id}",
-        ),
-        metadata=_metadata(),
+        )
     )
     return str(response.model_version.name)
 
 
 def provenance_of(stub: Any, spec: TrainSpec, extra: dict[str, Any]) -> dict[str, Any]:
-    dataset = stub.GetDataset(
-        rpb.GetDatasetRequest(name=spec.dataset), metadata=_metadata()
-    ).dataset
+    dataset = stub.GetDataset(rpb.GetDatasetRequest(name=spec.dataset)).dataset
     return {
         "dataset": spec.dataset,
         "dataset_content_hash": dataset.content_hash,
@@ -193,13 +183,7 @@ def load_backend(name: str) -> Any:
 def run(args: argparse.Namespace, reporter: PipeReporter) -> int:
     spec = TrainSpec.from_json(json.loads(Path(args.spec).read_text()))
     workdir = Path(args.workdir)
-    channel = grpc.insecure_channel(
-        args.registry,
-        options=[
-            ("grpc.max_receive_message_length", 64 << 20),
-            ("grpc.max_send_message_length", 64 << 20),
-        ],
-    )
+    channel = outgoing.sync_channel(outgoing.OutgoingSettings.of(args.registry), outgoing.REGISTRY)
     stub: Any = registry_service_pb2_grpc.RegistryServiceStub(channel)  # type: ignore[no-untyped-call]
     reporter.phase("PREPARING")
     data = read_data(stub, spec)

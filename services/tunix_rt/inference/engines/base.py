@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from tunix_rt.training.tokenizer import TextTokenizer
+from tunix_rt.models.presets import ArchitectureConfig
+from tunix_rt.models.tokenizer import TextTokenizer
 
 # Finish reasons (the proto's FinishReason without the prefix).
 LENGTH = "length"  # max_new_tokens reached
@@ -30,7 +31,7 @@ class Sampling:
     temperature: float = 0.0  # 0 = greedy
     top_k: int = 0  # 0 = no top-k cut
     top_p: float = 1.0  # 1 = no nucleus cut
-    seed: int = 0  # the same seed (and request) gives the same text
+    seed: int = 0  # any int64; the same seed (and request) gives the same text
     stop: tuple[str, ...] = ()  # stop sequences
     # After this many generated tokens without an "Answer:" line, the engine appends
     # "\nAnswer:" itself and lets the model finish the answer; 0 = no limit.
@@ -88,3 +89,10 @@ class Engine(Protocol):
 
 
 LoadEngine = Callable[..., Engine]
+
+
+def kv_cache_bytes(arch: ArchitectureConfig, itemsize: int, rows: int) -> int:
+    """Bytes of a KV cache of `rows` full-context rows: a key and a value of `head_dim` items
+    per KV head, per layer, per token (what an engine reserves beside its weights)."""
+    per_token = 2 * arch.num_layers * arch.num_kv_heads * arch.head_dim * itemsize
+    return rows * arch.context_length * per_token

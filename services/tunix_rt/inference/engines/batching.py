@@ -18,9 +18,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from tunix_rt.inference.engines.base import Finished, Piece, Sampling
+from tunix_rt.inference.engines.base import Finished, Piece, Sampling, kv_cache_bytes
 from tunix_rt.inference.engines.sampling import RequestState
-from tunix_rt.training.tokenizer import TextTokenizer
+from tunix_rt.models.presets import ArchitectureConfig
+from tunix_rt.models.tokenizer import TextTokenizer
 
 POLL_SECONDS = 0.02  # how often a waiting caller checks `cancelled()`
 MAX_FUSED_STEPS = 16  # greedy steps a core may run per call (fewer host round trips)
@@ -271,3 +272,41 @@ def _merge(events: list[Piece | Finished]) -> list[Piece | Finished]:
         else:
             out.append(event)
     return out
+
+
+class BatchedEngine:
+    """What the JAX and torch engines share (see base.Engine): the engine's description and a
+    Scheduler running its DecodeCore. A subclass builds its core, then calls `__init__`."""
+
+    backend: str  # "jax" | "torch", set by the subclass
+
+    def __init__(
+        self,
+        core: DecodeCore,
+        tokenizer: TextTokenizer,
+        arch: ArchitectureConfig,
+        *,
+        itemsize: int,
+        devices: list[str],
+        capacity: int,
+        parameter_count: int,
+        weight_bytes: int,
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.context_length = arch.context_length
+        self.vocab_size = arch.vocab_size
+        self.parameter_count = parameter_count
+        self.memory_bytes = weight_bytes + kv_cache_bytes(arch, itemsize, capacity)
+        self.devices = devices
+        self.scheduler = Scheduler(core, tokenizer, arch.context_length, self.backend)
+
+    def encode_prompt(self, text: str) -> list[int]:
+        return [self.tokenizer.bos_id(), *self.tokenizer.encode(text)]
+
+    def generate(
+        self, prompt_ids: list[int], sampling: Sampling, cancelled: Callable[[], bool]
+    ) -> Iterator[Piece | Finished]:
+        return self.scheduler.generate(prompt_ids, sampling, cancelled)
+
+    def close(self) -> None:
+        self.scheduler.close()

@@ -17,7 +17,6 @@ the step updates them in place.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import jax
@@ -26,10 +25,9 @@ import numpy as np
 from flax import nnx
 
 from tunix_rt.inference.engines import jax_decode
-from tunix_rt.inference.engines.base import Finished, Piece, Sampling
-from tunix_rt.inference.engines.batching import Scheduler
-from tunix_rt.training.presets import ArchitectureConfig
-from tunix_rt.training.tokenizer import TextTokenizer
+from tunix_rt.inference.engines.batching import BatchedEngine
+from tunix_rt.models.presets import ArchitectureConfig
+from tunix_rt.models.tokenizer import TextTokenizer
 
 # Slots of a fresh cache: enough for a short prompt and 64 new tokens without a resize. Not more:
 # each decode step reads every slot of every row (batch 16, llama3-2.5m: the two attention dots
@@ -46,10 +44,6 @@ DEFAULT_CAPACITY = 32
 
 def next_power_of_two(n: int, floor: int = 1) -> int:
     return max(floor, 1 << max(0, n - 1).bit_length())
-
-
-def kv_bytes_per_token(arch: ArchitectureConfig, itemsize: int) -> int:
-    return 2 * arch.num_layers * arch.num_kv_heads * arch.head_dim * itemsize
 
 
 def first_argmax(logits: jax.Array) -> jax.Array:
@@ -393,7 +387,7 @@ class JaxCore:
             self._valid = self._valid[:needed]
 
 
-class JaxEngine:
+class JaxEngine(BatchedEngine):
     """An Engine over a tunix model (see base.Engine)."""
 
     backend = "jax"
@@ -409,30 +403,19 @@ class JaxEngine:
         parameter_count: int = 0,
         weight_bytes: int = 0,
     ) -> None:
-        self.tokenizer = tokenizer
-        self.context_length = arch.context_length
-        self.vocab_size = arch.vocab_size
-        self.parameter_count = parameter_count
-        itemsize = jnp.dtype(dtype).itemsize
-        self.memory_bytes = weight_bytes + capacity * arch.context_length * kv_bytes_per_token(
-            arch, itemsize
-        )
-        self.devices = [str(d) for d in jax.devices()]
         self.core = JaxCore(model, arch, dtype, capacity)
-        self.scheduler = Scheduler(self.core, tokenizer, arch.context_length, "jax")
+        super().__init__(
+            self.core,
+            tokenizer,
+            arch,
+            itemsize=jnp.dtype(dtype).itemsize,
+            devices=[str(d) for d in jax.devices()],
+            capacity=capacity,
+            parameter_count=parameter_count,
+            weight_bytes=weight_bytes,
+        )
 
     def warmup(self, max_batch: int = 16) -> None:
         """Compiles the usual shape buckets (seconds per batch bucket on CPU). Call it before
         serving (no request may be in flight)."""
         self.core.warmup(max_batch)
-
-    def encode_prompt(self, text: str) -> list[int]:
-        return [self.tokenizer.bos_id(), *self.tokenizer.encode(text)]
-
-    def generate(
-        self, prompt_ids: list[int], sampling: Sampling, cancelled: Callable[[], bool]
-    ) -> Iterator[Piece | Finished]:
-        return self.scheduler.generate(prompt_ids, sampling, cancelled)
-
-    def close(self) -> None:
-        self.scheduler.close()

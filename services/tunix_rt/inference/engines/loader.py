@@ -3,21 +3,21 @@
 Backend "" picks the engine measured fastest for the framework the directory was saved from
 (`DEFAULT_ENGINE`; bench/inference_generate.py measures both); "jax" or "torch" forces one. Both
 engines read any directory, since weights are stored under Hugging Face names. An adapter
-directory is merged onto its base directory (`tunix_rt.interchange.merge.load_merged` when it is
-available; otherwise only the JAX backend's own adapters load, through the tunix model).
+directory is merged onto its base directory first (`tunix_rt.models.interchange.merge`), so both
+engines serve adapters of either framework.
 """
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
 from tunix_rt.common.errors import FailedPrecondition, InvalidArgument
-from tunix_rt.inference.engines.base import Engine
-from tunix_rt.interchange.model_config import ModelDirConfig, read_config
-from tunix_rt.training.presets import ArchitectureConfig, parameter_count
-from tunix_rt.training.tokenizer import TextTokenizer, special_ids_from_config
+from tunix_rt.inference.engines.base import Engine, kv_cache_bytes
+from tunix_rt.models.interchange import merge
+from tunix_rt.models.interchange.model_config import ModelDirConfig, read_config
+from tunix_rt.models.presets import parameter_count
+from tunix_rt.models.tokenizer import TextTokenizer, special_ids_from_config
 
 BACKENDS = ("jax", "torch")
 # Engine per saved backend, by measurement (bench/inference_generate.py, 2-core CPU): the JAX
@@ -33,11 +33,6 @@ def engine_backend(config: ModelDirConfig, backend: str) -> str:
     return backend or DEFAULT_ENGINE.get(config.backend, "jax")
 
 
-def _kv_bytes(arch: ArchitectureConfig, itemsize: int) -> int:
-    per_token = 2 * arch.num_layers * arch.num_kv_heads * arch.head_dim * itemsize
-    return KV_RESERVE_ROWS * arch.context_length * per_token
-
-
 def estimate_memory_bytes(model_dir: Path, backend: str = "") -> int:
     """Bytes the loaded engine will hold (weights plus its KV-cache reserve), from config.json
     and the safetensors sizes, without loading anything."""
@@ -46,14 +41,7 @@ def estimate_memory_bytes(model_dir: Path, backend: str = "") -> int:
     arch = config.architecture
     on_disk = sum(f.stat().st_size for f in model_dir.glob("*.safetensors"))
     weights = max(parameter_count(arch) * 4, on_disk)  # float32 on the host
-    return weights + _kv_bytes(arch, 4)
-
-
-def _has_merge() -> bool:
-    try:
-        return importlib.util.find_spec("tunix_rt.interchange.merge") is not None
-    except ModuleNotFoundError:
-        return False
+    return weights + kv_cache_bytes(arch, 4, KV_RESERVE_ROWS)
 
 
 def _merged_tensors(model_dir: Path, base_dir: Path | None) -> dict[str, Any] | None:
@@ -63,10 +51,6 @@ def _merged_tensors(model_dir: Path, base_dir: Path | None) -> dict[str, Any] | 
         return None
     if base_dir is None:
         raise FailedPrecondition(f"{model_dir} holds a LoRA adapter only; its base is needed")
-    if not _has_merge():
-        return None
-    from tunix_rt.interchange import merge
-
     tensors: dict[str, Any] = merge.load_merged(model_dir, base_dir)
     return tensors
 
@@ -108,28 +92,18 @@ def _load_jax(
     import jax.numpy as jnp
 
     from tunix_rt.inference.engines.jax_engine import JaxEngine
-    from tunix_rt.training.backends.jax import model as model_lib
-    from tunix_rt.training.backends.jax import model_dir as model_dir_lib
-    from tunix_rt.training.backends.jax import weights
+    from tunix_rt.models.jax import model as model_lib
+    from tunix_rt.models.jax import model_dir as model_dir_lib
+    from tunix_rt.models.jax import weights
 
     arch = config.architecture
     if merged is not None:
         model = model_lib.abstract_model(arch)
         weights.load_hf(model, merged)
-    elif config.adapter is not None and config.backend != "jax":
-        raise FailedPrecondition(
-            f"{model_dir} holds a {config.backend} adapter; merging it needs "
-            "tunix_rt.interchange.merge, which is not available"
-        )
     else:
+        # An adapter always arrives merged (`_merged_tensors`): the engine's decode step calls
+        # the model's modules one by one, past qwix's LoRA interception.
         model, _, _ = model_dir_lib.load_model_dir(model_dir, base_dir)
-        if config.adapter is not None:
-            # The engine's decode step calls the model's modules one by one, past qwix's LoRA
-            # interception (which wraps the whole model's call): merge the adapter first.
-            scale = float(config.adapter["alpha"]) / int(config.adapter["rank"])
-            merged_model = model_lib.abstract_model(arch)
-            weights.load_hf(merged_model, weights.export_hf(model, scale))
-            model = merged_model
     accelerator = jax.devices()[0].platform != "cpu"
     dtype = jnp.bfloat16 if _dtype_name(precision, accelerator) == "bfloat16" else jnp.float32
     count = parameter_count(arch)
@@ -160,11 +134,6 @@ def _load_torch(
     accelerator = torch.cuda.is_available()
     name = _dtype_name(precision, accelerator)
     dtype = torch.bfloat16 if name == "bfloat16" else torch.float32
-    if config.adapter is not None and merged is None:
-        raise FailedPrecondition(
-            f"{model_dir} holds an adapter; the torch engine needs "
-            "tunix_rt.interchange.merge to merge it onto its base"
-        )
     if merged is None:
         model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=dtype)
     else:

@@ -33,12 +33,13 @@ from tunix_rt.inference.engines.base import (
     Piece,
     Sampling,
 )
-from tunix_rt.training.tokenizer import TextTokenizer
+from tunix_rt.models.tokenizer import TextTokenizer
 
 FORCED_ANSWER = "\nAnswer:"
-# What counts as the answer line (as tunix_rt.training.answers reads it: any case, any spacing).
+# What counts as the answer line (as tunix_rt.models.answers reads it: any case, any spacing).
 _ANSWER = re.compile(r"answer\s*[:\uff1a]", re.IGNORECASE)
 _INCOMPLETE = "\ufffd"  # what a partial UTF-8 sequence decodes to
+_SEED_SPACE = 1 << 64  # seeds are taken modulo this (see RequestState)
 
 
 def sample_token(logits: np.ndarray, sampling: Sampling, rng: np.random.Generator) -> int:
@@ -88,7 +89,9 @@ class RequestState:
     finished: Finished | None = None
 
     def __post_init__(self) -> None:
-        self.rng = np.random.default_rng(self.sampling.seed)
+        # Any int64 is a seed: a negative one seeds with its 64-bit two's complement, as
+        # torch.Generator.manual_seed (and so vLLM) reads it; numpy refuses negative seeds.
+        self.rng = np.random.default_rng(self.sampling.seed % _SEED_SPACE)
         self._eos = self.tokenizer.eos_id()
         self._hold = max((len(s) for s in self.sampling.stop), default=1) - 1
 

@@ -9,17 +9,15 @@ attends to any more are trimmed from the left.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 import torch
 from transformers import DynamicCache
 
-from tunix_rt.inference.engines.base import Finished, Piece, Sampling
-from tunix_rt.inference.engines.batching import Scheduler
-from tunix_rt.training.presets import ArchitectureConfig
-from tunix_rt.training.tokenizer import TextTokenizer
+from tunix_rt.inference.engines.batching import BatchedEngine
+from tunix_rt.models.presets import ArchitectureConfig
+from tunix_rt.models.tokenizer import TextTokenizer
 
 DEFAULT_CAPACITY = 32
 
@@ -137,7 +135,7 @@ class TorchCore:
         self._rows = [self._rows[i] for i in keep]
 
 
-class TorchEngine:
+class TorchEngine(BatchedEngine):
     """An Engine over a transformers causal LM (see base.Engine)."""
 
     backend = "torch"
@@ -152,30 +150,24 @@ class TorchEngine:
         parameter_count: int = 0,
         weight_bytes: int = 0,
     ) -> None:
-        self.tokenizer = tokenizer
-        self.context_length = arch.context_length
-        self.vocab_size = arch.vocab_size
-        self.parameter_count = parameter_count
-        itemsize = next(model.parameters()).element_size()
-        per_token = 2 * arch.num_layers * arch.num_kv_heads * arch.head_dim * itemsize
-        self.memory_bytes = weight_bytes + capacity * arch.context_length * per_token
         self.model = model.eval()
-        self.devices = [str(next(model.parameters()).device)]
         self.core = TorchCore(self.model, capacity, tokenizer.pad_id())
-        self.scheduler = Scheduler(self.core, tokenizer, arch.context_length, "torch")
+        first = next(model.parameters())
+        super().__init__(
+            self.core,
+            tokenizer,
+            arch,
+            itemsize=first.element_size(),
+            devices=[str(first.device)],
+            capacity=capacity,
+            parameter_count=parameter_count,
+            weight_bytes=weight_bytes,
+        )
 
     def warmup(self, max_batch: int = 16) -> None:
         """Nothing to compile (eager torch); here for symmetry with the JAX engine."""
         del max_batch
 
-    def encode_prompt(self, text: str) -> list[int]:
-        return [self.tokenizer.bos_id(), *self.tokenizer.encode(text)]
-
-    def generate(
-        self, prompt_ids: list[int], sampling: Sampling, cancelled: Callable[[], bool]
-    ) -> Iterator[Piece | Finished]:
-        return self.scheduler.generate(prompt_ids, sampling, cancelled)
-
     def close(self) -> None:
-        self.scheduler.close()
+        super().close()
         self.model = None

@@ -10,13 +10,13 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, Select, select
+from sqlalchemy import Engine, Select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from tunix_rt.common.errors import InvalidArgument, NotFound
 from tunix_rt.registry.storage.engine import make_engine
-from tunix_rt.registry.storage.schema import DatasetRow, IdempotencyKeyRow
+from tunix_rt.registry.storage.schema import IdempotencyKeyRow
 
 T = TypeVar("T")
 MAX_REQUEST_ID = 128
@@ -28,11 +28,6 @@ def one_or_not_found(session: Session, query: Select[T], resource_type: str, nam
     if row is None:
         raise NotFound(resource_type, name)
     return row
-
-
-def dataset_row(session: Session, dataset_id: str) -> DatasetRow:
-    query = select(DatasetRow).where(DatasetRow.dataset_id == dataset_id)
-    return one_or_not_found(session, query, "dataset", f"datasets/{dataset_id}")
 
 
 def now() -> datetime:

@@ -3,7 +3,7 @@
 SQLite (the embedded default) runs in WAL mode so readers never block the writer, with a busy
 timeout, and write transactions start with `BEGIN IMMEDIATE`: a deferred transaction that later
 tries to write can fail at once with SQLITE_BUSY instead of waiting, which `IMMEDIATE` avoids.
-PostgreSQL needs none of this.
+PostgreSQL needs none of this; its sessions read times in UTC whatever the server's zone.
 """
 
 from __future__ import annotations
@@ -29,7 +29,9 @@ def is_sqlite(url: str) -> bool:
 def make_engine(url: str, *, write: bool = False) -> Engine:
     """An engine for `url`; with `write` on SQLite its transactions begin IMMEDIATE."""
     if not is_sqlite(url):
-        return create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8)
+        engine = create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8)
+        event.listen(engine, "connect", _utc_session)
+        return engine
     # Writers: isolation_level=None hands transaction control to us (the pysqlite recipe in
     # SQLAlchemy's docs), so the `begin` hook below starts each one IMMEDIATE. Readers keep
     # pysqlite's default, which runs a lone SELECT without BEGIN/COMMIT round trips; WAL gives each
@@ -55,6 +57,18 @@ def make_engine(url: str, *, write: bool = False) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def _utc_session(dbapi_conn: Any, _record: Any) -> None:
+    """PostgreSQL hands timestamptz values back in the session's time zone, the server's
+    default unless set: in a zone west of UTC, 0001-01-01T00:00Z reads as a year 1 BC that no
+    Python datetime holds (psycopg raises DataError), and east of UTC the last second of 9999
+    reads as year 10000. Every stored time is UTC, so every session reads in UTC. A SET in the
+    connect hook rather than the `options` startup parameter, which PgBouncer refuses."""
+    cursor = dbapi_conn.cursor()
+    cursor.execute("SET TIME ZONE 'UTC'")
+    cursor.close()
+    dbapi_conn.commit()  # outside autocommit the SET opened a transaction; keep it
 
 
 def alembic_config(url: str) -> Config:

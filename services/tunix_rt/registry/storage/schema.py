@@ -295,5 +295,7 @@ class IdempotencyKeyRow(Base):
     method: Mapped[str] = mapped_column(String(64), primary_key=True)
     request_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     fingerprint: Mapped[str] = mapped_column(String(64))
-    resource: Mapped[str] = mapped_column(String(256))
+    # Text: a batch create records the comma-joined uids of every trace it made (33 chars each,
+    # up to MAX_BATCH_TRACES of them); migration 0003 says why this is not a side table.
+    resource: Mapped[str] = mapped_column(Text)
     create_time: Mapped[datetime]

@@ -1,4 +1,4 @@
-"""What a training backend is given and returns; shared by the JAX and (later) torch backends.
+"""What a training backend is given and returns; shared by the JAX and torch backends.
 
 A backend runs inside a worker process, sees only the devices its job was allocated, and talks to
 the outside world only through the Reporter (events for the job's metric stream) and its working
@@ -10,6 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+
+# The phases a backend reports (Reporter.phase), in the order a run goes through them; the
+# service shows them as TrainingJob.phase (TRAINING_JOB_PHASE_<name>).
+PREPARING, TRAINING, EVALUATING, CHECKPOINTING, REGISTERING = (
+    "PREPARING",
+    "TRAINING",
+    "EVALUATING",
+    "CHECKPOINTING",
+    "REGISTERING",
+)
 
 
 @dataclass(frozen=True)

@@ -4,11 +4,12 @@ The worker process (tunix_rt.training.worker) calls `train` once per attempt; a 
 the same `workdir` resumes from the latest checkpoint in `workdir/checkpoints`. It leaves:
 
     workdir/tokenizer/tokenizer.json   the tokenizer (trained once for a preset, reused on resume)
-    workdir/run.json                   what a resume must match (common.check_run)
+    workdir/run.json                   what a resume must match (resume.check_run)
     workdir/checkpoints/<step>/        Orbax checkpoints (the latest 3)
-    workdir/model/                     the model directory to register (model_dir)
+    workdir/model/                     the model directory to register (models.jax.model_dir)
 
-Inference uses `load_model_dir` and `generate` from here.
+`load_model_dir` and `generate` are re-exported for reading a trained model back (tests,
+benchmarks).
 """
 
 from __future__ import annotations
@@ -21,23 +22,30 @@ import jax
 import numpy as np
 from flax import nnx
 
-from tunix_rt.common.errors import FieldViolation, InvalidArgument
-from tunix_rt.training import presets
-from tunix_rt.training.backends import common
-from tunix_rt.training.backends.base import Reporter, Stopped, TrainData, TrainResult
-from tunix_rt.training.backends.common import P
+from tunix_rt.models import presets
+from tunix_rt.models.jax import model as model_lib
+from tunix_rt.models.jax.model_dir import load_model, load_model_dir
+from tunix_rt.models.jax.model_dir import write_model_dir as _write_model_dir
+from tunix_rt.training.backends import preparation, results, resume
+from tunix_rt.training.backends.adamw import make_schedule
+from tunix_rt.training.backends.base import (
+    EVALUATING,
+    PREPARING,
+    TRAINING,
+    Reporter,
+    Stopped,
+    TrainData,
+    TrainResult,
+)
 from tunix_rt.training.backends.jax import checkpoint, trainer
-from tunix_rt.training.backends.jax import model as model_lib
 from tunix_rt.training.backends.jax.evaluation import Evaluator
 from tunix_rt.training.backends.jax.generate import Generator, generate
 from tunix_rt.training.backends.jax.loss import make_loss_fn
 from tunix_rt.training.backends.jax.mesh import entered, make_mesh, shard_model
-from tunix_rt.training.backends.jax.model_dir import load_model, load_model_dir
-from tunix_rt.training.backends.jax.model_dir import write_model_dir as _write_model_dir
-from tunix_rt.training.backends.jax.optimizer import make_optimizer, make_schedule
+from tunix_rt.training.backends.jax.optimizer import make_optimizer
 from tunix_rt.training.spec import TrainSpec
 
-__all__ = ["Generator", "generate", "load_model_dir", "train", "validate"]
+__all__ = ["Generator", "generate", "load_model_dir", "train"]
 
 LIBRARIES = (
     "google-tunix",
@@ -51,23 +59,6 @@ LIBRARIES = (
     "safetensors",
     "numpy",
 )
-
-
-def validate(spec: TrainSpec, device_count: int) -> None:
-    """What this backend cannot do with an otherwise valid spec; InvalidArgument naming each
-    field. Cheap (no jax work), so the service may call it at submission."""
-    violations: list[FieldViolation] = []
-    if spec.lora is not None and spec.lora.dropout > 0:
-        violations.append(
-            FieldViolation(
-                P + "lora.dropout",
-                "must be 0 on the jax backend (qwix applies LoRA dropout at generation time too)",
-            )
-        )
-    violations.extend(common.batch_size_violations(spec, device_count))
-    violations.extend(common.preset_violations(spec))
-    if violations:
-        raise InvalidArgument.fields(violations)
 
 
 def _build_model(
@@ -89,7 +80,7 @@ def _provenance(devices: list[Any], mesh: Any, dtype: Any, model: nnx.Module) ->
     lora = model_lib.parameter_count(model, nnx.LoRAParam)
     return {
         "backend": "jax",
-        "library_versions": common.library_versions(LIBRARIES),
+        "library_versions": results.library_versions(LIBRARIES),
         "python": platform.python_version(),
         "platform": devices[0].platform,
         "device_count": len(devices),
@@ -102,17 +93,16 @@ def _provenance(devices: list[Any], mesh: Any, dtype: Any, model: nnx.Module) ->
 
 
 def train(spec: TrainSpec, data: TrainData, workdir: Path, reporter: Reporter) -> TrainResult:
-    """Trains (or resumes) the job in `workdir`; see the module docstring. Raises NonFiniteLoss,
-    Stopped (cancelled; no checkpoint after the request), InvalidArgument / FailedPrecondition
-    (a spec this backend cannot run)."""
+    """Trains (or resumes) the job in `workdir`; see the module docstring. The spec was
+    validated at submission (job_spec). Raises NonFiniteLoss, Stopped (cancelled; no checkpoint
+    after the request), FailedPrecondition (a base model or resume it cannot use)."""
     devices = jax.devices()
-    validate(spec, len(devices))
     hyper = spec.hyper
-    reporter.phase("PREPARING")
-    prep = common.prepare(spec, data, workdir, reporter)
+    reporter.phase(PREPARING)
+    prep = preparation.prepare(spec, data, workdir, reporter)
     arch, tokenizer, plan = prep.arch, prep.tokenizer, prep.plan
     max_seq_len, total, batcher = prep.max_seq_len, plan.total_steps, prep.batcher
-    resumable = common.check_run(workdir, prep.fingerprint(spec))
+    resumable = resume.check_run(workdir, prep.fingerprint(spec))
     reporter.log(
         f"{len(prep.encoded)} train examples, {hyper.batching} batches of {hyper.batch_size}x"
         f"{max_seq_len}, padding {prep.padding:.1%}, {batcher.batches_per_epoch():.1f} "
@@ -145,7 +135,7 @@ def train(spec: TrainSpec, data: TrainData, workdir: Path, reporter: Reporter) -
             lora=spec.lora is not None,
             workdir=workdir,
         )
-        reporter.phase("TRAINING")
+        reporter.phase(TRAINING)
         start = trainer.run(
             model=model,
             optimizer=make_optimizer(hyper, schedule),
@@ -155,7 +145,7 @@ def train(spec: TrainSpec, data: TrainData, workdir: Path, reporter: Reporter) -
         )
         if start and resumable:
             reporter.log(f"resumed from the checkpoint of step {start}")
-        reporter.phase("EVALUATING")
+        reporter.phase(EVALUATING)
         final_eval = evaluator.evaluate(reporter.should_stop)
         if reporter.should_stop():
             raise Stopped()
@@ -172,6 +162,6 @@ def train(spec: TrainSpec, data: TrainData, workdir: Path, reporter: Reporter) -
             lora_mode=spec.registration.lora_mode,
             base=spec.base.model_version or spec.base.checkpoint_dir,
         )
-    metrics = common.final_metrics(loop.last_metrics, final_eval, loop.mean_tokens_per_second())
+    metrics = results.final_metrics(loop.last_metrics, final_eval, loop.mean_tokens_per_second())
     provenance = {**_provenance(devices, mesh, dtype, model), **prep.provenance(start)}
     return TrainResult(model_dir, total, metrics, provenance)

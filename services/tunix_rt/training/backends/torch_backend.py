@@ -6,12 +6,13 @@ data order (packing), prompt-masked loss, AdamW and schedule, metric names, eval
 checkpoint events. It leaves:
 
     workdir/tokenizer/tokenizer.json   the tokenizer (trained once for a preset, reused on resume)
-    workdir/run.json                   what a resume must match (common.check_run)
+    workdir/run.json                   what a resume must match (resume.check_run)
     workdir/checkpoints/<step>/        weights + optimizer + data position + RNGs (the latest 3)
-    workdir/model/                     the model directory to register (torch/model_dir.py)
+    workdir/model/                     the model directory to register (models.torch.model_dir)
 
 On CPU a job is one process (threads: the job's CPU share from OMP_NUM_THREADS); with several
-GPUs it is data-parallel (torch/parallel.py). Inference uses `load_model_dir` and `generate`.
+GPUs it is data-parallel (torch/parallel.py). `load_model_dir` and `generate` are re-exported
+for reading a trained model back (tests, benchmarks).
 """
 
 from __future__ import annotations
@@ -24,38 +25,34 @@ from typing import Any
 
 import torch
 
-from tunix_rt.common.errors import FieldViolation, InvalidArgument
-from tunix_rt.training.backends import common
-from tunix_rt.training.backends.base import Reporter, Stopped, TrainData, TrainResult
-from tunix_rt.training.backends.common import P
+from tunix_rt.models.torch import model as model_lib
+from tunix_rt.models.torch.model_dir import load_model_dir, write_model_dir
+from tunix_rt.training.backends import preparation, results, resume
+from tunix_rt.training.backends.adamw import make_schedule
+from tunix_rt.training.backends.base import (
+    EVALUATING,
+    PREPARING,
+    TRAINING,
+    Reporter,
+    Stopped,
+    TrainData,
+    TrainResult,
+)
+from tunix_rt.training.backends.preparation import Prepared
 from tunix_rt.training.backends.torch import checkpoint, trainer
-from tunix_rt.training.backends.torch import model as model_lib
 from tunix_rt.training.backends.torch.evaluation import Evaluator
 from tunix_rt.training.backends.torch.generate import Generator, generate
-from tunix_rt.training.backends.torch.model_dir import load_model_dir, write_model_dir
 from tunix_rt.training.backends.torch.parallel import (
     Parallel,
     gpu_count,
     run_data_parallel,
     single,
 )
-from tunix_rt.training.backends.torch.schedule import make_schedule
 from tunix_rt.training.spec import TrainSpec
 
-__all__ = ["Generator", "generate", "load_model_dir", "train", "validate"]
+__all__ = ["Generator", "generate", "load_model_dir", "train"]
 
 LIBRARIES = ("torch", "transformers", "peft", "tokenizers", "safetensors", "numpy")
-
-
-def validate(spec: TrainSpec, device_count: int) -> None:
-    """What this backend cannot do with an otherwise valid spec; InvalidArgument naming each
-    field. Cheap (no torch work), so the service may call it at submission."""
-    violations = common.batch_size_violations(spec, device_count)
-    if spec.lora is not None and not 0 <= spec.lora.dropout < 1:
-        violations.append(FieldViolation(P + "lora.dropout", "must be in [0, 1)"))
-    violations.extend(common.preset_violations(spec))
-    if violations:
-        raise InvalidArgument.fields(violations)
 
 
 class _Silent:
@@ -78,7 +75,7 @@ def _cpu_threads() -> None:
         torch.set_num_threads(int(threads))
 
 
-def _build_model(spec: TrainSpec, prep: common.Prepared, device: torch.device) -> Any:
+def _build_model(spec: TrainSpec, prep: Prepared, device: torch.device) -> Any:
     config = model_lib.config_for(prep.arch, prep.tokenizer)
     if prep.base_dir is None:
         model = model_lib.create_model(config, spec.hyper.seed)
@@ -96,13 +93,13 @@ def _device_kind(device: torch.device) -> str:
 
 
 def _provenance(
-    model: Any, parallel: Parallel, autocast: torch.dtype | None, prep: common.Prepared, start: int
+    model: Any, parallel: Parallel, autocast: torch.dtype | None, prep: Prepared, start: int
 ) -> dict[str, Any]:
     """Where and with what the model was trained (the model version's provenance)."""
     lora = model_lib.lora_parameter_count(model)
     return {
         "backend": "torch",
-        "library_versions": common.library_versions(LIBRARIES),
+        "library_versions": results.library_versions(LIBRARIES),
         "python": platform.python_version(),
         "platform": parallel.device.type,
         "device_count": parallel.world,
@@ -117,19 +114,18 @@ def _provenance(
 
 
 def train(spec: TrainSpec, data: TrainData, workdir: Path, reporter: Reporter) -> TrainResult:
-    """Trains (or resumes) the job in `workdir`; see the module docstring. Raises NonFiniteLoss,
-    Stopped (cancelled; no checkpoint after the request), InvalidArgument / FailedPrecondition
-    (a spec this backend cannot run)."""
+    """Trains (or resumes) the job in `workdir`; see the module docstring. The spec was
+    validated at submission (job_spec). Raises NonFiniteLoss, Stopped (cancelled; no checkpoint
+    after the request), FailedPrecondition (a base model or resume it cannot use)."""
     world = gpu_count() if spec.device_kind == "gpu" else 1
-    validate(spec, max(1, world))
-    reporter.phase("PREPARING")
+    reporter.phase(PREPARING)
     if world <= 1:
         _cpu_threads()
         result = _train(spec, data, workdir, single(), reporter)
     else:
         # The tokenizer is trained (and saved) once, before the other ranks start and load it.
-        arch, base_dir = common.architecture(spec)
-        common.load_tokenizer(data, workdir, arch, base_dir)
+        arch, base_dir = preparation.architecture(spec)
+        preparation.load_tokenizer(data, workdir, arch, base_dir)
         target = functools.partial(_train, spec, data, workdir)
         result = run_data_parallel(world, target, reporter)
     assert result is not None  # rank 0's
@@ -143,9 +139,9 @@ def _train(
     reporter = reporter if reporter is not None else _Silent()
     main = parallel.is_main
     hyper = spec.hyper
-    prep = common.prepare(spec, data, workdir, reporter)
+    prep = preparation.prepare(spec, data, workdir, reporter)
     if main:
-        common.check_run(workdir, {"backend": "torch", **prep.fingerprint(spec)})
+        resume.check_run(workdir, {"backend": "torch", **prep.fingerprint(spec)})
     plan = prep.plan
     module = _build_model(spec, prep, parallel.device)
     optimizer = trainer.make_optimizer(module, hyper)
@@ -188,11 +184,11 @@ def _train(
         parallel=parallel,
         autocast=autocast,
     )
-    reporter.phase("TRAINING")
+    reporter.phase(TRAINING)
     loop.run(start)
     if not main or evaluator is None:
         return None
-    reporter.phase("EVALUATING")
+    reporter.phase(EVALUATING)
     final_eval = evaluator.evaluate(reporter.should_stop)
     if reporter.should_stop():
         raise Stopped()
@@ -210,5 +206,5 @@ def _train(
         lora_mode=spec.registration.lora_mode,
         base=spec.base.model_version or spec.base.checkpoint_dir,
     )
-    metrics = common.final_metrics(loop.last_metrics, final_eval, loop.mean_tokens_per_second())
+    metrics = results.final_metrics(loop.last_metrics, final_eval, loop.mean_tokens_per_second())
     return TrainResult(model_dir, plan.total_steps, metrics, provenance)

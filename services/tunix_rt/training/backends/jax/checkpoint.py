@@ -8,7 +8,7 @@ RNG key. PeftTrainer restores the latest one when it is constructed. Saves are s
 reported checkpoint is complete and a cancelled job never leaves half of one.
 
 `run.json` beside the checkpoints records what the data stream depends on (tokenizer, examples,
-batching; common.check_run); resuming with a different one would not continue the same loss
+batching; resume.check_run); resuming with a different one would not continue the same loss
 curve, so it is an error.
 """
 

@@ -13,8 +13,8 @@ from typing import Any
 
 from flax import nnx
 
-from tunix_rt.training.backends.common import ChunkedGenerator, Request, in_chunks
-from tunix_rt.training.tokenizer import TextTokenizer
+from tunix_rt.models.tokenizer import TextTokenizer
+from tunix_rt.training.backends.generation import ChunkedGenerator, Request, in_chunks
 
 
 def _next_power_of_two(n: int) -> int:

@@ -32,13 +32,19 @@ import optax
 from flax import nnx
 from tunix.sft import hooks, metrics_logger, peft_trainer
 
-from tunix_rt.training.backends.base import NonFiniteLoss, Reporter, Stopped
-from tunix_rt.training.backends.common import CHECKPOINTING, TRAINING, evaluate_between_steps
-from tunix_rt.training.backends.common import Plan as Plan  # re-exported: callers plan runs
+from tunix_rt.training.backends.base import (
+    CHECKPOINTING,
+    TRAINING,
+    NonFiniteLoss,
+    Reporter,
+    Stopped,
+)
+from tunix_rt.training.backends.evaluation import evaluate_between_steps
 from tunix_rt.training.backends.jax import checkpoint
 from tunix_rt.training.backends.jax.evaluation import Evaluator
 from tunix_rt.training.backends.jax.loss import model_input
 from tunix_rt.training.backends.jax.mesh import DATA_AXES
+from tunix_rt.training.backends.preparation import Plan as Plan  # re-exported: callers plan runs
 from tunix_rt.training.packing import Batcher
 
 

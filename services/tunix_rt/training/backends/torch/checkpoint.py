@@ -9,7 +9,7 @@
 
 A checkpoint is written to a temporary directory and renamed into place, so one that exists is
 complete whenever the worker is killed; the latest KEEP are kept. `run.json` beside them records
-what the data stream depends on, as on the JAX backend (common.check_run): resuming with a
+what the data stream depends on, as on the JAX backend (resume.check_run): resuming with a
 different one would not continue the same loss curve, so it is FAILED_PRECONDITION.
 """
 

@@ -12,12 +12,12 @@ from typing import Any
 
 import torch
 
+from tunix_rt.models.tokenizer import TextTokenizer
 from tunix_rt.training.backends.base import Example
-from tunix_rt.training.backends.common import EvaluatorBase
+from tunix_rt.training.backends.evaluation import EvaluatorBase
 from tunix_rt.training.backends.torch.generate import Generator
 from tunix_rt.training.backends.torch.loss import to_inputs, token_losses
 from tunix_rt.training.packing import Batch, EncodedExample, eval_batches
-from tunix_rt.training.tokenizer import TextTokenizer
 
 
 class Evaluator(EvaluatorBase):

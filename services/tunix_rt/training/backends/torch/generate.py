@@ -12,8 +12,8 @@ from typing import Any
 
 import torch
 
-from tunix_rt.training.backends.common import ChunkedGenerator, Request, in_chunks
-from tunix_rt.training.tokenizer import TextTokenizer
+from tunix_rt.models.tokenizer import TextTokenizer
+from tunix_rt.training.backends.generation import ChunkedGenerator, Request, in_chunks
 
 
 class Generator(ChunkedGenerator):

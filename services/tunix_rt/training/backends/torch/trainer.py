@@ -19,19 +19,22 @@ from typing import Any
 
 import torch
 
-from tunix_rt.training.backends.base import NonFiniteLoss, Reporter, Stopped
-from tunix_rt.training.backends.common import CHECKPOINTING, TRAINING, evaluate_between_steps
-from tunix_rt.training.backends.common import Plan as Plan  # re-exported: callers plan runs
+from tunix_rt.training.backends.adamw import BETAS, EPS
+from tunix_rt.training.backends.base import (
+    CHECKPOINTING,
+    TRAINING,
+    NonFiniteLoss,
+    Reporter,
+    Stopped,
+)
+from tunix_rt.training.backends.evaluation import evaluate_between_steps
+from tunix_rt.training.backends.preparation import Plan as Plan  # re-exported: callers plan runs
 from tunix_rt.training.backends.torch import checkpoint
 from tunix_rt.training.backends.torch.evaluation import Evaluator
 from tunix_rt.training.backends.torch.loss import to_inputs, token_losses
 from tunix_rt.training.backends.torch.parallel import Parallel
 from tunix_rt.training.packing import Batcher
 from tunix_rt.training.spec import Hyperparameters
-
-# nanoGPT's betas, as on the JAX backend.
-BETAS = (0.9, 0.95)
-EPS = 1e-8  # optax's default
 
 
 def make_optimizer(model: Any, hyper: Hyperparameters) -> torch.optim.AdamW:

@@ -1,0 +1,1 @@
+"""JAX model definitions (tunix model families), their weights and model directories."""

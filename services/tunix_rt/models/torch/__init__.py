@@ -1,0 +1,1 @@
+"""Torch model definitions (transformers), their LoRA (peft) and model directories."""

@@ -1,0 +1,95 @@
+"""Trace use cases: create (one, a batch, or a JSONL import), get, list and delete."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from tunix_rt.common import canonical, pagination
+from tunix_rt.common.errors import InvalidArgument
+from tunix_rt.registry import datasets as ds
+from tunix_rt.registry import names
+from tunix_rt.registry import traces as tr
+from tunix_rt.registry.storage.repository import Repository
+from tunix_rt.registry.use_cases.page import Page
+
+
+@dataclass
+class ImportReport:
+    """What an import did."""
+
+    line_count: int = 0
+    errors: list[tuple[int, str, str]] = field(default_factory=list)  # (line, field, message)
+    trace_uids: list[str] = field(default_factory=list)
+    rejected: bool = False
+
+
+class Traces:
+    """The trace use cases over the repository."""
+
+    def __init__(self, repository: Repository) -> None:
+        self.repo = repository
+
+    def create_trace(self, content: tr.TraceContent, request_id: str) -> tr.Trace:
+        (uid,) = self._store([content], request_id)
+        return self.repo.get_trace(uid)
+
+    def batch_create_traces(
+        self, contents: Sequence[tr.TraceContent], request_id: str
+    ) -> list[tr.Trace]:
+        """Stores traces all or nothing; returns them in order."""
+        if not contents:
+            raise InvalidArgument.field("traces", "must hold at least one trace")
+        return self.repo.get_traces(self._store(contents, request_id))
+
+    def import_traces(
+        self, chunks: Iterable[bytes], *, atomic: bool, source: str, request_id: str
+    ) -> ImportReport:
+        """Validates the JSONL lines of concatenated chunks and stores the good ones (none when
+        atomic and any is bad). Blank lines are skipped and not counted."""
+        report = ImportReport()
+        good: list[tr.TraceContent] = []
+        for number, line in tr.numbered_lines(chunks):
+            if not line.strip():
+                continue
+            report.line_count += 1
+            try:
+                good.append(tr.validate(tr.parse_jsonl_line(line), source=source))
+            except InvalidArgument as exc:
+                for violation in exc.violations or []:
+                    report.errors.append((number, violation.field, violation.description))
+        if atomic and report.errors:
+            report.rejected = True
+            return report
+        if good:
+            report.trace_uids = self._store(good, request_id)
+        return report
+
+    def get_trace(self, name: str) -> tr.Trace:
+        return self.repo.get_trace(names.parse(name, "traces", "name", names.UID_PATTERN))
+
+    def list_traces(self, flt: ds.TraceFilter, size: int, token: str) -> Page[tr.Trace]:
+        ds.check_filter(flt)
+        limit = pagination.page_size(size)
+        key = flt.to_json()
+        after = pagination.decode(token, key) or 0
+        items, last = self.repo.list_traces(flt, int(after), limit)
+        return Page.of(items, last, key)
+
+    def delete_trace(self, name: str) -> None:
+        self.repo.delete_trace(names.parse(name, "traces", "name", names.UID_PATTERN))
+
+    def _store(self, contents: Sequence[tr.TraceContent], request_id: str) -> list[str]:
+        """Stores traces all or nothing, once per request_id; returns their uids."""
+        if len(contents) > tr.MAX_BATCH_TRACES:
+            raise InvalidArgument.field("traces", f"at most {tr.MAX_BATCH_TRACES} per batch")
+        fingerprint = canonical.sha256_hex(
+            canonical.dumps([[c.content_hash(), c.source] for c in contents])
+        )
+        joined = self.repo.idempotent(
+            "CreateTraces",
+            request_id,
+            fingerprint,
+            lambda session: ",".join(self.repo.insert_traces(session, contents)),
+        )
+        return joined.split(",") if joined else []

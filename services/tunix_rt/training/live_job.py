@@ -1,0 +1,139 @@
+"""What this training service knows about a job it runs, beyond the job's registry run: the
+current attempt's phase, progress and latest metrics, its worker process, how it is ending, and
+its event hub. The registry run stays the durable state (jobs.py); this is what is lost, and not
+needed, when the service restarts.
+
+A worker's reports (worker_protocol) land here: `apply` updates the state and emits the job's
+events in order; the one report that needs the registry, a saved checkpoint, is the job
+manager's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from google.protobuf import timestamp_pb2
+
+from tunix_rt.training.event_hub import JobEvents
+from tunix_rt.training.spec import TrainSpec
+from tunix_rt.v1 import run_pb2
+
+
+def now() -> timestamp_pb2.Timestamp:
+    stamp = timestamp_pb2.Timestamp()
+    stamp.GetCurrentTime()
+    return stamp
+
+
+@dataclass
+class LiveJob:
+    """What this service knows about a job beyond its run record."""
+
+    job_id: str
+    spec: TrainSpec
+    events: JobEvents
+    attempt: int = 0
+    phase: str = ""
+    step: int = 0
+    total_steps: int = 0
+    epoch: float = 0.0
+    # name -> (step, value, wall time in seconds)
+    latest_metrics: dict[str, tuple[int, float, float]] = field(default_factory=dict)
+    latest_checkpoint: str = ""
+    registered_version: str = ""
+    evaluation: str = ""  # the completion evaluation's name
+    evaluation_error: tuple[str, str] | None = None  # (gRPC code name, message)
+    failure: tuple[str, str, dict[str, str]] | None = None  # (reason, message, metadata)
+    cancel_reason: str | None = None
+    process: asyncio.subprocess.Process | None = None
+    started: float = 0.0  # monotonic time training started, for the ETA
+    first_step: int = 0
+
+    # Events.
+
+    def emit_state(self, before: int, after: int, reason: str) -> None:
+        self.events.emit(
+            run_pb2.RunEvent(
+                time=now(),
+                step=self.step,
+                state_change=run_pb2.StateChange(
+                    from_state=before,  # type: ignore[arg-type]
+                    to_state=after,  # type: ignore[arg-type]
+                    reason=reason,
+                ),
+            )
+        )
+
+    def emit_log(self, message: str, level: str = "INFO") -> None:
+        self.events.emit(
+            run_pb2.RunEvent(
+                time=now(), step=self.step, log=run_pb2.LogLine(level=level, message=message)
+            )
+        )
+
+    def emit_checkpoint(self, step: int, checkpoint: str) -> None:
+        self.latest_checkpoint = checkpoint
+        self.events.emit(
+            run_pb2.RunEvent(
+                time=now(),
+                step=step,
+                checkpoint_saved=run_pb2.CheckpointSaved(checkpoint=checkpoint),
+            )
+        )
+
+    # A worker's reports.
+
+    def apply(self, event: dict[str, Any]) -> None:
+        """Applies one worker report other than `checkpoint` (see worker_protocol)."""
+        kind = event["event"]
+        if kind == "metrics":
+            step = int(event["step"])
+            values = {k: float(v) for k, v in event["values"].items()}
+            self.step = max(self.step, step)
+            for name, value in values.items():
+                self.latest_metrics[name] = (step, value, time.time())
+            self.events.emit(
+                run_pb2.RunEvent(time=now(), step=step, metrics=run_pb2.MetricValues(values=values))
+            )
+        elif kind == "progress":
+            if not self.started:
+                self.started, self.first_step = time.monotonic(), int(event["step"])
+            self.step = int(event["step"])
+            self.total_steps = int(event["total_steps"])
+            self.epoch = float(event.get("epoch", 0.0))
+        elif kind == "phase":
+            if self.cancel_reason is None:  # STOPPING stays until the worker is gone
+                self.phase = str(event["phase"])
+        elif kind == "log":
+            self.emit_log(str(event["message"]), str(event.get("level", "INFO")))
+        elif kind == "registered":
+            self.registered_version = str(event["model_version"])
+            self.emit_log(f"registered {self.registered_version}")
+        elif kind == "failed":
+            metadata = {
+                k: str(v) for k, v in event.items() if k not in ("event", "reason", "message")
+            }
+            self.failure = (str(event["reason"]), str(event["message"]), metadata)
+
+    # How an attempt ended.
+
+    def result(self) -> dict[str, Any]:
+        """The attempt's outcome as the run's `config.result` (what a job view shows once this
+        service no longer runs the job)."""
+        result: dict[str, Any] = {
+            "evaluation": self.evaluation,
+            "step": self.step,
+            "total_steps": self.total_steps,
+            "latest_checkpoint": self.latest_checkpoint,
+            "registered_model_version": self.registered_version,
+            "latest_metrics": {k: [s, v] for k, (s, v, _t) in self.latest_metrics.items()},
+        }
+        if self.evaluation_error is not None:
+            result["evaluation_error"] = {
+                "code": self.evaluation_error[0],
+                "message": self.evaluation_error[1],
+            }
+        return result
