@@ -47,6 +47,7 @@ class Outcome:
     """What the fuzzed calls ended with."""
 
     codes: collections.Counter[str] = field(default_factory=collections.Counter)
+    messages: collections.Counter[tuple[str, str]] = field(default_factory=collections.Counter)
     # (method, code, message, the first body's first 64 bytes in hex) of each INTERNAL / UNKNOWN.
     forbidden: list[tuple[str, str, str, str]] = field(default_factory=list)
 
@@ -71,6 +72,7 @@ def fuzz(requests: int, random_seed: int, channels: dict[str, grpc.Channel]) -> 
         (server, method), bodies = call
         code, message = call_raw(channels[server], method, bodies)
         outcome.codes[code.name] += 1
+        outcome.messages[(code.name, message[:100])] += 1
         if code in FORBIDDEN:
             outcome.forbidden.append((path(method), code.name, message, bodies[0][:64].hex()))
 
@@ -106,6 +108,11 @@ def main() -> int:
     print(f"{'code':<22}{'count':>8}")
     for name in [c.name for c in grpc.StatusCode]:
         print(f"{name:<22}{codes.get(name, 0):>8}")
+    print("most common messages of each code but OK and INVALID_ARGUMENT:")
+    for name in [c.name for c in grpc.StatusCode if c.name not in ("OK", "INVALID_ARGUMENT")]:
+        common = [(m, n) for (c, m), n in outcome.messages.most_common() if c == name][:3]
+        for message, count in common:
+            print(f"  {name:<20}{count:>6}  {message!r}")
     print(f"server log: {len(errors)} ERROR records, {traceback_lines} traceback lines")
     print(f"servers healthy afterwards: {ok}")
     for method, code, message, body in outcome.forbidden:

@@ -1,7 +1,8 @@
 """Registry benchmark: unary read throughput against a bare gRPC echo server, and import throughput.
 
 Run: `make bench` or `.venv/bin/python bench/registry.py [--seconds 5] [--rounds 3]
-[--concurrency 16] [--traces ../shared/seed-data/dev-reasoning-v2-dataset.jsonl]`.
+[--concurrency 16] [--traces datasets/reasoning-train-v1.jsonl]` (the shipped training set,
+2,000 traces, is what it imports by default).
 
 Both servers run in their own subprocess (one event loop each, like production) and are driven by
 the same asyncio client with the same concurrency, alternating rounds so machine noise hits both
@@ -28,7 +29,7 @@ from tunix_rt.v1 import registry_service_pb2 as pb
 from tunix_rt.v1 import registry_service_pb2_grpc
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_TRACES = ROOT.parent / "shared" / "seed-data" / "dev-reasoning-v2-dataset.jsonl"
+DEFAULT_TRACES = ROOT / "datasets" / "reasoning-train-v1.jsonl"
 
 ECHO_SERVER = """
 import asyncio, grpc, sys
@@ -181,7 +182,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--traces", default=str(DEFAULT_TRACES))
+    parser.add_argument(
+        "--traces",
+        default=str(DEFAULT_TRACES),
+        help="JSONL traces to import (default: %(default)s)",
+    )
     args = parser.parse_args()
     asyncio.run(run(args, Path(args.traces).read_bytes()))
 

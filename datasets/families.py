@@ -11,8 +11,8 @@ family. Families draw from the ``rng`` they are given and nothing else, which is
 shipped files reproducible byte for byte.
 """
 
-# The multiplication and division signs are deliberate: the seed data and the eval sets write
-# arithmetic with them, so the model should see the same symbols.
+# The multiplication and division signs are deliberate: the original tunix-rt's data and its eval
+# sets write arithmetic with them, so the model should see the same symbols.
 # ruff: noqa: RUF001
 
 from __future__ import annotations

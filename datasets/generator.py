@@ -1,6 +1,7 @@
 """Deterministic generator for tunix-rt's own reasoning-trace datasets.
 
-Regenerate every shipped file (the three ``reasoning-*-v1.jsonl`` datasets and their manifests)::
+Regenerate every shipped file (the three ``reasoning-*-v1.jsonl`` trace datasets, the
+``reasoning-evalset-v1.jsonl`` eval set, and their manifests)::
 
     .venv/bin/python datasets/generator.py
 
@@ -11,7 +12,9 @@ Check that the shipped files are exactly what this code produces (exit status 1 
 Each row is one trace in the registry's format (``trace_version``, ``prompt``, ``final_answer``,
 ``steps``, ``meta``). The task families live in ``families.py``; this module schedules them,
 keeps prompts unique, holds the eval set out of the training set, checks every trace against the
-registry's limits, and writes the JSONL files and manifests. All randomness comes from one
+registry's limits, and writes the JSONL files and manifests. The eval set is the held-out eval
+dataset's rows in the format ``tunix-rt evalsets import`` reads (``id``, ``prompt``,
+``expected_answer``, ``category``, ``difficulty``, ``meta``). All randomness comes from one
 ``random.Random(seed)`` per dataset, so the same seed gives byte-identical output.
 """
 
@@ -98,6 +101,21 @@ class Trace(TypedDict):
     meta: Meta
 
 
+class EvalItemMeta(TypedDict):
+    dataset: str  # the trace dataset the item was made from
+    task_type: str
+    index: int  # the trace's row in that dataset, which is also the item's row in the eval set
+
+
+class EvalItem(TypedDict):
+    id: str
+    prompt: str
+    expected_answer: str
+    category: str
+    difficulty: str
+    meta: EvalItemMeta
+
+
 @dataclass(frozen=True)
 class DatasetSpec:
     """One shipped dataset: its rows come from ``generate(rows, seed)``."""
@@ -132,6 +150,26 @@ SPECS = (
         120,
         TRAIN_SEED,
         "Small set for fast tests and demos: the first 120 rows of reasoning-train-v1.",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class EvalSetSpec:
+    """One shipped eval set: every row of the trace dataset ``source``, as an eval-set item."""
+
+    name: str
+    source: str  # name of the DatasetSpec whose rows become the items
+    description: str
+
+
+EVAL_SET_SPECS = (
+    # Made from the held-out eval split, so no item's prompt is in the training set.
+    EvalSetSpec(
+        "reasoning-evalset-v1",
+        "reasoning-eval-v1",
+        "Eval set for `tunix-rt evalsets import`: the 200 prompts and answers of "
+        "reasoning-eval-v1, none of them in reasoning-train-v1.",
     ),
 )
 
@@ -256,13 +294,32 @@ def _step_errors(step: object, indices: set[int]) -> list[str]:
     return errors
 
 
-def serialize(trace: Mapping[str, object]) -> str:
-    """One JSONL line, formatted like the seed data; key order is the dicts' fixed order."""
-    return json.dumps(trace, ensure_ascii=False, separators=(", ", ": "))
+def eval_items(traces: Sequence[Trace], name: str) -> list[EvalItem]:
+    """``traces`` as the items of the eval set ``name``: each prompt with its final answer."""
+    return [
+        {
+            "id": f"{name}-{t['meta']['index']:03d}",
+            "prompt": t["prompt"],
+            "expected_answer": t["final_answer"],
+            "category": t["meta"]["category"],
+            "difficulty": t["meta"]["difficulty"],
+            "meta": {
+                "dataset": t["meta"]["dataset"],
+                "task_type": t["meta"]["task_type"],
+                "index": t["meta"]["index"],
+            },
+        }
+        for t in traces
+    ]
 
 
-def to_jsonl(traces: Sequence[Trace]) -> bytes:
-    return "".join(serialize(t) + "\n" for t in traces).encode("utf-8")
+def serialize(row: Mapping[str, object]) -> str:
+    """One JSONL line, spaced like the original tunix-rt's data files; keys in the dicts' order."""
+    return json.dumps(row, ensure_ascii=False, separators=(", ", ": "))
+
+
+def to_jsonl(rows: Sequence[Mapping[str, object]]) -> bytes:
+    return "".join(serialize(r) + "\n" for r in rows).encode("utf-8")
 
 
 def manifest(spec: DatasetSpec, traces: Sequence[Trace], jsonl: bytes) -> bytes:
@@ -279,14 +336,54 @@ def manifest(spec: DatasetSpec, traces: Sequence[Trace], jsonl: bytes) -> bytes:
         "generator_version": GENERATOR_VERSION,
         "seed": spec.seed,
         "held_out_from": spec.held_out_from,
-        "counts": {
-            "category": _counts((t["meta"]["category"] for t in traces), catalog.CATEGORIES),
-            "task_type": _counts(t["meta"]["task_type"] for t in traces),
-            "difficulty": _counts((t["meta"]["difficulty"] for t in traces), catalog.DIFFICULTIES),
-        },
+        "counts": _type_counts(
+            [t["meta"]["category"] for t in traces],
+            [t["meta"]["task_type"] for t in traces],
+            [t["meta"]["difficulty"] for t in traces],
+        ),
         "created_by": CREATED_BY,
     }
+    return _manifest_bytes(body)
+
+
+def eval_set_manifest(
+    spec: EvalSetSpec, source: DatasetSpec, items: Sequence[EvalItem], jsonl: bytes
+) -> bytes:
+    """The manifest for one eval set: like a dataset's, naming the dataset it was made from."""
+    body = {
+        "name": spec.name,
+        "description": spec.description,
+        "file": f"{spec.name}.jsonl",
+        "rows": len(items),
+        "sha256": hashlib.sha256(jsonl).hexdigest(),
+        "format": "eval-set",
+        "generator": GENERATOR,
+        "generator_version": GENERATOR_VERSION,
+        "seed": source.seed,
+        "derived_from": source.name,
+        "held_out_from": source.held_out_from,
+        "counts": _type_counts(
+            [i["category"] for i in items],
+            [i["meta"]["task_type"] for i in items],
+            [i["difficulty"] for i in items],
+        ),
+        "created_by": CREATED_BY,
+    }
+    return _manifest_bytes(body)
+
+
+def _manifest_bytes(body: Mapping[str, object]) -> bytes:
     return (json.dumps(body, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+
+
+def _type_counts(
+    categories: Sequence[str], task_types: Sequence[str], difficulties: Sequence[str]
+) -> dict[str, dict[str, int]]:
+    return {
+        "category": _counts(categories, catalog.CATEGORIES),
+        "task_type": _counts(task_types),
+        "difficulty": _counts(difficulties, catalog.DIFFICULTIES),
+    }
 
 
 def _counts(values: Iterable[str], order: Sequence[str] | None = None) -> dict[str, int]:
@@ -299,13 +396,23 @@ def build_all() -> dict[str, bytes]:
     """Every shipped file, by file name, built in memory."""
     files: dict[str, bytes] = {}
     prompts: dict[str, frozenset[str]] = {}
+    made: dict[str, list[Trace]] = {}
     for spec in SPECS:
         exclude = prompts[spec.held_out_from] if spec.held_out_from else frozenset()
         traces = generate(spec.rows, spec.seed, dataset=spec.name, exclude_prompts=exclude)
         prompts[spec.name] = frozenset(t["prompt"] for t in traces)
+        made[spec.name] = traces
         jsonl = to_jsonl(traces)
         files[f"{spec.name}.jsonl"] = jsonl
         files[f"{spec.name}.manifest.json"] = manifest(spec, traces, jsonl)
+    specs = {spec.name: spec for spec in SPECS}
+    for eval_spec in EVAL_SET_SPECS:
+        items = eval_items(made[eval_spec.source], eval_spec.name)
+        jsonl = to_jsonl(items)
+        files[f"{eval_spec.name}.jsonl"] = jsonl
+        files[f"{eval_spec.name}.manifest.json"] = eval_set_manifest(
+            eval_spec, specs[eval_spec.source], items, jsonl
+        )
     return files
 
 

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import grpc
@@ -18,13 +17,10 @@ from google.protobuf import json_format
 
 from tests.common.certificates import self_signed
 from tests.inference.conftest import JAX_WARNINGS
-from tests.support import LoopThread
+from tests.main_job import TRAIN, main_job_services
 from tests.training.conftest import import_dataset
 from tests.training.helpers import submit, tiny_job, wait_for
 from tunix_rt.common.config import ServerConfig
-from tunix_rt.inference.server import start_inference
-from tunix_rt.registry.server import start_registry
-from tunix_rt.training.server import start_training
 from tunix_rt.v1 import (
     inference_pb2,
     inference_service_pb2_grpc,
@@ -40,7 +36,6 @@ from tunix_rt.v1 import training_service_pb2 as tpb
 pytestmark = JAX_WARNINGS
 
 TOKEN = "main-job-token"
-TRAIN = Path(__file__).resolve().parents[1] / "datasets" / "reasoning-train-v1.jsonl"
 TRACES = 48  # a few dozen: enough for train and eval splits, quick to import
 
 
@@ -69,55 +64,31 @@ def secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secure]:
         tls_key_file=str(key),
         tls_ca_file=str(cert),
     )
-    loop = LoopThread()
-    registry = loop.run(start_registry(data_dir=data_dir / "registry", config=config))
-    inference = loop.run(
-        start_inference(
-            registry_address=registry.address, data_dir=data_dir / "inference", config=config
+    with main_job_services(data_dir, config=config) as services:
+        ca = cert.read_bytes()
+        credentials = grpc.composite_channel_credentials(
+            grpc.ssl_channel_credentials(root_certificates=ca),
+            grpc.access_token_call_credentials(TOKEN),
         )
-    )
-    training = loop.run(
-        start_training(
-            registry_address=registry.address,
-            data_dir=data_dir / "training",
-            cpu_slots=1,
-            probe_gpus=False,
-            inference_address=inference.address,
-            config=config,
+        addresses = asdict(services)
+        channels = {name: grpc.secure_channel(a, credentials) for name, a in addresses.items()}
+        new_registry: Any = registry_service_pb2_grpc.RegistryServiceStub
+        new_training: Any = training_service_pb2_grpc.TrainingServiceStub
+        new_inference: Any = inference_service_pb2_grpc.InferenceServiceStub
+        registry_stub = new_registry(channels["registry"])
+        traces = data_dir / "traces.jsonl"
+        with TRAIN.open() as lines:
+            traces.write_text("".join(itertools.islice(lines, TRACES)))
+        yield Secure(
+            registry_stub,
+            new_training(channels["training"]),
+            new_inference(channels["inference"]),
+            import_dataset(registry_stub, "secure", traces),
+            addresses,
+            ca,
         )
-    )
-    ca = cert.read_bytes()
-    credentials = grpc.composite_channel_credentials(
-        grpc.ssl_channel_credentials(root_certificates=ca),
-        grpc.access_token_call_credentials(TOKEN),
-    )
-    addresses = {
-        "registry": registry.address,
-        "training": training.address,
-        "inference": inference.address,
-    }
-    channels = {name: grpc.secure_channel(a, credentials) for name, a in addresses.items()}
-    new_registry: Any = registry_service_pb2_grpc.RegistryServiceStub
-    new_training: Any = training_service_pb2_grpc.TrainingServiceStub
-    new_inference: Any = inference_service_pb2_grpc.InferenceServiceStub
-    registry_stub = new_registry(channels["registry"])
-    traces = data_dir / "traces.jsonl"
-    with TRAIN.open() as lines:
-        traces.write_text("".join(itertools.islice(lines, TRACES)))
-    yield Secure(
-        registry_stub,
-        new_training(channels["training"]),
-        new_inference(channels["inference"]),
-        import_dataset(registry_stub, "secure", traces),
-        addresses,
-        ca,
-    )
-    for channel in channels.values():
-        channel.close()
-    loop.run(training.stop(0))
-    loop.run(inference.stop(0))
-    loop.run(registry.stop(0))
-    loop.close()
+        for channel in channels.values():
+            channel.close()
 
 
 def test_a_caller_without_the_token_is_refused(secure: Secure) -> None:

@@ -11,7 +11,6 @@ when its final answer happens to be right.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import operator
 import random
@@ -22,33 +21,11 @@ from collections import Counter
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
-from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
-GENERATOR_PATH = Path(__file__).resolve().parents[2] / "datasets" / "generator.py"
-
-
-def _load_generator() -> ModuleType:
-    # By path, under the same unique name scheme the generator uses for families.py: there is
-    # no importable `datasets` package (and that name belongs to Hugging Face's library).
-    name = "tunix_rt_datasets_generator"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, GENERATOR_PATH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-if TYPE_CHECKING:  # mypy resolves these from the repository root
-    from datasets import families, generator
-else:
-    generator = _load_generator()
-    families = generator.catalog
+from tests.datasets.generator_module import GENERATOR_PATH, families, generator
 
 Row = dict[str, Any]
 SHIPPED = {spec.name: spec for spec in generator.SPECS}

@@ -35,7 +35,8 @@ from tunix_rt.v1 import (
 )
 from tunix_rt.v1 import registry_service_pb2 as rpb
 
-SEED_EVAL_V2 = Path("/work/shared/seed-data/evalsets-eval_v2.jsonl")
+# The shipped eval set (datasets/README.md, "Eval-set files"), as a user would import it.
+EVAL_SET_FILE = Path(__file__).resolve().parents[2] / "datasets" / "reasoning-evalset-v1.jsonl"
 SAMPLING = inference_pb2.SamplingParams(max_new_tokens=12, seed=0)
 
 pytestmark = JAX_WARNINGS
@@ -225,11 +226,9 @@ def test_evaluate_dataset_records_items_and_leaderboard(servers: Servers) -> Non
 
 
 def test_eval_set_import_predict_and_eval_via_cli(servers: Servers, tmp_path: Path) -> None:
-    if not SEED_EVAL_V2.is_file():
-        pytest.skip("seed eval_v2 file not available")
-    lines = SEED_EVAL_V2.read_text().splitlines()[:5]
-    path = tmp_path / "eval_v2.jsonl"
-    path.write_text("\n".join(lines) + "\n")
+    lines = EVAL_SET_FILE.read_text(encoding="utf-8").splitlines()[:5]
+    path = tmp_path / "evalset-head.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     imported = cli(servers, "evalsets", "import", str(path), "--name", "v2-head")
     assert imported.exit_code == 0, imported.output
     assert "evalSets/v2-head: 5 items" in imported.output

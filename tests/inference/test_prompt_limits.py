@@ -11,6 +11,7 @@ import time
 import unicodedata
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Literal
 
 import grpc
 import pytest
@@ -190,7 +191,7 @@ def test_chars_per_token_of_tokenizer_parts() -> None:
 
 
 def test_normalization_shrink_factors_hold() -> None:
-    def longest(form: str) -> int:
+    def longest(form: Literal["NFD", "NFKD"]) -> int:
         return max(
             len(unicodedata.normalize(form, chr(c)))
             for c in range(0x110000)

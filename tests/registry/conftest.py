@@ -11,7 +11,7 @@ from typing import Any
 import grpc
 import pytest
 
-from tests.registry.helpers import DEV_FILE, import_data, read_rows, seed_path, unique
+from tests.registry.helpers import SHIPPED_TRACES, import_data, read_rows, unique
 from tests.support import LoopThread, postgres_database
 from tunix_rt.registry.server import RunningRegistry, start_registry
 from tunix_rt.v1 import registry_service_pb2 as pb
@@ -53,7 +53,7 @@ def stub(
 
 @dataclass(frozen=True)
 class ImportedFile:
-    """A seed file imported once into a module's server under its own `source`."""
+    """A file of traces imported once into a module's server under its own `source`."""
 
     source: str
     rows: list[dict[str, Any]]
@@ -61,20 +61,20 @@ class ImportedFile:
 
 
 @pytest.fixture(scope="module")
-def dev_rows() -> list[dict[str, Any]]:
-    """The 550 rows of dev-reasoning-v2-dataset.jsonl, parsed."""
-    return read_rows(seed_path(DEV_FILE))
+def train_rows() -> list[dict[str, Any]]:
+    """The 2,000 rows of the shipped datasets/reasoning-train-v1.jsonl, parsed."""
+    return read_rows(SHIPPED_TRACES)
 
 
 @pytest.fixture(scope="module")
-def dev_import(
-    stub: registry_service_pb2_grpc.RegistryServiceStub, dev_rows: list[dict[str, Any]]
+def train_import(
+    stub: registry_service_pb2_grpc.RegistryServiceStub, train_rows: list[dict[str, Any]]
 ) -> ImportedFile:
-    """dev-reasoning-v2-dataset.jsonl imported once per module (and backend), in one message."""
-    source = unique("dev")
-    response = import_data(stub, seed_path(DEV_FILE).read_bytes(), source=source)
-    assert response.imported_count == len(dev_rows), list(response.errors)[:5]
-    return ImportedFile(source, dev_rows, response)
+    """reasoning-train-v1.jsonl imported once per module (and backend), in one message."""
+    source = unique("train")
+    response = import_data(stub, SHIPPED_TRACES.read_bytes(), source=source)
+    assert response.imported_count == len(train_rows), list(response.errors)[:5]
+    return ImportedFile(source, train_rows, response)
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,8 @@
-"""Small helpers shared by the registry tests: trace builders, seed-data access, error details."""
+"""Small helpers shared by the registry tests: trace builders, test data files, error details."""
 
 from __future__ import annotations
 
 import json
-import os
 import threading
 import uuid
 from collections import Counter
@@ -22,26 +21,22 @@ from tunix_rt.v1 import registry_service_pb2_grpc, trace_pb2
 
 Stub = registry_service_pb2_grpc.RegistryServiceStub
 
-# The seed data lives beside the checkout (../shared/seed-data); it is read there, never copied.
-SEED_DIR = Path(
-    os.environ.get("TUNIX_RT_SEED_DATA")
-    or Path(__file__).resolve().parents[3] / "shared" / "seed-data"
-)
-DEV_FILE = "dev-reasoning-v2-dataset.jsonl"
-STAGE_C_FILE = "data-stage_c_self_correct.jsonl"
+ROOT = Path(__file__).resolve().parents[2]
+# The shipped training set (2,000 traces in the generator's format), for tests that need size.
+SHIPPED_TRACES = ROOT / "datasets" / "reasoning-train-v1.jsonl"
+# The shipped eval set, in the eval-set file format (datasets/README.md).
+SHIPPED_EVAL_SET = ROOT / "datasets" / "reasoning-evalset-v1.jsonl"
+# Small files in the original tunix-rt's formats (tests/fixtures/README.md says what each holds).
+FIXTURES = ROOT / "tests" / "fixtures"
+DEV_V2_FIXTURE = FIXTURES / "traces-dev-reasoning-v2.jsonl"
+SELF_CORRECT_FIXTURE = FIXTURES / "traces-self-correct.jsonl"
+E2E_FIXTURE = FIXTURES / "traces-e2e-ingest.jsonl"
+EVAL_SET_V2_FIXTURE = FIXTURES / "evalset-v2.jsonl"
 
 
 def unique(prefix: str = "t") -> str:
     """A fresh id: the server is shared by a module's tests, so each test names its own data."""
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
-
-
-def seed_path(name: str) -> Path:
-    """A seed-data file; skips the test when the seed data is not present on this machine."""
-    path = SEED_DIR / name
-    if not path.is_file():
-        pytest.skip(f"seed data {path} is not available")
-    return path
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ import pytest
 
 from tests.registry.conftest import ImportedFile
 from tests.registry.helpers import (
-    DEV_FILE,
+    SHIPPED_TRACES,
     Stub,
     bad_request_fields,
     by_source,
@@ -24,7 +24,6 @@ from tests.registry.helpers import (
     race,
     resource_info,
     rpc_error,
-    seed_path,
     unique,
 )
 from tunix_rt.v1 import dataset_pb2, trace_pb2
@@ -71,30 +70,33 @@ def eval_members(stub: Stub, name: str) -> list[str]:
 # Creation.
 
 
-def test_create_from_filter(stub: Stub, dev_import: ImportedFile) -> None:
-    dataset = create_from_filter(stub, dev_import.source, description="the dev file")
+def test_create_from_filter(stub: Stub, train_import: ImportedFile) -> None:
+    dataset = create_from_filter(stub, train_import.source, description="the train set")
     assert dataset.name.startswith("datasets/ds-")
-    assert dataset.description == "the dev file"
-    assert dataset.filter.source == dev_import.source
+    assert dataset.description == "the train set"
+    assert dataset.filter.source == train_import.source
     assert dataset.split.eval_fraction == pytest.approx(0.1)  # the default
-    assert dataset.stats.trace_count == 550
-    assert (dataset.stats.train_count, dataset.stats.eval_count) == (495, 55)
+    assert dataset.stats.trace_count == 2000
+    assert (dataset.stats.train_count, dataset.stats.eval_count) == (1800, 200)
     assert dataset.create_time.seconds > 0
     assert stub.GetDataset(pb.GetDatasetRequest(name=dataset.name)).dataset == dataset
 
 
-def test_create_from_meta_filter(stub: Stub, dev_import: ImportedFile) -> None:
+def test_create_from_meta_filter(stub: Stub, train_import: ImportedFile) -> None:
     flt = trace_pb2.TraceFilter(
-        source=dev_import.source, meta=[trace_pb2.MetaCondition(key="category", value="edge_case")]
+        source=train_import.source, meta=[trace_pb2.MetaCondition(key="category", value="string")]
     )
     dataset = stub.CreateDataset(pb.CreateDatasetRequest(dataset_id=unique("ds"), filter=flt))
-    expected = sum(1 for r in dev_import.rows if r["meta"].get("category") == "edge_case")
+    expected = sum(1 for r in train_import.rows if r["meta"].get("category") == "string")
+    assert expected == 400
     assert dataset.dataset.stats.trace_count == expected
-    assert dataset.dataset.stats.category_counts == {"edge_case": expected}
+    assert dataset.dataset.stats.category_counts == {"string": expected}
 
 
-def test_create_from_explicit_names_keeps_their_order(stub: Stub, dev_import: ImportedFile) -> None:
-    names = list(dev_import.response.trace_names[:12])[::-1]
+def test_create_from_explicit_names_keeps_their_order(
+    stub: Stub, train_import: ImportedFile
+) -> None:
+    names = list(train_import.response.trace_names[:12])[::-1]
     dataset = create_from_names(stub, names, fraction=0.25)
     assert dataset.stats.trace_count == 12
     assert not dataset.HasField("filter")
@@ -106,30 +108,32 @@ def test_create_from_explicit_names_keeps_their_order(stub: Stub, dev_import: Im
     assert len(evals) == 3
 
 
-def test_split_is_seeded_and_reproducible(stub: Stub, dev_import: ImportedFile) -> None:
-    a = create_from_filter(stub, dev_import.source, fraction=0.2, seed=7)
-    b = create_from_filter(stub, dev_import.source, fraction=0.2, seed=7)
-    c = create_from_filter(stub, dev_import.source, fraction=0.2, seed=8)
+def test_split_is_seeded_and_reproducible(stub: Stub, train_import: ImportedFile) -> None:
+    a = create_from_filter(stub, train_import.source, fraction=0.2, seed=7)
+    b = create_from_filter(stub, train_import.source, fraction=0.2, seed=7)
+    c = create_from_filter(stub, train_import.source, fraction=0.2, seed=8)
     eval_a, eval_b, eval_c = (eval_members(stub, d.name) for d in (a, b, c))
-    assert len(eval_a) == 110
+    assert len(eval_a) == 400
     assert eval_a == eval_b
     assert set(eval_a) != set(eval_c)
     assert a.content_hash == b.content_hash != c.content_hash
 
 
-def test_zero_eval_fraction_puts_everything_in_train(stub: Stub, dev_import: ImportedFile) -> None:
-    dataset = create_from_names(stub, list(dev_import.response.trace_names[:5]), fraction=0.0)
+def test_zero_eval_fraction_puts_everything_in_train(
+    stub: Stub, train_import: ImportedFile
+) -> None:
+    dataset = create_from_names(stub, list(train_import.response.trace_names[:5]), fraction=0.0)
     assert (dataset.stats.train_count, dataset.stats.eval_count) == (5, 0)
 
 
 @pytest.mark.parametrize("fraction", [-0.1, 1.0, 1.5, math.nan, math.inf])
 def test_eval_fraction_out_of_range_is_invalid(
-    stub: Stub, dev_import: ImportedFile, fraction: float
+    stub: Stub, train_import: ImportedFile, fraction: float
 ) -> None:
     dataset_id = unique("ds")
     request = pb.CreateDatasetRequest(
         dataset_id=dataset_id,
-        filter=by_source(dev_import.source),
+        filter=by_source(train_import.source),
         split=dataset_pb2.SplitConfig(eval_fraction=fraction),
     )
     err = rpc_error(grpc.StatusCode.INVALID_ARGUMENT, lambda: stub.CreateDataset(request))
@@ -144,9 +148,9 @@ def _distribution(values: list[int]) -> tuple[float, float, float]:
     return float(min(values)), float(max(values)), statistics.fmean(values)
 
 
-def test_stats_match_the_file(stub: Stub, dev_import: ImportedFile) -> None:
-    stats = create_from_filter(stub, dev_import.source).stats
-    rows = dev_import.rows
+def test_stats_match_the_file(stub: Stub, train_import: ImportedFile) -> None:
+    stats = create_from_filter(stub, train_import.source).stats
+    rows = train_import.rows
     step_counts = [len(r["steps"]) for r in rows]
     prompt_chars = [len(r["prompt"]) for r in rows]
     targets = [
@@ -186,8 +190,8 @@ def test_category_counts_count_traces_without_one_as_empty(stub: Stub) -> None:
 # Content hashes.
 
 
-def test_content_hash_follows_content_and_split(stub: Stub, dev_import: ImportedFile) -> None:
-    names = list(dev_import.response.trace_names[:20])
+def test_content_hash_follows_content_and_split(stub: Stub, train_import: ImportedFile) -> None:
+    names = list(train_import.response.trace_names[:20])
     base = create_from_names(stub, names, fraction=0.2, seed=3)
     same = create_from_names(stub, names, fraction=0.2, seed=3)
     fewer = create_from_names(stub, names[:-1], fraction=0.2, seed=3)
@@ -200,15 +204,15 @@ def test_content_hash_follows_content_and_split(stub: Stub, dev_import: Imported
 
 
 def test_filter_and_names_with_the_same_members_hash_alike(
-    stub: Stub, dev_import: ImportedFile
+    stub: Stub, train_import: ImportedFile
 ) -> None:
-    by_filter = create_from_filter(stub, dev_import.source, fraction=0.1, seed=0)
-    by_names = create_from_names(stub, list(dev_import.response.trace_names), fraction=0.1)
+    by_filter = create_from_filter(stub, train_import.source, fraction=0.1, seed=0)
+    by_names = create_from_names(stub, list(train_import.response.trace_names), fraction=0.1)
     assert by_filter.content_hash == by_names.content_hash
 
 
 def test_identical_content_under_other_trace_names_hashes_alike(stub: Stub) -> None:
-    data = b"".join(seed_path(DEV_FILE).read_bytes().splitlines(keepends=True)[:20])
+    data = b"".join(SHIPPED_TRACES.read_bytes().splitlines(keepends=True)[:20])
     first, second = unique("copy"), unique("copy")
     import_data(stub, data, source=first)
     import_data(stub, data, source=second)
@@ -222,14 +226,14 @@ def test_identical_content_under_other_trace_names_hashes_alike(stub: Stub) -> N
 
 
 def test_duplicate_dataset_id_already_exists_and_keeps_the_first(
-    stub: Stub, dev_import: ImportedFile
+    stub: Stub, train_import: ImportedFile
 ) -> None:
-    first = create_from_names(stub, list(dev_import.response.trace_names[:3]))
+    first = create_from_names(stub, list(train_import.response.trace_names[:3]))
     dataset_id = first.name.removeprefix("datasets/")
     again = pb.CreateDatasetRequest(
         dataset_id=dataset_id,
         description="replacement",
-        trace_names=pb.TraceNames(names=list(dev_import.response.trace_names[3:9])),
+        trace_names=pb.TraceNames(names=list(train_import.response.trace_names[3:9])),
     )
     err = rpc_error(grpc.StatusCode.ALREADY_EXISTS, lambda: stub.CreateDataset(again))
     assert resource_info(err).resource_name == first.name
@@ -240,20 +244,20 @@ def test_duplicate_dataset_id_already_exists_and_keeps_the_first(
 @pytest.mark.parametrize(
     "dataset_id", ["", "-leading", ".hidden", "a/b", "..", "has space", "x" * 129, "名前", "a\x00"]
 )
-def test_bad_dataset_id_is_invalid(stub: Stub, dev_import: ImportedFile, dataset_id: str) -> None:
-    request = pb.CreateDatasetRequest(dataset_id=dataset_id, filter=by_source(dev_import.source))
+def test_bad_dataset_id_is_invalid(stub: Stub, train_import: ImportedFile, dataset_id: str) -> None:
+    request = pb.CreateDatasetRequest(dataset_id=dataset_id, filter=by_source(train_import.source))
     err = rpc_error(grpc.StatusCode.INVALID_ARGUMENT, lambda: stub.CreateDataset(request))
     assert bad_request_fields(err) == ["dataset_id"]
 
 
 def test_unknown_trace_is_not_found_and_nothing_is_created(
-    stub: Stub, dev_import: ImportedFile
+    stub: Stub, train_import: ImportedFile
 ) -> None:
     dataset_id = unique("ds")
     missing = "traces/" + "0" * 32
     request = pb.CreateDatasetRequest(
         dataset_id=dataset_id,
-        trace_names=pb.TraceNames(names=[dev_import.response.trace_names[0], missing]),
+        trace_names=pb.TraceNames(names=[train_import.response.trace_names[0], missing]),
     )
     err = rpc_error(grpc.StatusCode.NOT_FOUND, lambda: stub.CreateDataset(request))
     assert resource_info(err).resource_name == missing
@@ -264,9 +268,9 @@ def test_unknown_trace_is_not_found_and_nothing_is_created(
 
 
 def test_malformed_and_duplicate_trace_names_are_invalid(
-    stub: Stub, dev_import: ImportedFile
+    stub: Stub, train_import: ImportedFile
 ) -> None:
-    good = dev_import.response.trace_names[0]
+    good = train_import.response.trace_names[0]
     malformed = pb.CreateDatasetRequest(
         dataset_id=unique("ds"), trace_names=pb.TraceNames(names=[good, "traces/nope"])
     )
@@ -304,9 +308,9 @@ def test_get_unknown_dataset_is_not_found(stub: Stub) -> None:
     assert resource_info(err).resource_name == "datasets/never-made"
 
 
-def test_create_with_request_id_is_idempotent(stub: Stub, dev_import: ImportedFile) -> None:
+def test_create_with_request_id_is_idempotent(stub: Stub, train_import: ImportedFile) -> None:
     dataset_id, request_id = unique("ds"), unique("req")
-    names = pb.TraceNames(names=list(dev_import.response.trace_names[:4]))
+    names = pb.TraceNames(names=list(train_import.response.trace_names[:4]))
     request = pb.CreateDatasetRequest(
         dataset_id=dataset_id, trace_names=names, request_id=request_id
     )
@@ -320,8 +324,8 @@ def test_create_with_request_id_is_idempotent(stub: Stub, dev_import: ImportedFi
 # Listing.
 
 
-def test_list_datasets_pages_through_all(stub: Stub, dev_import: ImportedFile) -> None:
-    mine = [create_from_names(stub, [dev_import.response.trace_names[n]]).name for n in range(5)]
+def test_list_datasets_pages_through_all(stub: Stub, train_import: ImportedFile) -> None:
+    mine = [create_from_names(stub, [train_import.response.trace_names[n]]).name for n in range(5)]
     seen: list[str] = []
     token = ""
     while True:
@@ -344,18 +348,18 @@ def test_list_datasets_pages_through_all(stub: Stub, dev_import: ImportedFile) -
 
 
 def test_raw_export_streams_every_trace_once_train_then_eval(
-    stub: Stub, dev_import: ImportedFile
+    stub: Stub, train_import: ImportedFile
 ) -> None:
-    dataset = create_from_filter(stub, dev_import.source, fraction=0.2, seed=5)
+    dataset = create_from_filter(stub, train_import.source, fraction=0.2, seed=5)
     records = export(stub, dataset.name, format=dataset_pb2.EXPORT_FORMAT_RAW)
     names = [r.trace.name for r in records]
-    assert sorted(names) == sorted(dev_import.response.trace_names)
-    assert [r.index for r in records] == list(range(550))
+    assert sorted(names) == sorted(train_import.response.trace_names)
+    assert [r.index for r in records] == list(range(2000))
     splits = [r.split for r in records]
     assert splits == [TRAIN] * dataset.stats.train_count + [EVAL] * dataset.stats.eval_count
     # The per-split exports agree with the labels.
-    assert [r.trace.name for r in export(stub, dataset.name, split=TRAIN)] == names[:440]
-    assert eval_members(stub, dataset.name) == names[440:]
+    assert [r.trace.name for r in export(stub, dataset.name, split=TRAIN)] == names[:1600]
+    assert eval_members(stub, dataset.name) == names[1600:]
     assert export(stub, dataset.name, split=dataset_pb2.DATASET_SPLIT_ALL) == records
     # Raw records are the stored traces.
     first = stub.GetTrace(pb.GetTraceRequest(name=names[0])).trace
@@ -372,10 +376,10 @@ TEMPLATE_MARKERS = {
 
 @pytest.mark.parametrize("template", sorted(TEMPLATE_MARKERS))
 def test_sft_export_renders_each_chat_template(
-    stub: Stub, dev_import: ImportedFile, template: str
+    stub: Stub, train_import: ImportedFile, template: str
 ) -> None:
-    rows = dict(zip(dev_import.response.trace_names, dev_import.rows, strict=True))
-    names = list(dev_import.response.trace_names[:6])
+    rows = dict(zip(train_import.response.trace_names, train_import.rows, strict=True))
+    names = list(train_import.response.trace_names[:6])
     dataset = create_from_names(stub, names, fraction=0.34)
     records = export(
         stub, dataset.name, format=dataset_pb2.EXPORT_FORMAT_SFT, chat_template=template
@@ -407,16 +411,16 @@ def test_sft_answer_is_the_final_answer_as_given(stub: Stub) -> None:
     assert record.sft_example.target.endswith(f"\nAnswer: {answer}")
 
 
-def test_sft_export_defaults_to_plain(stub: Stub, dev_import: ImportedFile) -> None:
-    dataset = create_from_names(stub, list(dev_import.response.trace_names[:2]))
+def test_sft_export_defaults_to_plain(stub: Stub, train_import: ImportedFile) -> None:
+    dataset = create_from_names(stub, list(train_import.response.trace_names[:2]))
     default = export(stub, dataset.name, format=dataset_pb2.EXPORT_FORMAT_SFT)
     plain = export(stub, dataset.name, format=dataset_pb2.EXPORT_FORMAT_SFT, chat_template="plain")
     assert default == plain
     assert default[0].sft_example.prompt.startswith("Question: ")
 
 
-def test_unknown_chat_template_is_invalid(stub: Stub, dev_import: ImportedFile) -> None:
-    dataset = create_from_names(stub, list(dev_import.response.trace_names[:2]))
+def test_unknown_chat_template_is_invalid(stub: Stub, train_import: ImportedFile) -> None:
+    dataset = create_from_names(stub, list(train_import.response.trace_names[:2]))
     err = rpc_error(
         grpc.StatusCode.INVALID_ARGUMENT,
         lambda: export(
@@ -426,9 +430,9 @@ def test_unknown_chat_template_is_invalid(stub: Stub, dev_import: ImportedFile) 
     assert bad_request_fields(err) == ["chat_template"]
 
 
-def test_export_of_unknown_dataset_or_split(stub: Stub, dev_import: ImportedFile) -> None:
+def test_export_of_unknown_dataset_or_split(stub: Stub, train_import: ImportedFile) -> None:
     rpc_error(grpc.StatusCode.NOT_FOUND, lambda: export(stub, "datasets/" + unique("none")))
-    dataset = create_from_names(stub, list(dev_import.response.trace_names[:2]))
+    dataset = create_from_names(stub, list(train_import.response.trace_names[:2]))
     err = rpc_error(grpc.StatusCode.INVALID_ARGUMENT, lambda: export(stub, dataset.name, split=9))
     assert bad_request_fields(err) == ["split"]
 
@@ -462,9 +466,9 @@ def test_delete_dataset_keeps_its_traces(stub: Stub) -> None:
     assert again.content_hash == dataset.content_hash
 
 
-def test_concurrent_creates_of_one_dataset_id(stub: Stub, dev_import: ImportedFile) -> None:
+def test_concurrent_creates_of_one_dataset_id(stub: Stub, train_import: ImportedFile) -> None:
     dataset_id = unique("ds")
-    names = pb.TraceNames(names=list(dev_import.response.trace_names[:3]))
+    names = pb.TraceNames(names=list(train_import.response.trace_names[:3]))
     outcomes = race(
         6,
         lambda _n: stub.CreateDataset(
@@ -476,16 +480,16 @@ def test_concurrent_creates_of_one_dataset_id(stub: Stub, dev_import: ImportedFi
 
 
 def test_clients_cancelling_an_export_mid_stream_leave_the_server_serving(
-    stub: Stub, dev_import: ImportedFile, caplog: pytest.LogCaptureFixture
+    stub: Stub, train_import: ImportedFile, caplog: pytest.LogCaptureFixture
 ) -> None:
     # grpc.aio 1.85 frees a cancelled call before the handler's generator is closed; the server
     # used to ask that call for its peer (to log the RPC at INFO, as served processes do) and
     # its deadline then, and crashed with a segfault within a few dozen cancellations.
     caplog.set_level(logging.INFO, logger="tunix_rt.rpc")
-    dataset = create_from_filter(stub, dev_import.source, fraction=0.2, seed=5)
+    dataset = create_from_filter(stub, train_import.source, fraction=0.2, seed=5)
     request = pb.ExportDatasetRequest(name=dataset.name, format=dataset_pb2.EXPORT_FORMAT_RAW)
     for _ in range(60):
         stream = stub.ExportDataset(request, timeout=30)
         next(iter(stream))
         stream.cancel()
-    assert len(export(stub, dataset.name, format=dataset_pb2.EXPORT_FORMAT_RAW)) == 550
+    assert len(export(stub, dataset.name, format=dataset_pb2.EXPORT_FORMAT_RAW)) == 2000

@@ -1,8 +1,10 @@
-"""ImportTraces (client streaming) through the real server, with the seed data read in place."""
+"""ImportTraces (client streaming) through the real server: the shipped training set, small files
+in the original tunix-rt's trace formats (tests/fixtures), and bad lines reported by number."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -10,8 +12,10 @@ import pytest
 
 from tests.registry.conftest import ImportedFile
 from tests.registry.helpers import (
-    DEV_FILE,
-    STAGE_C_FILE,
+    DEV_V2_FIXTURE,
+    E2E_FIXTURE,
+    SELF_CORRECT_FIXTURE,
+    SHIPPED_TRACES,
     Stub,
     by_source,
     import_data,
@@ -21,7 +25,6 @@ from tests.registry.helpers import (
     read_rows,
     row,
     rpc_error,
-    seed_path,
     trace_row,
     unique,
 )
@@ -29,25 +32,27 @@ from tunix_rt.v1 import registry_service_pb2 as pb
 from tunix_rt.v1 import trace_pb2
 
 
-def test_all_dev_rows_import_unchanged(stub: Stub, dev_import: ImportedFile) -> None:
-    response, rows = dev_import.response, dev_import.rows
-    assert len(rows) == 550
-    assert response.imported_count == 550
-    assert response.line_count == 550
+def test_all_train_rows_import_unchanged(stub: Stub, train_import: ImportedFile) -> None:
+    response, rows = train_import.response, train_import.rows
+    assert len(rows) == 2000
+    assert response.imported_count == 2000
+    assert response.line_count == 2000
     assert list(response.errors) == []
     assert not response.rejected
-    assert len(set(response.trace_names)) == 550
+    assert len(set(response.trace_names)) == 2000
 
-    stored = list_all_traces(stub, by_source(dev_import.source))
+    stored = list_all_traces(stub, by_source(train_import.source))
     assert [t.name for t in stored] == list(response.trace_names)  # line order
     assert [trace_row(t) for t in stored] == rows  # every row, every field, unchanged
-    assert {t.source for t in stored} == {dev_import.source}
+    assert {t.source for t in stored} == {train_import.source}
 
 
-@pytest.mark.parametrize("line", [1, 2, 275, 550])
-def test_dev_rows_field_by_field(stub: Stub, dev_import: ImportedFile, line: int) -> None:
-    expected = dev_import.rows[line - 1]
-    trace = stub.GetTrace(pb.GetTraceRequest(name=dev_import.response.trace_names[line - 1])).trace
+@pytest.mark.parametrize("line", [1, 2, 1000, 2000])
+def test_train_rows_field_by_field(stub: Stub, train_import: ImportedFile, line: int) -> None:
+    expected = train_import.rows[line - 1]
+    trace = stub.GetTrace(
+        pb.GetTraceRequest(name=train_import.response.trace_names[line - 1])
+    ).trace
     assert trace.trace_version == expected["trace_version"]
     assert trace.prompt == expected["prompt"]
     assert trace.final_answer == expected["final_answer"]
@@ -58,13 +63,13 @@ def test_dev_rows_field_by_field(stub: Stub, dev_import: ImportedFile, line: int
     assert trace.meta["index"] == expected["meta"]["index"]
 
 
-def test_numeric_meta_of_the_file_filters(stub: Stub, dev_import: ImportedFile) -> None:
+def test_numeric_meta_of_the_file_filters(stub: Stub, train_import: ImportedFile) -> None:
     flt = trace_pb2.TraceFilter(
-        source=dev_import.source, meta=[trace_pb2.MetaCondition(key="index", value="13")]
+        source=train_import.source, meta=[trace_pb2.MetaCondition(key="index", value="13")]
     )
     expected = [
         name
-        for name, r in zip(dev_import.response.trace_names, dev_import.rows, strict=True)
+        for name, r in zip(train_import.response.trace_names, train_import.rows, strict=True)
         if r["meta"].get("index") == 13
     ]
     assert expected
@@ -72,8 +77,8 @@ def test_numeric_meta_of_the_file_filters(stub: Stub, dev_import: ImportedFile) 
 
 
 def test_chunks_split_at_arbitrary_bytes_give_the_same_traces(stub: Stub) -> None:
-    # The first rows of the dev file (its `÷` is two bytes, so 7-byte chunks split characters).
-    data = b"".join(seed_path(DEV_FILE).read_bytes().splitlines(keepends=True)[:12])
+    # The first rows of the train set (its `÷` is two bytes, so 7-byte chunks split characters).
+    data = b"".join(SHIPPED_TRACES.read_bytes().splitlines(keepends=True)[:12])
     assert "÷".encode() in data
     whole = import_data(stub, data, source=unique("whole"))
     split = import_data(stub, data, source=unique("split"), chunk=7)
@@ -86,11 +91,11 @@ def test_chunks_split_at_arbitrary_bytes_give_the_same_traces(stub: Stub) -> Non
     assert hashes[0] == hashes[1]
 
 
-def test_whole_file_in_odd_sized_chunks(stub: Stub, dev_import: ImportedFile) -> None:
+def test_whole_file_in_odd_sized_chunks(stub: Stub, train_import: ImportedFile) -> None:
     source = unique("chunks")
-    response = import_data(stub, seed_path(DEV_FILE).read_bytes(), source=source, chunk=4093)
-    assert response.imported_count == 550
-    assert [trace_row(t) for t in list_all_traces(stub, by_source(source))] == dev_import.rows
+    response = import_data(stub, SHIPPED_TRACES.read_bytes(), source=source, chunk=4093)
+    assert response.imported_count == 2000
+    assert [trace_row(t) for t in list_all_traces(stub, by_source(source))] == train_import.rows
 
 
 def test_bad_lines_are_reported_by_number_and_good_ones_stored(stub: Stub) -> None:
@@ -138,7 +143,7 @@ def test_lines_that_no_database_could_store_are_reported(stub: Stub) -> None:
         json.dumps(row(steps=[{"i": 2**31, "type": "s", "content": "c"}])).encode(),  # 5
         b"\xff\xfe not utf-8",  # 6
         json.dumps(row(prompt="nul \x00 inside")).encode(),  # 7
-        good,  # 8
+        json.dumps(row(prompt="fine too")).encode(),  # 8 (another trace: a repeat of 1 is not)
     ]
     response = import_data(stub, b"\n".join(lines), source=source)
     assert [(e.line, e.field) for e in response.errors] == [
@@ -175,7 +180,7 @@ def test_hostile_lines_are_reported_by_number_and_good_ones_stored(stub: Stub) -
         json.dumps(row(meta=_nested(500))).encode(),  # 5: parses, but no reader could
         json.dumps(row(meta=_nested(21))).encode(),  # 6: one level past the limit
         json.dumps(row(prompt="deep enough", meta=_nested(20))).encode(),  # 7: at the limit
-        good,  # 8
+        json.dumps(row(prompt="fine again")).encode(),  # 8 (another trace: a repeat of 1 is not)
     ]
     response = import_data(stub, b"\n".join(lines), source=source)
     assert [(e.line, e.field) for e in response.errors] == [
@@ -188,7 +193,7 @@ def test_hostile_lines_are_reported_by_number_and_good_ones_stored(stub: Stub) -
     assert all(len(e.message) < 500 for e in response.errors)
     assert response.imported_count == 3
     stored = list_all_traces(stub, by_source(source))  # everything stored reads back
-    assert [t.prompt for t in stored] == ["fine", "deep enough", "fine"]
+    assert [t.prompt for t in stored] == ["fine", "deep enough", "fine again"]
     assert trace_row(stored[1])["meta"] == _nested(20)
 
 
@@ -269,15 +274,18 @@ def test_options_are_read_from_the_first_message_only(stub: Stub) -> None:
     assert list_all_traces(stub, by_source(later)) == []
 
 
-@pytest.mark.parametrize(("name", "count"), [(STAGE_C_FILE, 341), ("e2e-e2e_ingest.jsonl", 3)])
-def test_other_seed_files_import_unchanged(stub: Stub, name: str, count: int) -> None:
-    path = seed_path(name)
+@pytest.mark.parametrize(
+    ("path", "count"), [(DEV_V2_FIXTURE, 8), (SELF_CORRECT_FIXTURE, 4), (E2E_FIXTURE, 3)]
+)
+def test_files_in_the_original_formats_import_unchanged(stub: Stub, path: Path, count: int) -> None:
     rows: list[dict[str, Any]] = read_rows(path)
-    source = unique("seed")
+    source = unique("original")
     response = import_data(stub, path.read_bytes(), source=source)
     assert (response.imported_count, response.line_count) == (count, count)
     assert list(response.errors) == []
     stored = list_all_traces(stub, by_source(source))
-    assert [trace_row(t) for t in stored] == rows
-    if name == STAGE_C_FILE:  # self-correction traces keep their verify / correct steps
+    assert [t.name for t in stored] == list(response.trace_names)  # line order
+    assert [trace_row(t) for t in stored] == rows  # every row, every field, unchanged
+    if path == SELF_CORRECT_FIXTURE:  # self-correction traces keep their verify / correct steps
         assert {"verify", "correct"} <= {s.type for t in stored for s in t.steps}
+        assert all(t.meta["m46_transformed"] is True for t in stored)

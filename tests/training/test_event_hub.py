@@ -1,6 +1,6 @@
 """Sequenced fan-out of a job's run events: numbering, history then live with no gap or duplicate,
-many subscribers, falling behind and resuming, non-blocking emission, and batched, retried
-flushing to the registry.
+many subscribers, falling behind and resuming, non-blocking emission, batched, retried
+flushing to the registry, and a final event that readers get only once everything is stored.
 
 The registry is the hub's injected sink and history callback; here it is a list-backed fake."""
 
@@ -30,9 +30,12 @@ class FakeRegistry:
     failed_appends: int = 0
     history_reads: list[tuple[int, int]] = field(default_factory=list)
     read_delay: float = 0.0  # seconds per event read back
+    gate: asyncio.Event | None = None  # appends wait until it is set: a slow registry
 
     async def append(self, batch: Sequence[run_pb2.RunEvent]) -> None:
         await asyncio.sleep(0)
+        if self.gate is not None:
+            await self.gate.wait()
         if self.failures:
             self.failures -= 1
             self.failed_appends += 1
@@ -398,5 +401,89 @@ def test_overlapping_flushes_send_every_event(monkeypatch: pytest.MonkeyPatch) -
         await asyncio.gather(hub.flush(), hub.flush(), keep_emitting())
         await hub.close()
         assert registry.sequences() == list(range(1, 41))
+
+    run(body)
+
+
+def final_state() -> run_pb2.RunEvent:
+    return run_pb2.RunEvent(
+        state_change=run_pb2.StateChange(
+            from_state=run_pb2.RUN_STATE_RUNNING, to_state=run_pb2.RUN_STATE_SUCCEEDED
+        )
+    )
+
+
+@pytest.mark.usefixtures("slow_flush")
+def test_the_final_event_reaches_readers_only_once_it_and_all_before_it_are_stored() -> None:
+    async def body() -> None:
+        gate = asyncio.Event()
+        registry = FakeRegistry(stored=stored_history(3), gate=gate)
+        hub = JobEvents(3, registry.append, registry.history)
+        # What each reader had stored in the registry when it received each event.
+        seen: dict[str, list[tuple[int, list[int]]]] = {"early": [], "late": []}
+
+        async def read(name: str, from_sequence: int) -> None:
+            async for item in hub.stream(from_sequence):
+                assert isinstance(item, run_pb2.RunEvent)
+                seen[name].append((item.sequence, registry.sequences()))
+
+        early = asyncio.create_task(read("early", 1))
+        await asyncio.sleep(0)
+        for step in range(4, 11):
+            hub.emit(metric(step))
+        await wait_until(lambda: len(seen["early"]) == 10)  # live events before storing: fine
+        assert registry.sequences() == [1, 2, 3]
+        closing = asyncio.create_task(hub.close(final_state()))
+        await asyncio.sleep(0.01)  # the registry is slow: close waits on it
+        late = asyncio.create_task(read("late", 5))  # joins while the final event is held
+        await wait_until(lambda: len(seen["late"]) == 6)
+        assert hub.last_sequence == 11
+        assert hub.last_published == 10
+        assert len(seen["early"]) == 10
+        assert not closing.done()
+        gate.set()
+        await closing
+        await asyncio.gather(early, late)
+        for name, first in (("early", 1), ("late", 5)):
+            assert [seq for seq, _ in seen[name]] == list(range(first, 12))
+            final_sequence, stored = seen[name][-1]
+            assert final_sequence == 11
+            assert stored == list(range(1, 12)), name
+        assert registry.sequences() == list(range(1, 12))
+        assert hub.last_published == 11
+        assert sequences(await collect(hub, 10)) == [10, 11]  # a stream after the end
+
+    run(body)
+
+
+@pytest.mark.usefixtures("slow_flush")
+def test_a_final_event_the_registry_cannot_store_still_ends_every_stream() -> None:
+    async def body() -> None:
+        registry = FakeRegistry(failures=1)
+        hub = JobEvents(0, registry.append, registry.history)
+        reader = asyncio.create_task(collect(hub, 1))
+        await asyncio.sleep(0)
+        hub.emit(metric(1))
+        with pytest.raises(ConnectionError):
+            await hub.close(final_state())
+        assert sequences(events_only(await reader)) == [1, 2]
+        assert registry.stored == []
+        await hub.close()  # closing again stores what is left
+        assert registry.sequences() == [1, 2]
+
+    run(body)
+
+
+def test_the_flush_interval_is_the_hubs_own() -> None:
+    async def body() -> None:
+        registry = FakeRegistry()
+        hub = JobEvents(0, registry.append, registry.history, flush_interval=0.001)
+        hub.emit(metric(1))
+        await wait_until(lambda: registry.sequences() == [1])
+        slow = JobEvents(0, registry.append, registry.history, flush_interval=3600.0)
+        slow.emit(metric(1))
+        await asyncio.sleep(0.05)
+        assert len(registry.batches) == 1  # only the fast hub's
+        await asyncio.gather(hub.close(), slow.close())
 
     run(body)

@@ -71,18 +71,20 @@ class ImportError(_message.Message):
     def __init__(self, line: _Optional[int] = ..., message: _Optional[str] = ..., field: _Optional[str] = ...) -> None: ...
 
 class ImportTracesResponse(_message.Message):
-    __slots__ = ("imported_count", "line_count", "errors", "rejected", "trace_names")
+    __slots__ = ("imported_count", "line_count", "errors", "rejected", "trace_names", "new_count")
     IMPORTED_COUNT_FIELD_NUMBER: _ClassVar[int]
     LINE_COUNT_FIELD_NUMBER: _ClassVar[int]
     ERRORS_FIELD_NUMBER: _ClassVar[int]
     REJECTED_FIELD_NUMBER: _ClassVar[int]
     TRACE_NAMES_FIELD_NUMBER: _ClassVar[int]
+    NEW_COUNT_FIELD_NUMBER: _ClassVar[int]
     imported_count: int
     line_count: int
     errors: _containers.RepeatedCompositeFieldContainer[ImportError]
     rejected: bool
     trace_names: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, imported_count: _Optional[int] = ..., line_count: _Optional[int] = ..., errors: _Optional[_Iterable[_Union[ImportError, _Mapping]]] = ..., rejected: _Optional[bool] = ..., trace_names: _Optional[_Iterable[str]] = ...) -> None: ...
+    new_count: int
+    def __init__(self, imported_count: _Optional[int] = ..., line_count: _Optional[int] = ..., errors: _Optional[_Iterable[_Union[ImportError, _Mapping]]] = ..., rejected: _Optional[bool] = ..., trace_names: _Optional[_Iterable[str]] = ..., new_count: _Optional[int] = ...) -> None: ...
 
 class GetTraceRequest(_message.Message):
     __slots__ = ("name",)

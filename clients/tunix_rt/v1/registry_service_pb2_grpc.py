@@ -279,6 +279,10 @@ class RegistryServiceServicer:
     def ImportTraces(self, request_iterator, context):
         """Imports a JSONL stream of traces. Each bad line is reported by number while the good ones are
         stored, unless the first message asks for an atomic import, which stores nothing if any line is bad.
+        An import adds to its source only the traces the source does not hold yet (same
+        `content_hash`), so importing a file again, or again after an interrupted import, stores each
+        trace once. The good lines are stored in batches as they arrive, so an import may hold any
+        number of lines; an atomic import is one transaction of at most 10,000 traces.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

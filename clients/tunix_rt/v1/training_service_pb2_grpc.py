@@ -111,7 +111,9 @@ class TrainingServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetTrainingJob(self, request, context):
-        """Returns one job with its live state.
+        """Returns one job with its live state. From the training service that runs the job, a terminal
+        state is reported only once the job's whole history is stored: ListRunEvents then returns
+        every event up to its final state change, whose sequence is the job's `last_sequence`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -148,7 +150,10 @@ class TrainingServiceServicer:
         terminal state, or after the last stored event when `history_only` is set. A subscriber that
         falls too far behind is sent a `fell_behind` notice and the stream ends with OK; it continues
         by calling again from the notice's `last_delivered_sequence` + 1. A slow subscriber never slows
-        training.
+        training. Live events reach subscribers before the registry stores them (in batches, a
+        fraction of a second later), except the job's final state change: it is sent only once it and
+        every event before it are stored, so a subscriber that receives it and then calls the
+        registry's ListRunEvents gets exactly the events it was streamed.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -10,15 +10,16 @@ outermost, so rejected calls are logged and counted too.
 
 An aio interceptor only sees the method handler, so each wraps the handler's behaviour for all four
 RPC kinds. Aborts (`context.abort`, which raises `grpc.aio.AbortError`) pass through unchanged.
+Handlers should be `async def` functions or async generators. Plain functions (the generated base
+servicer's stubs) run on a worker thread, except for request streams: those arrive as async
+iterators once wrapped, so a sync request-streaming handler cannot consume them.
 
 Request bodies reach the server as bytes and are parsed inside `ObservabilityInterceptor`'s wrapper,
 not by gRPC: gRPC answers a body its deserializer refuses (garbage, invalid UTF-8, nesting past the
 protobuf depth limit) with UNKNOWN and an ERROR traceback, while the wrapper answers
 INVALID_ARGUMENT. `AuthInterceptor` sits inside it and rejects before the wrapper parses anything,
-so an unauthenticated body, however large, is never parsed.
-Handlers should be `async def` functions or async generators. Plain functions (the generated base
-servicer's stubs) run on a worker thread, except for request streams: those arrive as async
-iterators once wrapped, so a sync request-streaming handler cannot consume them.
+so an unauthenticated body, however large, is never parsed. A request stream is parsed message by
+message as the handler iterates it; `context.read()` would hand a handler raw bytes.
 """
 
 from __future__ import annotations

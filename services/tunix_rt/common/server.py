@@ -179,28 +179,8 @@ async def start_server(
         await health.set(registration.name, health_pb2.HealthCheckResponse.SERVING)
     enable_reflection(server, [*(r.name for r in registrations), HEALTH_SERVICE_NAME])
 
-    bind_address = f"{_grpc_host(config.host)}:{config.port}"
-    try:
-        if config.tls_cert_file is not None and config.tls_key_file is not None:
-            credentials = grpc.ssl_server_credentials(
-                [(_read(config.tls_key_file, "key"), _read(config.tls_cert_file, "certificate"))]
-            )
-            port = server.add_secure_port(bind_address, credentials)
-        else:
-            port = server.add_insecure_port(bind_address)
-    except RuntimeError as exc:  # grpc's way of saying the bind failed
-        raise OSError(f"cannot listen on {bind_address}: {exc}") from exc
-    if port == 0:
-        raise OSError(f"cannot listen on {bind_address}")
-
-    metrics_http = None
-    if config.metrics_port is not None:
-        metrics_http = MetricsHttpServer.start(
-            registry,
-            config.metrics_bind_host,
-            config.metrics_port,
-            token=config.auth_token if config.metrics_auth else None,
-        )
+    port = _bind(server, config)
+    metrics_http = _start_metrics(config, registry)
     try:
         await server.start()
     except BaseException:
@@ -291,6 +271,36 @@ async def _serve(
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
+
+
+def _bind(server: grpc.aio.Server, config: ServerConfig) -> int:
+    """Adds the listening port (TLS when configured) and returns it; OSError when it cannot."""
+    bind_address = f"{_grpc_host(config.host)}:{config.port}"
+    try:
+        if config.tls_cert_file is not None and config.tls_key_file is not None:
+            credentials = grpc.ssl_server_credentials(
+                [(_read(config.tls_key_file, "key"), _read(config.tls_cert_file, "certificate"))]
+            )
+            port: int = server.add_secure_port(bind_address, credentials)
+        else:
+            port = server.add_insecure_port(bind_address)
+    except RuntimeError as exc:  # grpc's way of saying the bind failed
+        raise OSError(f"cannot listen on {bind_address}: {exc}") from exc
+    if port == 0:
+        raise OSError(f"cannot listen on {bind_address}")
+    return port
+
+
+def _start_metrics(config: ServerConfig, registry: CollectorRegistry) -> MetricsHttpServer | None:
+    """The /metrics endpoint `config` asks for (where and whether behind the token), or None."""
+    if config.metrics_port is None:
+        return None
+    return MetricsHttpServer.start(
+        registry,
+        config.metrics_bind_host,
+        config.metrics_port,
+        token=config.auth_token if config.metrics_auth else None,
+    )
 
 
 def _read(path: str, what: str) -> bytes:

@@ -100,12 +100,19 @@ def serve() -> None:
     help="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db. "
     "[default: $TUNIX_RT_DATABASE_URL or SQLite in --data-dir]",
 )
+@click.option(
+    "--max-artifact-bytes",
+    type=click.IntRange(min=1),
+    help="Refuse artifact uploads larger than this (RESOURCE_EXHAUSTED, nothing stored). "
+    "[default: $TUNIX_RT_MAX_ARTIFACT_BYTES or 4 GiB]",
+)
 @metrics_port_option("TUNIX_RT_REGISTRY_METRICS_PORT")
 def serve_registry(
     host: str | None,
     port: int | None,
     data_dir: Path | None,
     database_url: str | None,
+    max_artifact_bytes: int | None,
     metrics_port: int | None,
 ) -> None:
     """Run the registry: traces, datasets, runs, models, artifacts, evaluations."""
@@ -119,6 +126,7 @@ def serve_registry(
         data_dir=data_dir,
         database_url=database_url,
         metrics_port=metrics_port,
+        max_artifact_bytes=max_artifact_bytes,
     )
 
 

@@ -17,6 +17,7 @@ from tunix_rt.common.errors import InvalidArgument
 from tunix_rt.registry import convert
 from tunix_rt.registry.registry import Registry
 from tunix_rt.registry.use_cases.artifacts import Upload
+from tunix_rt.registry.use_cases.trace_import import TraceImport
 from tunix_rt.v1 import dataset_pb2, registry_service_pb2_grpc
 from tunix_rt.v1 import registry_service_pb2 as pb
 
@@ -49,22 +50,20 @@ class RegistryServicer(registry_service_pb2_grpc.RegistryServiceServicer):
         return pb.BatchCreateTracesResponse(traces=[convert.trace_to_proto(t) for t in stored])
 
     async def ImportTraces(self, request_iterator: AsyncIterator[Any], context: Any) -> Any:
-        options: pb.ImportOptions | None = None
-        chunks: list[bytes] = []
+        # Each chunk is read (and a full batch stored) as it arrives, not after the whole stream:
+        # the import holds one batch and one unfinished line, however long the stream.
+        trace_import: TraceImport | None = None
         async for message in request_iterator:
-            if options is None:
-                options = message.options
-            chunks.append(message.data)
-        options = options or pb.ImportOptions()
-        report = await asyncio.to_thread(
-            self._registry.traces.import_traces,
-            chunks,
-            atomic=options.atomic,
-            source=options.source,
-            request_id=options.request_id,
-        )
+            if trace_import is None:
+                trace_import = await asyncio.to_thread(self._start_import, message.options)
+            if message.data:
+                await asyncio.to_thread(trace_import.feed, message.data)
+        if trace_import is None:
+            trace_import = await asyncio.to_thread(self._start_import, pb.ImportOptions())
+        report = await asyncio.to_thread(trace_import.finish)
         return pb.ImportTracesResponse(
             imported_count=len(report.trace_uids),
+            new_count=report.new_count,
             line_count=report.line_count,
             errors=[
                 pb.ImportError(line=line, field=field, message=f"{field}: {message}")
@@ -72,6 +71,11 @@ class RegistryServicer(registry_service_pb2_grpc.RegistryServiceServicer):
             ],
             rejected=report.rejected,
             trace_names=[f"traces/{uid}" for uid in report.trace_uids],
+        )
+
+    def _start_import(self, options: pb.ImportOptions) -> TraceImport:
+        return self._registry.traces.import_traces(
+            atomic=options.atomic, source=options.source, request_id=options.request_id
         )
 
     async def GetTrace(self, request: pb.GetTraceRequest, context: Any) -> Any:

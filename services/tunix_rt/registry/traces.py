@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from tunix_rt.common import canonical
@@ -29,8 +30,12 @@ MAX_STEP_INDEX = 2**31 - 1
 # Meta entries longer than this are stored but not indexed for filtering.
 MAX_INDEXED_META_VALUE = 512
 MAX_INDEXED_META_KEY = 128
-# Traces stored in one transaction (a batch create, or the good lines of one import).
+# Traces stored in one transaction (a batch create, or an atomic import).
 MAX_BATCH_TRACES = 10_000
+# Bytes of one JSONL line. A line's trace is at most 1 MiB of canonical JSON, which escapes
+# (`\uXXXX` for every character) and spacing can make several times longer in a file; 8 MiB
+# admits any of those, and bounds what an import holds while it waits for a line's end.
+MAX_LINE_BYTES = 8 << 20
 # Objects and lists nested in `meta`, itself included. A trace is read back as a
 # google.protobuf.Struct, three message levels per JSON object, inside up to four wrappers
 # (ExportDatasetResponse > DatasetRecord > Trace), and protobuf refuses to parse messages nested
@@ -71,6 +76,11 @@ class TraceContent:
         }
 
     def content_hash(self) -> str:
+        return self._content_hash
+
+    @cached_property
+    def _content_hash(self) -> str:
+        # Cached: an import needs it for its fingerprint, its lookup and its insert.
         return canonical.sha256_hex(canonical.dumps(self.canonical_dict()))
 
     def meta_index(self) -> dict[str, str]:
@@ -249,9 +259,50 @@ def _validate_steps(violations: list[FieldViolation], raw: Any, path: str) -> tu
     return tuple(steps)
 
 
-def numbered_lines(chunks: Iterable[bytes]) -> Iterator[tuple[int, bytes]]:
-    """Numbers the lines of concatenated chunks, 1-based; a final line needs no newline."""
-    yield from enumerate(b"".join(chunks).split(b"\n"), start=1)
+class JsonlLines:
+    """Numbers the lines of a byte stream as its chunks arrive (1-based; lines may be split across
+    chunks anywhere), holding only the unfinished line: `feed` each chunk, then `end`.
+
+    A line longer than MAX_LINE_BYTES comes out as None, its bytes dropped as they arrive.
+    """
+
+    def __init__(self) -> None:
+        self._partial = bytearray()
+        self._overlong = False
+        self._count = 0
+
+    def feed(self, data: bytes) -> Iterator[tuple[int, bytes | None]]:
+        start = 0
+        while (end := data.find(b"\n", start)) != -1:
+            yield self._line(data[start:end])
+            start = end + 1
+        self._hold(data[start:])
+
+    def end(self) -> Iterator[tuple[int, bytes | None]]:
+        """The last line, which needs no newline (empty, so skipped as blank, after a final one)."""
+        yield self._line(b"")
+
+    def _line(self, tail: bytes) -> tuple[int, bytes | None]:
+        self._hold(tail)
+        line = None if self._overlong else bytes(self._partial)
+        self._partial.clear()
+        self._overlong = False
+        self._count += 1
+        return self._count, line
+
+    def _hold(self, data: bytes) -> None:
+        if not self._overlong and len(self._partial) + len(data) > MAX_LINE_BYTES:
+            self._overlong = True
+            self._partial.clear()
+        if not self._overlong:
+            self._partial += data
+
+
+def overlong_line() -> InvalidArgument:
+    """The error of a line past MAX_LINE_BYTES (field `line`)."""
+    return InvalidArgument.field(
+        "line", f"is longer than {MAX_LINE_BYTES >> 20} MiB; a trace is at most 1 MiB of JSON"
+    )
 
 
 def parse_jsonl_line(line: bytes) -> Any:

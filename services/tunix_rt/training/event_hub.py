@@ -6,6 +6,11 @@ registry (AppendRunEvents). A subscriber reads older history from the registry, 
 then live events, and never sees a gap or a duplicate. A subscriber that falls too far behind is
 cut off with a notice carrying its last delivered sequence, so it can call again from there;
 emitting never waits for a reader, so a stuck reader never slows training.
+
+The stream's last event (a job's final state change, given to `close`) is the one exception to
+"readers first, registry later": it reaches readers only once it and every event before it are
+stored, so a reader that receives it finds the whole history in ListRunEvents. The job has
+stopped training by then, so waiting on the registry costs training nothing.
 """
 
 from __future__ import annotations
@@ -51,14 +56,27 @@ class _Subscriber:
 class JobEvents:
     """The event stream of one job on this training service."""
 
-    def __init__(self, last_stored: int, sink: Sink, history: History) -> None:
-        self.last_sequence = last_stored
+    def __init__(
+        self,
+        last_stored: int,
+        sink: Sink,
+        history: History,
+        flush_interval: float | None = None,
+    ) -> None:
+        self.last_sequence = last_stored  # the latest event emitted
+        # The latest event readers may see: behind `last_sequence` only while close() holds the
+        # final event (and any emitted after it) back until it is stored.
+        self._published = last_stored
+        self._held: list[run_pb2.RunEvent] | None = None
+        self._flush_interval = FLUSH_INTERVAL if flush_interval is None else flush_interval
         self._window: collections.deque[run_pb2.RunEvent] = collections.deque()
         self._subscribers: set[_Subscriber] = set()
         self._pending: list[run_pb2.RunEvent] = []
         self._sink = sink
         self._history = history
+        self._closing = False
         self._closed = False
+        self._ended = asyncio.Event()  # set when the first close() has returned or raised
         # One flush at a time: two overlapping flushes would both send the head of `_pending` and
         # then both drop a batch from it, dropping events that were never sent.
         self._flush_lock = asyncio.Lock()
@@ -67,6 +85,11 @@ class JobEvents:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def last_published(self) -> int:
+        """The latest sequence readers can get now."""
+        return self._published
 
     def emit(self, event: run_pb2.RunEvent) -> int:
         """Gives `event` the next sequence, records and fans it out; never blocks."""
@@ -77,6 +100,14 @@ class JobEvents:
         # The window keeps every unflushed event: older ones are safe in the registry.
         while len(self._window) > WINDOW and self._window[0].sequence < self._first_pending():
             self._window.popleft()
+        if self._held is not None:
+            self._held.append(event)
+        else:
+            self._publish(event)
+        return event.sequence
+
+    def _publish(self, event: run_pb2.RunEvent) -> None:
+        self._published = event.sequence
         for sub in self._subscribers:
             if sub.fell_behind:
                 continue
@@ -85,21 +116,45 @@ class JobEvents:
             else:
                 sub.buffer.append(event)
             sub.wake.set()
-        return event.sequence
 
     def _first_pending(self) -> int:
         return self._pending[0].sequence if self._pending else self.last_sequence + 1
 
-    async def close(self) -> None:
-        """Ends every stream after the events emitted so far and flushes them to the registry."""
-        self._closed = True
-        for sub in self._subscribers:
-            sub.ended = True
-            sub.wake.set()
+    async def close(self, final: run_pb2.RunEvent | None = None) -> None:
+        """Ends every stream after the events emitted so far and `final`, and flushes them all to
+        the registry. `final` (a job's terminal state change) reaches readers only after the
+        registry has stored it and everything before it; should the registry fail, readers get
+        it anyway, the events stay for a later flush or close, and the error is raised.
+
+        Closing again only flushes what is still unstored (after the first close has ended)."""
+        if self._closing:
+            if final is not None:
+                self.emit(final)
+            await self._ended.wait()
+            await self._flush_all()
+            return
+        self._closing = True
         self._flusher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._flusher
-        await self._flush_all()
+        if final is not None:
+            self._held = []
+            self.emit(final)
+        try:
+            await self._flush_all()
+        finally:
+            held, self._held = self._held or [], None
+            for event in held:
+                self._publish(event)
+            self._closed = True
+            for sub in self._subscribers:
+                sub.ended = True
+                sub.wake.set()
+            self._ended.set()
+
+    async def wait_closed(self) -> None:
+        """Waits until close() has stored the final event (or failed to)."""
+        await self._ended.wait()
 
     async def flush(self) -> None:
         await self._flush_all()
@@ -113,7 +168,7 @@ class JobEvents:
 
     async def _flush_loop(self) -> None:
         while True:
-            await asyncio.sleep(FLUSH_INTERVAL)
+            await asyncio.sleep(self._flush_interval)
             try:
                 await self._flush_all()
             except Exception:  # the registry may be briefly down: keep the events, retry
@@ -129,7 +184,7 @@ class JobEvents:
         try:
             while True:
                 # Catch up to just before the oldest buffered live event (or to the latest).
-                target = sub.buffer[0].sequence - 1 if sub.buffer else self.last_sequence
+                target = sub.buffer[0].sequence - 1 if sub.buffer else self._published
                 if next_seq <= target:
                     async for event in self._replay(next_seq, target):
                         if event.sequence == next_seq:
@@ -145,9 +200,9 @@ class JobEvents:
                 if sub.buffer:
                     continue  # a gap before the buffer: replay it first
                 if sub.fell_behind:
-                    yield FellBehind(next_seq - 1, self.last_sequence)
+                    yield FellBehind(next_seq - 1, self._published)
                     return
-                if sub.ended and next_seq > self.last_sequence:
+                if sub.ended and next_seq > self._published:
                     return
                 if not sub.ended:
                     sub.wake.clear()

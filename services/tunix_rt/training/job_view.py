@@ -90,7 +90,7 @@ def _add_live(
         if remaining is not None:
             job.estimated_time_remaining.CopyFrom(duration_pb2.Duration(seconds=remaining))
         job.latest_checkpoint = live.latest_checkpoint or job.latest_checkpoint
-        job.last_sequence = max(job.last_sequence, live.events.last_sequence)
+        job.last_sequence = max(job.last_sequence, live.events.last_published)
         for name, (step, value, when) in live.latest_metrics.items():
             point = job.latest_metrics[name]
             point.step, point.value = step, value

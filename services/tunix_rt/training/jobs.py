@@ -6,6 +6,10 @@ State changes go through TransitionRun (legal transitions only, enforced by the 
 every event (state changes, metrics, logs, checkpoints) gets its sequence from the job's
 event hub, which batches it into the run's history. What this service knows beyond the run is a
 LiveJob (live_job.py); each attempt runs in a worker process (worker_process.py).
+
+A job's end is read-after-write consistent: its events are stored before the registry makes it
+terminal and its final state change before any stream delivers it; a caller that sees the end
+here (a view, a list, a resume) waits for that event, so it finds the whole history stored.
 """
 
 from __future__ import annotations
@@ -41,6 +45,9 @@ SUCCEEDED, FAILED, CANCELLED = (
     run_pb2.RUN_STATE_CANCELLED,
 )
 TERMINAL = {SUCCEEDED, FAILED, CANCELLED}
+# How long a caller that sees a job end waits for its final state change to be stored: storing
+# it is one AppendRunEvents call; this bounds the wait when the registry fails meanwhile.
+FINAL_EVENT_WAIT = 10.0
 ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 
 
@@ -57,6 +64,7 @@ class JobManager:
         cores_per_slot: int = 1,
         kill_grace_seconds: float = 10.0,
         inference_address: str = "",
+        event_flush_interval: float | None = None,
     ) -> None:
         self.registry = registry
         self.scheduler = scheduler
@@ -67,6 +75,7 @@ class JobManager:
         self.kill_grace_seconds = kill_grace_seconds
         # Where evaluation on completion is sent; empty: jobs cannot ask for it.
         self.inference_address = inference_address
+        self.event_flush_interval = event_flush_interval
         self.jobs: dict[str, LiveJob] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._shutting_down = False
@@ -185,6 +194,7 @@ class JobManager:
             last_sequence,
             sink=lambda batch: self.registry.append_events(run, batch),
             history=lambda first, last: self.registry.history(run, first, last),
+            flush_interval=self.event_flush_interval,
         )
         live = LiveJob(job_id, spec, events)
         self.jobs[job_id] = live
@@ -199,24 +209,22 @@ class JobManager:
         devices: run_pb2.DeviceAssignment | None = None,
         config_update: dict[str, Any] | None = None,
     ) -> run_pb2.Run:
-        update = struct_pb2.Struct()
-        update.update(config_update or {})
-        run: run_pb2.Run = (
-            await self.registry.call(
-                f"runs/{live.job_id}",
-                "TransitionRun",
-                rpb.TransitionRunRequest(
-                    name=f"runs/{live.job_id}",
-                    state=state,  # type: ignore[arg-type]
-                    expected_state=expected,  # type: ignore[arg-type]
-                    devices=devices,
-                    reason=reason,
-                    owner=self.owner,
-                    config_update=update,
-                ),
+        """Moves the job's run from `expected` to `state` and emits the state change; a terminal
+        one ends the job's stream once the registry has stored all of its events."""
+        final = state in TERMINAL
+        if final:
+            await live.prepare_end()
+        try:
+            run = await self.registry.transition(
+                f"runs/{live.job_id}", state, expected, reason, self.owner, devices, config_update
             )
-        ).run
-        live.emit_state(expected, state, reason)
+        except BaseException:
+            live.ending = False
+            raise
+        if final:
+            await live.emit_final_state(expected, state, reason)
+        else:
+            live.emit_state(expected, state, reason)
         return run
 
     # Scheduling and workers.
@@ -271,7 +279,10 @@ class JobManager:
             live.phase = ""
             self.scheduler.release(live.job_id)
             if not self._shutting_down:
-                await live.events.close()
+                try:  # a no-op after a terminal state change, which closed it already
+                    await live.events.close()
+                except Exception:  # the registry is down: the job's run still ended
+                    log.warning("could not store the events of job %s", live.job_id, exc_info=True)
             self._kick()
 
     async def _work(self, live: LiveJob, assignment: run_pb2.DeviceAssignment) -> int:
@@ -383,8 +394,7 @@ class JobManager:
                 f"job is owned by {run.owner!r}, not this training service", reason="NOT_OWNER"
             )
         if self.scheduler.remove(job_id):
-            await self._transition(live, CANCELLED, QUEUED, reason)
-            await live.events.close()
+            await self._transition(live, CANCELLED, QUEUED, reason)  # closes the job's stream
             return
         live.cancel_reason = reason
         live.phase = "STOPPING"
@@ -409,6 +419,14 @@ class JobManager:
         self._kick()
 
     async def get_run(self, job_id: str) -> run_pb2.Run:
+        """The job's run; once its final state change is stored, when it has just ended here."""
+        run = await self._read_run(job_id)
+        if live := self._ending(run):
+            await self._settle([live])
+            run = await self._read_run(job_id)
+        return run
+
+    async def _read_run(self, job_id: str) -> run_pb2.Run:
         run: run_pb2.Run = (
             await self.registry.call(
                 f"trainingJobs/{job_id}", "GetRun", rpb.GetRunRequest(name=f"runs/{job_id}")
@@ -417,6 +435,17 @@ class JobManager:
         if "spec" not in run.config.fields:
             raise NotFound("training job", f"trainingJobs/{job_id}")
         return run
+
+    def _ending(self, run: run_pb2.Run) -> LiveJob | None:
+        """The job of `run` if the registry has made it terminal but its final state change (the
+        verdict's report, stored a moment later) may not be stored yet."""
+        live = self.jobs.get(run.name.removeprefix("runs/"))
+        return live if run.state in TERMINAL and live is not None and live.storing_end else None
+
+    async def _settle(self, ending: list[LiveJob]) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(FINAL_EVENT_WAIT):
+                await asyncio.gather(*(live.events.wait_closed() for live in ending))
 
     # Views.
 
@@ -431,6 +460,10 @@ class JobManager:
         """A page of jobs, oldest first, filtered before paging (job_listing), and the next
         page's token ("" on the last page)."""
         page = await job_listing.list_jobs(self.registry, filters, page_size, page_token)
+        ending = [live for run, _ in page.jobs if (live := self._ending(run))]
+        if ending:  # as in get_run: list again once their final state changes are stored
+            await self._settle(ending)
+            page = await job_listing.list_jobs(self.registry, filters, page_size, page_token)
         return [self._view(run, spec) for run, spec in page.jobs], page.next_page_token
 
     def _view(self, run: run_pb2.Run, spec: TrainSpec) -> training_job_pb2.TrainingJob:
@@ -446,7 +479,7 @@ class JobManager:
         live = self.jobs.get(job_id)
         if live is not None:
             # The hub replays the registry and its own unflushed window, then follows live.
-            last = live.events.last_sequence
+            last = live.events.last_published
             if history_only and from_sequence > last:
                 return
             async for item in live.events.stream(from_sequence):

@@ -11,6 +11,7 @@ manager's.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,8 @@ from google.protobuf import timestamp_pb2
 from tunix_rt.training.event_hub import JobEvents
 from tunix_rt.training.spec import TrainSpec
 from tunix_rt.v1 import run_pb2
+
+log = logging.getLogger(__name__)
 
 
 def now() -> timestamp_pb2.Timestamp:
@@ -48,6 +51,10 @@ class LiveJob:
     evaluation_error: tuple[str, str] | None = None  # (gRPC code name, message)
     failure: tuple[str, str, dict[str, str]] | None = None  # (reason, message, metadata)
     cancel_reason: str | None = None
+    # True from just before the registry is asked to make the job terminal (False again if that
+    # fails): a caller that sees the terminal state then waits until the job's final events are
+    # stored (jobs.py).
+    ending: bool = False
     process: asyncio.subprocess.Process | None = None
     started: float = 0.0  # monotonic time training started, for the ETA
     first_step: int = 0
@@ -55,16 +62,37 @@ class LiveJob:
     # Events.
 
     def emit_state(self, before: int, after: int, reason: str) -> None:
-        self.events.emit(
-            run_pb2.RunEvent(
-                time=now(),
-                step=self.step,
-                state_change=run_pb2.StateChange(
-                    from_state=before,  # type: ignore[arg-type]
-                    to_state=after,  # type: ignore[arg-type]
-                    reason=reason,
-                ),
-            )
+        self.events.emit(self._state_event(before, after, reason))
+
+    async def prepare_end(self) -> None:
+        """Called just before the registry is asked to make the job terminal: marks it ending
+        and stores what was emitted so far, so the run is never terminal with events missing
+        but the final state change (`emit_final_state`)."""
+        self.ending = True
+        try:
+            await self.events.flush()
+        except Exception:  # the end is recorded all the same; closing the stream retries
+            log.warning("could not store the events of job %s", self.job_id, exc_info=True)
+
+    @property
+    def storing_end(self) -> bool:
+        """Whether the job's final state change may still be on its way to the registry."""
+        return self.ending and not self.events.closed
+
+    async def emit_final_state(self, before: int, after: int, reason: str) -> None:
+        """Ends the job's stream with its terminal state change, which readers get only once the
+        registry has stored it and every event before it (JobEvents.close)."""
+        await self.events.close(self._state_event(before, after, reason))
+
+    def _state_event(self, before: int, after: int, reason: str) -> run_pb2.RunEvent:
+        return run_pb2.RunEvent(
+            time=now(),
+            step=self.step,
+            state_change=run_pb2.StateChange(
+                from_state=before,  # type: ignore[arg-type]
+                to_state=after,  # type: ignore[arg-type]
+                reason=reason,
+            ),
         )
 
     def emit_log(self, message: str, level: str = "INFO") -> None:

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Sequence
 from typing import Any
 
 import grpc
+from google.protobuf import struct_pb2
 
 from tunix_rt.common import outgoing
 from tunix_rt.v1 import registry_service_pb2 as rpb
@@ -39,6 +40,33 @@ class RegistryLink:
             # The registry's message already names the resource, e.g. "dataset 'datasets/x'
             # not found".
             raise outgoing.registry_error(err, what) from None
+
+    async def transition(
+        self,
+        run: str,
+        state: int,
+        expected: int,
+        reason: str,
+        owner: str,
+        devices: run_pb2.DeviceAssignment | None = None,
+        config_update: dict[str, Any] | None = None,
+    ) -> run_pb2.Run:
+        """Moves `run` from `expected` to `state` (TransitionRun), merging `config_update` into
+        its config; the run after."""
+        update = struct_pb2.Struct()
+        update.update(config_update or {})
+        request = rpb.TransitionRunRequest(
+            name=run,
+            state=state,  # type: ignore[arg-type]
+            expected_state=expected,  # type: ignore[arg-type]
+            devices=devices,
+            reason=reason,
+            owner=owner,
+            config_update=update,
+        )
+        response = await self.call(run, "TransitionRun", request)
+        transitioned: run_pb2.Run = response.run
+        return transitioned
 
     async def append_events(self, run: str, events: Sequence[run_pb2.RunEvent]) -> None:
         await self.call(run, "AppendRunEvents", rpb.AppendRunEventsRequest(run=run, events=events))

@@ -47,6 +47,7 @@ async def build_manager(
     cpu_slots: int,
     probe_gpus: bool = True,
     inference_address: str | None = None,
+    event_flush_interval: float | None = None,
 ) -> JobManager:
     registry = RegistryLink(registry_settings)
     devices = await asyncio.to_thread(inventory, cpu_slots, probe_gpus)
@@ -60,6 +61,7 @@ async def build_manager(
         cores_per_slot=cores,
         # Evaluation on completion goes to this inference service (flag, else the environment).
         inference_address=inference_address or os.environ.get(INFERENCE_ENV) or "",
+        event_flush_interval=event_flush_interval,
     )
     await manager.recover()
     return manager
@@ -98,9 +100,12 @@ async def start_training(
     probe_gpus: bool = True,
     inference_address: str | None = None,
     config: ServerConfig | None = None,
+    event_flush_interval: float | None = None,
 ) -> RunningTraining:
     """Starts a training service (tests, `tunix-rt up`); `config` overrides host and port, and
-    its token and TLS CA are also how the service dials the registry and inference."""
+    its token and TLS CA are also how the service dials the registry and inference.
+    `event_flush_interval` is the seconds between batches of job events to the registry
+    (default event_hub.FLUSH_INTERVAL)."""
     server_config = config or ServerConfig(host=host, port=port)
     manager = await build_manager(
         OutgoingSettings.of_server(registry_address, server_config),
@@ -108,6 +113,7 @@ async def start_training(
         cpu_slots,
         probe_gpus,
         inference_address,
+        event_flush_interval,
     )
     try:
         server = await start_server(server_config, "training", registrations(manager))

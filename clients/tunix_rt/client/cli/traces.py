@@ -57,7 +57,13 @@ def import_traces(
     """Import a JSONL file of traces (`-` reads stdin).
 
     Good lines are stored and bad ones reported as `line N: field: message` on stderr, with exit
-    code 1; with --atomic, one bad line stores nothing.
+    code 1; with --atomic, one bad line stores nothing (and the file may hold at most 10,000
+    traces, one transaction).
+
+    A source keeps one copy of each trace (same content): importing a file again stores only the
+    traces its source lacks, so after an interrupted import just run the same command again. The
+    summary says how many traces were new and how many already present. The file streams in
+    chunks and is stored in batches as it goes, so files of any length import.
     """
     registry = state.registry()
     from_stdin = file == "-"
@@ -76,8 +82,11 @@ def import_traces(
         summary = f"imported {result.imported_count} of {result.line_count} traces"
         if result.rejected:
             summary += f"; rejected: {bad} bad line(s), nothing stored (--atomic)"
-        elif bad:
-            summary += f"; {bad} bad line(s)"
+        else:
+            if bad:
+                summary += f"; {bad} bad line(s)"
+            present = result.imported_count - result.new_count
+            summary += f"; {result.new_count} new, {present} already present"
         click.echo(summary)
     for error in result.errors:
         click.echo(_error_line(error), err=True)

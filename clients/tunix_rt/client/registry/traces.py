@@ -67,8 +67,13 @@ class TraceCalls(RegistryCalls):
         request_id: str | None = None,
     ) -> pb.ImportTracesResponse:
         """Streams JSONL traces to the registry: a file (a `str` is a path) or an iterable of
-        lines. Bad lines come back in `errors` by line number; with `atomic`, any bad line stores
-        nothing. `progress` is called with each chunk's byte count as it is sent."""
+        lines, read lazily in chunks of `chunk_size` bytes, so its length is not limited. Bad
+        lines come back in `errors` by line number; with `atomic`, any bad line stores nothing.
+        `progress` is called with each chunk's byte count as it is sent.
+
+        Safe to repeat: the registry stores only the traces `source` does not hold yet, so calling
+        this again after a failure (with a new or no `request_id`) stores the rest;
+        `new_count` says how many this call stored, `imported_count - new_count` were there."""
         if isinstance(data, str | Path):
             chunks = file_chunks(Path(data), chunk_size, progress)
         else:

@@ -22,6 +22,14 @@ T = TypeVar("T")
 MAX_REQUEST_ID = 128
 
 
+def check_request_id(request_id: str) -> None:
+    """An idempotency key must fit its column and hold no NUL."""
+    if len(request_id) > MAX_REQUEST_ID:
+        raise InvalidArgument.field("request_id", f"exceeds {MAX_REQUEST_ID} chars")
+    if "\x00" in request_id:
+        raise InvalidArgument.field("request_id", "must not contain NUL characters")
+
+
 def one_or_not_found(session: Session, query: Select[T], resource_type: str, name: str) -> T:
     """The one row `query` selects, or NotFound naming the resource."""
     row = session.scalars(query).one_or_none()
@@ -132,10 +140,7 @@ class RepositoryBase:
         different request is an error. A concurrent twin loses on the primary key and then
         reads the winner's result.
         """
-        if len(request_id) > MAX_REQUEST_ID:
-            raise InvalidArgument.field("request_id", f"exceeds {MAX_REQUEST_ID} chars")
-        if "\x00" in request_id:
-            raise InvalidArgument.field("request_id", "must not contain NUL characters")
+        check_request_id(request_id)
 
         def attempt(session: Session) -> str:
             if not request_id:

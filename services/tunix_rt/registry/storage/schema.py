@@ -49,6 +49,9 @@ class TraceRow(Base):
     """One stored trace; immutable after insert."""
 
     __tablename__ = "traces"
+    # An import looks up which of its traces the source already holds (migration 0004). Not
+    # unique: CreateTrace and BatchCreateTraces may store the same content twice.
+    __table_args__ = (Index("ix_traces_source_content_hash", "source", "content_hash"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     uid: Mapped[str] = mapped_column(String(32), unique=True)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Select, delete, exists, insert, select
+from sqlalchemy import Select, delete, exists, func, insert, select
 from sqlalchemy.orm import Session
 
 from tunix_rt.common.errors import FailedPrecondition, NotFound
@@ -19,9 +20,11 @@ from tunix_rt.registry.storage.base import (
     one_or_not_found,
     utc,
 )
+from tunix_rt.registry.storage.engine import is_sqlite
 from tunix_rt.registry.storage.schema import (
     DatasetMemberRow,
     DatasetRow,
+    IdempotencyKeyRow,
     TraceMetaRow,
     TraceRow,
 )
@@ -31,6 +34,9 @@ _GET_TRACE_SQL = (
     "SELECT uid, source, trace_version, prompt, final_answer, steps, meta, content_hash, "
     "create_time FROM traces WHERE uid = {param}"
 )
+
+# The idempotency records of ImportTraces are kept under this method name.
+IMPORT_METHOD = "ImportTraces"
 
 # Rows per INSERT statement: large enough to amortize round trips, small enough for SQLite's
 # bound-parameter limit.
@@ -47,6 +53,12 @@ def trace_from_row(row: TraceRow) -> Trace:
         source=row.source,
     )
     return Trace(row.uid, content, row.content_hash, utc(row.create_time))
+
+
+def _source_lock_key(source: str) -> int:
+    """The PostgreSQL advisory lock key (a signed 64-bit integer) of imports into `source`."""
+    digest = hashlib.sha256(b"tunix-rt import into source " + source.encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 def _filtered(query: Select[Any], flt: ds.TraceFilter) -> Select[Any]:
@@ -102,6 +114,44 @@ class TraceRepository(RepositoryBase):
                 session.execute(insert(TraceMetaRow), meta_rows)
             uids.extend(str(row["uid"]) for row in rows)
         return uids
+
+    def insert_new_traces(
+        self, session: Session, source: str, contents: Sequence[TraceContent]
+    ) -> tuple[list[str], int]:
+        """Inserts, in the caller's transaction, the traces (all of `source`) that `source` does
+        not hold yet, by content hash; returns the uid of every trace in order (the stored one for
+        those already held, the first for repeats within `contents`) and how many were new.
+
+        Concurrent imports into one source are serialized, so that both cannot find a trace
+        missing and both insert it: SQLite already runs one write transaction at a time
+        (BEGIN IMMEDIATE), PostgreSQL takes a transaction-scoped advisory lock on the source.
+        """
+        if not is_sqlite(self.url):
+            session.execute(select(func.pg_advisory_xact_lock(_source_lock_key(source))))
+        hashes = [c.content_hash() for c in contents]
+        held: dict[str, str] = {}
+        wanted = list(dict.fromkeys(hashes))
+        for start in range(0, len(wanted), INSERT_BATCH):
+            query = (
+                select(TraceRow.content_hash, TraceRow.uid)
+                .where(TraceRow.source == source)
+                .where(TraceRow.content_hash.in_(wanted[start : start + INSERT_BATCH]))
+                .order_by(TraceRow.id)
+            )
+            for digest, uid in session.execute(query):
+                held.setdefault(digest, uid)
+        fresh: dict[str, TraceContent] = {}
+        for digest, content in zip(hashes, contents, strict=True):
+            if digest not in held:
+                fresh.setdefault(digest, content)
+        held.update(zip(fresh, self.insert_traces(session, list(fresh.values())), strict=True))
+        return [held[digest] for digest in hashes], len(fresh)
+
+    def import_record(self, request_id: str) -> tuple[str, str] | None:
+        """The fingerprint and joined trace uids recorded for an import's request_id, if any."""
+        with self.reading() as session:
+            row = session.get(IdempotencyKeyRow, (IMPORT_METHOD, request_id))
+            return None if row is None else (row.fingerprint, row.resource)
 
     def get_trace(self, uid: str) -> Trace:
         """One trace by uid: the hottest read, on the hot-read path (see RepositoryBase)."""

@@ -1,9 +1,9 @@
-"""Trace use cases: create (one, a batch, or a JSONL import), get, list and delete."""
+"""Trace use cases: create (one, a batch, or a JSONL import: see trace_import), get, list and
+delete."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 
 from tunix_rt.common import canonical, pagination
 from tunix_rt.common.errors import InvalidArgument
@@ -12,16 +12,7 @@ from tunix_rt.registry import names
 from tunix_rt.registry import traces as tr
 from tunix_rt.registry.storage.repository import Repository
 from tunix_rt.registry.use_cases.page import Page
-
-
-@dataclass
-class ImportReport:
-    """What an import did."""
-
-    line_count: int = 0
-    errors: list[tuple[int, str, str]] = field(default_factory=list)  # (line, field, message)
-    trace_uids: list[str] = field(default_factory=list)
-    rejected: bool = False
+from tunix_rt.registry.use_cases.trace_import import TraceImport
 
 
 class Traces:
@@ -42,28 +33,9 @@ class Traces:
             raise InvalidArgument.field("traces", "must hold at least one trace")
         return self.repo.get_traces(self._store(contents, request_id))
 
-    def import_traces(
-        self, chunks: Iterable[bytes], *, atomic: bool, source: str, request_id: str
-    ) -> ImportReport:
-        """Validates the JSONL lines of concatenated chunks and stores the good ones (none when
-        atomic and any is bad). Blank lines are skipped and not counted."""
-        report = ImportReport()
-        good: list[tr.TraceContent] = []
-        for number, line in tr.numbered_lines(chunks):
-            if not line.strip():
-                continue
-            report.line_count += 1
-            try:
-                good.append(tr.validate(tr.parse_jsonl_line(line), source=source))
-            except InvalidArgument as exc:
-                for violation in exc.violations or []:
-                    report.errors.append((number, violation.field, violation.description))
-        if atomic and report.errors:
-            report.rejected = True
-            return report
-        if good:
-            report.trace_uids = self._store(good, request_id)
-        return report
+    def import_traces(self, *, atomic: bool, source: str, request_id: str) -> TraceImport:
+        """Starts an import of a JSONL stream; the caller feeds it the stream's chunks."""
+        return TraceImport(self.repo, atomic=atomic, source=source, request_id=request_id)
 
     def get_trace(self, name: str) -> tr.Trace:
         return self.repo.get_trace(names.parse(name, "traces", "name", names.UID_PATTERN))
