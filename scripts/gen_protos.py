@@ -1,7 +1,9 @@
-"""Regenerates the Python messages, gRPC stubs and .pyi stubs under clients/ from protos/.
+"""Regenerates the Python messages, gRPC stubs and .pyi stubs under clients/ from protos/, and
+protos/tunix_rt.binpb, the self-contained descriptor set for clients in other languages.
 
 Run: `.venv/bin/python scripts/gen_protos.py` (or `make protos`). `--check` regenerates into a
-temporary directory and fails when the committed code differs, which is what CI runs.
+temporary directory and fails when the committed code or descriptor set differs, which is what
+CI runs (`make lint`).
 It also copies the google/rpc protos from the installed googleapis-common-protos package into
 build/proto-deps/, the second module of buf.yaml, because buf cannot fetch them without a network.
 
@@ -32,6 +34,7 @@ PACKAGE_DIR = Path("tunix_rt") / "v1"
 DEPS = ROOT / "build" / "proto-deps"
 OIP_PROTO = PROTOS / "inference" / "grpc_service.proto"
 OIP_STAGED = PACKAGE_DIR / "oip_grpc_service.proto"
+DESCRIPTOR_SET = PROTOS / "tunix_rt.binpb"
 
 
 def copy_deps() -> Path:
@@ -73,6 +76,18 @@ def generate(out: Path) -> None:
     (out / PACKAGE_DIR / "__init__.py").write_text('"""Generated protobuf code: do not edit."""\n')
 
 
+def build_descriptor_set(target: Path) -> None:
+    """Writes the descriptor set of protos/ and all its imports to `target` with buf."""
+    copy_deps()
+    # buf-bin installs buf beside the virtualenv's python, which need not be on PATH.
+    beside_python = Path(sys.executable).with_name("buf")
+    buf = str(beside_python) if beside_python.exists() else shutil.which("buf")
+    if buf is None:
+        raise SystemExit("buf is not installed: run `make bootstrap` (it comes with buf-bin)")
+    cmd = [buf, "build", "--as-file-descriptor-set", "-o", str(target)]
+    subprocess.run(cmd, check=True, cwd=ROOT)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--check", action="store_true", help="fail if committed code is stale")
@@ -81,6 +96,7 @@ def main() -> int:
         for old in (OUT / PACKAGE_DIR).glob("*_pb2*.py*"):
             old.unlink()
         generate(OUT)
+        build_descriptor_set(DESCRIPTOR_SET)
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         generate(Path(tmp))
@@ -88,10 +104,15 @@ def main() -> int:
         names = sorted({p.name for p in fresh.iterdir()} | {p.name for p in committed.iterdir()})
         names = [n for n in names if n != "__pycache__"]
         _, mismatch, errors = filecmp.cmpfiles(fresh, committed, names, shallow=False)
-        if mismatch or errors:
-            print(f"generated code is stale: {mismatch + errors}; run scripts/gen_protos.py")
+        stale = [str((OUT / PACKAGE_DIR / name).relative_to(ROOT)) for name in mismatch + errors]
+        fresh_set = Path(tmp) / DESCRIPTOR_SET.name
+        build_descriptor_set(fresh_set)
+        if not DESCRIPTOR_SET.exists() or not filecmp.cmp(fresh_set, DESCRIPTOR_SET, shallow=False):
+            stale.append(str(DESCRIPTOR_SET.relative_to(ROOT)))
+        if stale:
+            print(f"generated code is stale: {stale}; run scripts/gen_protos.py")
             return 1
-    print("generated code is up to date")
+    print("generated code and descriptor set are up to date")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Small JSONL traces in the seed data's shape, and bad lines of each kind, for import tests."""
+"""Small JSONL traces in the shipped datasets' shape, and bad lines of each kind, for imports."""
 
 from __future__ import annotations
 

@@ -39,6 +39,21 @@ def test_import_with_bad_lines_exits_1_naming_each_line(
     assert "Traceback" not in result.output
 
 
+def test_a_line_with_several_errors_counts_as_one_bad_line(
+    cli: CliRun, tmp_path: Path, tag: str
+) -> None:
+    lines = good_lines(2, tag)
+    twice_wrong = json.loads(lines[0])
+    twice_wrong["prompt"] = ""  # one rule
+    twice_wrong["final_answer"] = ""  # and another
+    lines.append(json.dumps(twice_wrong))
+    result = cli("traces", "import", write_jsonl(tmp_path / "bad.jsonl", lines), "--source", tag)
+    assert result.exit_code == 1
+    assert len(result.stderr.splitlines()) >= 2  # both errors, each naming line 3
+    assert all(line.startswith("line 3:") for line in result.stderr.splitlines())
+    assert "imported 2 of 3 traces; 1 bad line(s)" in result.stdout
+
+
 def test_atomic_import_with_bad_lines_stores_nothing(cli: CliRun, tmp_path: Path, tag: str) -> None:
     lines, _ = lines_with_bad(tag)
     path = write_jsonl(tmp_path / "bad.jsonl", lines)
@@ -189,3 +204,57 @@ def test_leaderboard(cli: CliRun, registry: RegistryClient, tmp_path: Path, tag:
     _header, first, second = board.stdout.splitlines()
     assert first.split()[:3] == ["1", f"{tag}/versions/2", "0.9"]
     assert second.split()[:3] == ["2", f"{tag}/versions/1", "0.4"]
+    assert _header.split()[:4] == ["RANK", "MODEL", "VERSION", "ANSWER_ACCURACY"]
+    assert "ITEMS" in _header
+
+
+def test_evaluation_and_in_training_accuracies_are_named_apart(
+    cli: CliRun, registry: RegistryClient, tmp_path: Path, tag: str
+) -> None:
+    """A version's in-training `eval_*` metrics and an evaluation's answer accuracy each say
+    what they were measured on; an evaluation's per-category results are a table."""
+    _import_good(cli, tmp_path, tag, 4)
+    assert cli("datasets", "create", tag, "--source", tag).exit_code == 0
+    artifact = registry.upload_artifact(tag.encode()).artifact.name
+    version = registry.stub.CreateModelVersion(
+        pb.CreateModelVersionRequest(
+            parent=f"models/{tag}",
+            model_version=model_pb2.ModelVersion(
+                artifact=artifact,
+                metrics={"loss": 1.25, "eval_answer_accuracy": 0.078},
+                provenance={"eval_examples": 64},
+            ),
+        ),
+        timeout=30,
+    ).model_version
+    shown = cli("models", "show", f"{tag}/1")
+    assert shown.exit_code == 0, shown.output
+    assert "eval (in-training, 64 examples): eval_answer_accuracy=0.078" in shown.stdout
+    assert "metrics:" in shown.stdout and "loss=1.25" in shown.stdout
+    evaluation = registry.stub.CreateEvaluation(
+        pb.CreateEvaluationRequest(
+            evaluation={
+                "model_version": version.name,
+                "dataset": f"datasets/{tag}",
+                "metrics": {
+                    "answer_accuracy": 0.07,
+                    "answer_accuracy/category=arithmetic": 0.0,
+                    "answer_accuracy/category=counting": 0.18,
+                    "answer_accuracy/difficulty=easy": 0.1,
+                },
+            }
+        ),
+        timeout=30,
+    ).evaluation
+    shown = cli("evaluations", "show", evaluation.name)
+    assert shown.exit_code == 0, shown.output
+    lines = shown.stdout.splitlines()
+    assert any(line.startswith("answer accuracy (") and "0.07" in line for line in lines)
+    assert "category=" not in shown.stdout  # the breakdown is a table, not one long line
+    header = next(i for i, line in enumerate(lines) if line.startswith("BY "))
+    assert lines[header].split() == ["BY", "VALUE", "ANSWER_ACCURACY"]
+    assert [line.split() for line in lines[header + 1 : header + 4]] == [
+        ["category", "arithmetic", "0"],
+        ["category", "counting", "0.18"],
+        ["difficulty", "easy", "0.1"],
+    ]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import io
+import shutil
 import socket
 import struct
 import threading
@@ -35,9 +36,11 @@ from tunix_rt.client.errors import IntegrityError
 from tunix_rt.client.registry import RegistryClient
 from tunix_rt.client.training import TrainingClient, job_name
 from tunix_rt.client.training_job import (
+    DEVICE_KINDS,
     ModelSource,
     build_training_job,
     classify_model,
+    format_device_request,
     needs_presets,
     parse_device_request,
 )
@@ -122,6 +125,39 @@ def test_device_requests(text: str, kind: device_pb2.DeviceKind, count: int) -> 
 def test_bad_device_requests(text: str) -> None:
     with pytest.raises(ValueError):
         parse_device_request(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "ids"),
+    [
+        ("cpu:[1]", ["cpu:1"]),
+        ("cpu:[0,1]", ["cpu:0", "cpu:1"]),
+        ("cpu:0,cpu:1", ["cpu:0", "cpu:1"]),
+        ("GPU:[3, 1]", ["gpu:3", "gpu:1"]),
+    ],
+)
+def test_device_requests_naming_devices(text: str, ids: list[str]) -> None:
+    request = parse_device_request(text)
+    assert request.device_ids == ids
+    assert request.kind == DEVICE_KINDS[ids[0].partition(":")[0]]
+    assert (
+        format_device_request(request)
+        == ids[0].partition(":")[0] + ":[" + ",".join(i.partition(":")[2] for i in ids) + "]"
+    )
+
+
+@pytest.mark.parametrize(
+    "text", ["cpu:[]", "cpu:[0,0]", "cpu:0,gpu:1", "any:[0]", "cpu:[x]", "cpu:0,cpu:"]
+)
+def test_bad_device_id_requests(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_device_request(text)
+
+
+def test_device_index_zero_is_explained_as_a_count() -> None:
+    """`cpu:0` as copied from `tunix-rt devices` says how to name that device."""
+    with pytest.raises(ValueError, match=r"write cpu:\[0\]"):
+        parse_device_request("cpu:0")
 
 
 @pytest.mark.parametrize(
@@ -340,6 +376,9 @@ def test_runs_tensorboard_writes_every_scalar(
     assert result.exit_code == 0, result.output
     # Loss and learning rate at 12 steps, two evaluations of two metrics each.
     assert "28 scalars of 4 metrics" in result.stderr
+    # TensorBoard is not a dependency: where it is missing, the hint says how to get it.
+    if shutil.which("tensorboard") is None:
+        assert "not installed here: pip install tensorboard" in result.stderr
 
     scalars = _read_scalars(tmp_path / "tb" / run)
     assert set(scalars) == {"loss", "learning_rate", "eval_answer_accuracy", "eval_loss"}
@@ -539,6 +578,7 @@ def _finished_job(
         step=steps,
         total_steps=steps,
         last_sequence=len(events),
+        hyperparameters=training_job_pb2.Hyperparameters(eval_max_examples=64),
     )
     if state == run_pb2.RUN_STATE_SUCCEEDED:
         job.registered_model_version = "models/j/versions/1"
@@ -660,7 +700,7 @@ def test_jobs_follow_shows_progress_and_the_outcome(
     assert result.stdout.splitlines() == [
         "j succeeded",
         "registered: models/j/versions/1",
-        "eval answer accuracy: 0.375 (step 22)",
+        "eval answer accuracy (in-training, up to 64 examples): 0.375 (step 22)",
     ]
     err = result.stderr
     assert "queued -> running" in err and "running -> succeeded" in err

@@ -97,6 +97,7 @@ def test_reflection_lists_and_describes_services(channel: grpc.Channel) -> None:
         probe.SERVICE,
         REGISTRY_SERVICE,
         "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
         "grpc.reflection.v1alpha.ServerReflection",
     }
     service = DescriptorPool(database).FindServiceByName(REGISTRY_SERVICE)

@@ -3,6 +3,7 @@ a real service, and `serve inference` / `up` as processes that serve until SIGTE
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -53,6 +54,26 @@ def test_generate_prints_the_text_and_a_summary(inference_stack: InferenceStack)
     assert streamed.stdout == expected + "\n"
     as_json = cli(inference_stack, "generate", *args, "--json")
     assert json.loads(as_json.stdout)["text"] == expected
+
+
+def test_generate_says_it_is_loading_a_model_not_in_memory(
+    inference_stack: InferenceStack,
+) -> None:
+    """The first use of a model loads and compiles it (a minute for the README's model): the CLI
+    says so on stderr until the first output, and says nothing of it once the model is loaded."""
+    reference = f"{MODEL}/2"
+    with contextlib.suppress(grpc.RpcError):  # NOT_FOUND: not in memory
+        inference_stack.stub.UnloadModel(pb.UnloadModelRequest(model=reference), timeout=60)
+    args = [reference, "What is 2 + 3?", "--max-new-tokens", "4", "--seed", "1", "--stream"]
+    first = cli(inference_stack, "generate", *args)
+    assert first.exit_code == 0, first.output
+    assert f"loading {reference}… (weights, then compiling its batch sizes)" in first.stderr
+    assert f"loaded {reference} in " in first.stderr
+    assert "loading" not in first.stdout
+    again = cli(inference_stack, "generate", *args)
+    assert again.exit_code == 0, again.output
+    assert "loading" not in again.stderr
+    assert again.stdout == first.stdout
 
 
 def test_generate_reports_bad_input(inference_stack: InferenceStack) -> None:

@@ -27,6 +27,7 @@ from tests.registry.helpers import (
     import_requests,
     jsonl,
     list_all_traces,
+    race,
     read_rows,
     row,
     rpc_error,
@@ -148,6 +149,24 @@ def test_an_import_cut_off_midstream_then_retried_stores_every_trace_once(
     assert retry.new_count == SHIPPED - kept
     assert_each_trace_once(stub, source, shipped_rows)
     assert [t.name for t in list_all_traces(stub, by_source(source))] == list(retry.trace_names)
+
+
+def test_concurrent_imports_of_one_file_store_it_once(
+    stub: Stub, shipped_rows: list[dict[str, object]]
+) -> None:
+    # A retry while the first attempt is still being stored (its client gave up, the registry
+    # did not): both find what the other committed, never both a trace missing.
+    source = unique("concurrent")
+    data = SHIPPED_TRACES.read_bytes()
+    responses: list[pb.ImportTracesResponse] = []
+
+    def run(n: int) -> None:
+        responses.append(import_data(stub, data, source=source, chunk=64 * 1024))
+
+    assert race(3, run) == {"OK": 3}
+    assert sum(r.new_count for r in responses) == SHIPPED
+    assert len({tuple(r.trace_names) for r in responses}) == 1
+    assert_each_trace_once(stub, source, shipped_rows)
 
 
 def test_repeated_lines_of_one_file_are_one_trace(stub: Stub) -> None:

@@ -291,7 +291,7 @@ def test_delete_trace_in_a_dataset_is_refused(stub: Stub) -> None:
     stub.DeleteTrace(pb.DeleteTraceRequest(name=trace.name))
 
 
-# Limits (seed-data README): each bad trace is INVALID_ARGUMENT naming the field, nothing stored.
+# Limits (datasets/README.md): each bad trace is INVALID_ARGUMENT naming the field, nothing stored.
 
 BIG_STEPS = [(n, "calculation", "x" * 19_000) for n in range(56)]  # about 1.06 MB of JSON
 

@@ -451,3 +451,35 @@ def test_inventory_counts_devices_by_kind() -> None:
     sched, _ = scheduler(cpu=3, gpu=2)
     assert sched.by_kind() == {"cpu": 3, "gpu": 2}
     assert [d.index for d in sched.free("cpu")] == [0, 1, 2]
+
+
+# Requests naming their devices
+
+
+def test_a_request_naming_devices_gets_exactly_those() -> None:
+    sched, _ = scheduler(cpu=3)
+    sched.submit("named", DeviceRequest("cpu", 2, ("cpu:2", "cpu:0")), priority=0)
+    started = sched.schedule()
+    assert started_ids(started) == ["named"]
+    assert holders(sched) == {"cpu:0": "named", "cpu:1": None, "cpu:2": "named"}
+
+
+def test_a_request_naming_a_held_device_waits_for_it_while_others_are_free() -> None:
+    sched, _ = scheduler(cpu=2)
+    sched.submit("first", DeviceRequest("cpu", 1), priority=0)
+    assert started_ids(sched.schedule()) == ["first"]  # takes cpu:0
+    sched.submit("named", DeviceRequest("cpu", 1, ("cpu:0",)), priority=0)
+    assert sched.schedule() == []  # cpu:1 is free, but it asked for cpu:0
+    assert sched.is_queued("named")
+    sched.release("first")
+    started = sched.schedule()
+    assert [(job, [d.id for d in held]) for job, held in started] == [("named", ["cpu:0"])]
+
+
+def test_a_request_naming_a_device_the_host_lacks_is_refused_saying_what_exists() -> None:
+    sched, _ = scheduler(cpu=2)
+    with pytest.raises(FailedPrecondition) as caught:
+        sched.check_fits_host(DeviceRequest("cpu", 1, ("cpu:5",)))
+    assert "no device cpu:5" in caught.value.message
+    assert "it has 2 cpu" in caught.value.message
+    assert caught.value.metadata["requested"] == "cpu:[5]"

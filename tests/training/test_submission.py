@@ -6,12 +6,14 @@ import grpc
 import pytest
 
 from tests.training.conftest import Stack
-from tests.training.helpers import submit, tiny_job, violations
+from tests.training.helpers import submit, tiny_job, violations, wait_for
 from tunix_rt.common.errors import InvalidArgument
 from tunix_rt.models import presets
 from tunix_rt.training import job_spec
-from tunix_rt.v1 import backend_pb2, device_pb2, training_job_pb2
+from tunix_rt.v1 import backend_pb2, device_pb2, run_pb2, training_job_pb2
 from tunix_rt.v1 import training_service_pb2 as tpb
+
+TERMINAL = {run_pb2.RUN_STATE_SUCCEEDED, run_pb2.RUN_STATE_FAILED, run_pb2.RUN_STATE_CANCELLED}
 
 
 def test_hyperparameters_out_of_range_name_every_field(stack: Stack) -> None:
@@ -83,6 +85,43 @@ def test_devices_are_listed(stack: Stack) -> None:
     devices = stack.training_stub.ListDevices(tpb.ListDevicesRequest()).devices
     assert [d.id for d in devices] == ["cpu:0", "cpu:1"]
     assert all(d.kind == device_pb2.DEVICE_KIND_CPU for d in devices)
+
+
+def test_a_job_may_name_its_devices_by_id_and_gets_exactly_those(stack: Stack) -> None:
+    job = tiny_job(stack.dataset, max_steps=2)
+    job.device_request.CopyFrom(
+        device_pb2.DeviceRequest(kind=device_pb2.DEVICE_KIND_CPU, device_ids=["cpu:1"])
+    )
+    shown = submit(stack.training_stub, job, "named-devices")
+    assert list(shown.device_request.device_ids) == ["cpu:1"]
+    assert shown.device_request.count == 1
+    ended = wait_for(stack.training_stub, shown.name, TERMINAL)
+    assert ended.state == run_pb2.RUN_STATE_SUCCEEDED
+    assert list(ended.devices.ids) == ["cpu:1"]
+
+
+@pytest.mark.parametrize(
+    ("ids", "kind", "code", "field"),
+    [
+        (["cpu:7"], device_pb2.DEVICE_KIND_CPU, grpc.StatusCode.FAILED_PRECONDITION, ""),
+        (["cpu:0", "gpu:0"], 0, grpc.StatusCode.INVALID_ARGUMENT, "device_ids"),
+        (["cpu:0", "cpu:0"], 0, grpc.StatusCode.INVALID_ARGUMENT, "device_ids"),
+        (["0"], 0, grpc.StatusCode.INVALID_ARGUMENT, "device_ids"),
+        (["cpu:0"], device_pb2.DEVICE_KIND_GPU, grpc.StatusCode.INVALID_ARGUMENT, "kind"),
+    ],
+)
+def test_bad_device_ids_are_refused_at_submission(
+    stack: Stack, ids: list[str], kind: device_pb2.DeviceKind, code: grpc.StatusCode, field: str
+) -> None:
+    job = tiny_job(stack.dataset)
+    job.device_request.CopyFrom(device_pb2.DeviceRequest(kind=kind, device_ids=ids))
+    with pytest.raises(grpc.RpcError) as info:
+        submit(stack.training_stub, job)
+    assert info.value.code() == code
+    if field:
+        assert violations(info.value) == [f"training_job.device_request.{field}"]
+    else:
+        assert "no device cpu:7" in (info.value.details() or "")
 
 
 def test_what_a_backend_cannot_run_is_refused_at_submission_naming_each_field(

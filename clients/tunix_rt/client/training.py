@@ -244,6 +244,24 @@ class TrainingClient(ServiceClient[TrainingServiceStub]):
         )
         return response.training_job
 
+    def wait_job(
+        self, name: str, *, timeout: float | None = None, poll_interval: float = 0.5
+    ) -> training_job_pb2.TrainingJob:
+        """The job once it is SUCCEEDED, FAILED or CANCELLED, asked for every `poll_interval`
+        seconds (a cancelled job's worker stops at its next step, which takes seconds). Raises
+        TimeoutError with the job's last state when `timeout` seconds (None: no limit) pass
+        first."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            job = self.get_job(name)
+            if job.state in TERMINAL_STATES:
+                return job
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(
+                    f"{job.name} is still {run_pb2.RunState.Name(job.state)} after {timeout:g} s"
+                )
+            time.sleep(poll_interval)
+
     def resume_job(
         self, name: str, *, request_id: str | None = None
     ) -> training_job_pb2.TrainingJob:

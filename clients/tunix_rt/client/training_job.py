@@ -27,23 +27,58 @@ DEVICE_KIND_NAMES = {value: key for key, value in DEVICE_KINDS.items()}
 ModelKind = Literal["preset", "base_model_version", "checkpoint_dir"]
 
 
+DEVICES_HELP = (
+    "KIND:N asks for N devices of a kind (cpu:2 = any two CPU slots), KIND:[I,J] or KIND:I,KIND:J "
+    "for exactly those devices as `tunix-rt devices` lists them (cpu:[1] = the device cpu:1, "
+    "cpu:0,cpu:1 = both); KIND alone is one device. KIND is cpu, gpu, tpu or any."
+)
+
+
 def parse_device_request(text: str) -> device_pb2.DeviceRequest:
-    """A DeviceRequest from the CLI form: `cpu:1`, `gpu:2`, `tpu`, `any` or `any:2` (count 1 when
-    omitted). Raises ValueError for anything else."""
-    kind, sep, count_text = text.strip().lower().partition(":")
+    """A DeviceRequest from the CLI form (see DEVICES_HELP): a count `cpu:2`, `gpu`, `any:2`
+    (1 when omitted), or device ids `cpu:[0,1]` / `cpu:0,cpu:1`. A single `cpu:1` is a count;
+    one named device is `cpu:[1]`. Raises ValueError for anything else."""
+    value = text.strip().lower()
+    if "," in value and "[" not in value:
+        return _device_ids_request(text, [part.strip() for part in value.split(",")])
+    kind, sep, rest = value.partition(":")
     if kind not in DEVICE_KINDS:
         raise ValueError(f"{text!r}: the kind must be one of {', '.join(DEVICE_KINDS)}")
+    if rest.startswith("[") and rest.endswith("]"):
+        indexes = [part.strip() for part in rest[1:-1].split(",")]
+        return _device_ids_request(text, [f"{kind}:{index}" for index in indexes])
     count = 1
     if sep:
-        if not count_text.isdigit() or int(count_text) < 1:
-            raise ValueError(f"{text!r}: the count must be a whole number of at least 1")
-        count = int(count_text)
+        if not (rest.isascii() and rest.isdigit()):
+            raise ValueError(f"{text!r}: after {kind}: give a count N or device indexes [I,J]")
+        count = int(rest)
+        if count < 1:
+            raise ValueError(
+                f"{text!r} asks for no devices: {kind}:N is a count; to name the device "
+                f"{kind}:{count} write {kind}:[{count}]"
+            )
     return device_pb2.DeviceRequest(kind=DEVICE_KINDS[kind], count=count)
 
 
+def _device_ids_request(text: str, ids: list[str]) -> device_pb2.DeviceRequest:
+    """A request for exactly the devices `ids` (`cpu:0`), all of one kind, each once."""
+    kinds = set()
+    for device_id in ids:
+        kind, _, index = device_id.partition(":")
+        if kind not in DEVICE_KINDS or kind == "any" or not (index.isascii() and index.isdigit()):
+            raise ValueError(f"{text!r}: {device_id!r} is not a device id such as cpu:0 or gpu:1")
+        kinds.add(kind)
+    if len(kinds) != 1 or len(set(ids)) != len(ids):
+        raise ValueError(f"{text!r}: name devices of one kind, each once")
+    return device_pb2.DeviceRequest(kind=DEVICE_KINDS[kinds.pop()], device_ids=ids)
+
+
 def format_device_request(request: device_pb2.DeviceRequest) -> str:
-    """The CLI form of a request: `gpu:2`, `any:1`."""
-    return f"{DEVICE_KIND_NAMES.get(request.kind, 'any')}:{request.count or 1}"
+    """The CLI form of a request: `gpu:2`, `any:1`, `cpu:[0,1]`."""
+    kind = DEVICE_KIND_NAMES.get(request.kind, "any")
+    if request.device_ids:
+        return f"{kind}:[{','.join(i.partition(':')[2] for i in request.device_ids)}]"
+    return f"{kind}:{request.count or 1}"
 
 
 @dataclass(frozen=True)

@@ -60,9 +60,11 @@ class Device(_message.Message):
     def __init__(self, id: _Optional[str] = ..., kind: _Optional[_Union[DeviceKind, str]] = ..., platform: _Optional[str] = ..., description: _Optional[str] = ..., memory_bytes: _Optional[int] = ..., host: _Optional[str] = ..., state: _Optional[_Union[DeviceState, str]] = ..., training_job: _Optional[str] = ..., allocate_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., backends: _Optional[_Iterable[_Union[_backend_pb2.Backend, str]]] = ..., supports_bfloat16: _Optional[bool] = ...) -> None: ...
 
 class DeviceRequest(_message.Message):
-    __slots__ = ("kind", "count")
+    __slots__ = ("kind", "count", "device_ids")
     KIND_FIELD_NUMBER: _ClassVar[int]
     COUNT_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_IDS_FIELD_NUMBER: _ClassVar[int]
     kind: DeviceKind
     count: int
-    def __init__(self, kind: _Optional[_Union[DeviceKind, str]] = ..., count: _Optional[int] = ...) -> None: ...
+    device_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, kind: _Optional[_Union[DeviceKind, str]] = ..., count: _Optional[int] = ..., device_ids: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -65,6 +65,16 @@ class GRPCInferenceServiceStub:
                 request_serializer=tunix__rt_dot_v1_dot_oip__grpc__service__pb2.ModelInferRequest.SerializeToString,
                 response_deserializer=tunix__rt_dot_v1_dot_oip__grpc__service__pb2.ModelInferResponse.FromString,
                 _registered_method=True)
+        self.ModelStreamInfer = channel.stream_stream(
+                '/inference.GRPCInferenceService/ModelStreamInfer',
+                request_serializer=tunix__rt_dot_v1_dot_oip__grpc__service__pb2.ModelInferRequest.SerializeToString,
+                response_deserializer=tunix__rt_dot_v1_dot_oip__grpc__service__pb2.ModelStreamInferResponse.FromString,
+                _registered_method=True)
+        self.RepositoryIndex = channel.unary_unary(
+                '/inference.GRPCInferenceService/RepositoryIndex',
+                request_serializer=tunix__rt_dot_v1_dot_oip__grpc__service__pb2.RepositoryIndexRequest.SerializeToString,
+                response_deserializer=tunix__rt_dot_v1_dot_oip__grpc__service__pb2.RepositoryIndexResponse.FromString,
+                _registered_method=True)
 
 
 class GRPCInferenceServiceServicer:
@@ -108,6 +118,25 @@ class GRPCInferenceServiceServicer:
 
     def ModelInfer(self, request, context):
         """Runs inference with a model.
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ModelStreamInfer(self, request_iterator, context):
+        """Triton's streaming inference: each request of the stream is answered by any number of
+        responses (a decoupled model's tokens), the last one flagged by the `triton_final_response`
+        parameter; a request's error is a response's `error_message`, not the end of the stream.
+        buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RepositoryIndex(self, request, context):
+        """Triton's repository index: the models the server can serve and the state of each.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -145,6 +174,16 @@ def add_GRPCInferenceServiceServicer_to_server(servicer, server):
                     servicer.ModelInfer,
                     request_deserializer=tunix__rt_dot_v1_dot_oip__grpc__service__pb2.ModelInferRequest.FromString,
                     response_serializer=tunix__rt_dot_v1_dot_oip__grpc__service__pb2.ModelInferResponse.SerializeToString,
+            ),
+            'ModelStreamInfer': grpc.stream_stream_rpc_method_handler(
+                    servicer.ModelStreamInfer,
+                    request_deserializer=tunix__rt_dot_v1_dot_oip__grpc__service__pb2.ModelInferRequest.FromString,
+                    response_serializer=tunix__rt_dot_v1_dot_oip__grpc__service__pb2.ModelStreamInferResponse.SerializeToString,
+            ),
+            'RepositoryIndex': grpc.unary_unary_rpc_method_handler(
+                    servicer.RepositoryIndex,
+                    request_deserializer=tunix__rt_dot_v1_dot_oip__grpc__service__pb2.RepositoryIndexRequest.FromString,
+                    response_serializer=tunix__rt_dot_v1_dot_oip__grpc__service__pb2.RepositoryIndexResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -310,6 +349,60 @@ class GRPCInferenceService:
             '/inference.GRPCInferenceService/ModelInfer',
             tunix__rt_dot_v1_dot_oip__grpc__service__pb2.ModelInferRequest.SerializeToString,
             tunix__rt_dot_v1_dot_oip__grpc__service__pb2.ModelInferResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ModelStreamInfer(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/inference.GRPCInferenceService/ModelStreamInfer',
+            tunix__rt_dot_v1_dot_oip__grpc__service__pb2.ModelInferRequest.SerializeToString,
+            tunix__rt_dot_v1_dot_oip__grpc__service__pb2.ModelStreamInferResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RepositoryIndex(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/inference.GRPCInferenceService/RepositoryIndex',
+            tunix__rt_dot_v1_dot_oip__grpc__service__pb2.RepositoryIndexRequest.SerializeToString,
+            tunix__rt_dot_v1_dot_oip__grpc__service__pb2.RepositoryIndexResponse.FromString,
             options,
             channel_credentials,
             insecure,

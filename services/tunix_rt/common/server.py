@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -41,6 +42,48 @@ _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 _WILDCARD_HOSTS = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "[::]": "[::1]"}
 
 log = logging.getLogger("tunix_rt.server")
+
+
+class HealthServicer(health_aio.HealthServicer):  # type: ignore[misc]
+    """grpcio-health-checking's servicer plus `List` (every service's status, "" included, as
+    grpc-go answers it), which its servicer leaves UNIMPLEMENTED."""
+
+    # The protocol's bound: past it List answers RESOURCE_EXHAUSTED rather than a huge reply.
+    LIST_LIMIT = 100
+
+    def __init__(self) -> None:
+        super().__init__()
+        # A copy of what was set, kept through the public setters: the parent's map is private.
+        self._statuses: dict[str, int] = {"": health_pb2.HealthCheckResponse.SERVING}
+        self._shutting_down = False
+
+    async def set(self, service: str, status: int) -> None:
+        if not self._shutting_down:
+            self._statuses[service] = status
+        await super().set(service, status)
+
+    async def enter_graceful_shutdown(self) -> None:
+        if not self._shutting_down:
+            self._shutting_down = True
+            self._statuses = dict.fromkeys(
+                self._statuses, health_pb2.HealthCheckResponse.NOT_SERVING
+            )
+        await super().enter_graceful_shutdown()
+
+    async def List(
+        self, request: health_pb2.HealthListRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> health_pb2.HealthListResponse:
+        if len(self._statuses) > self.LIST_LIMIT:
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"more than {self.LIST_LIMIT} services; ask Check for one",
+            )
+        return health_pb2.HealthListResponse(
+            statuses={
+                name: health_pb2.HealthCheckResponse(status=status)
+                for name, status in self._statuses.items()
+            }
+        )
 
 
 @dataclass(frozen=True)
@@ -82,7 +125,7 @@ class RunningServer:
         self,
         *,
         server: grpc.aio.Server,
-        health: health_aio.HealthServicer,
+        health: HealthServicer,
         metrics_http: MetricsHttpServer | None,
         metrics_registry: CollectorRegistry,
         config: ServerConfig,
@@ -173,7 +216,7 @@ async def start_server(
 
     for registration in registrations:
         registration.add(server)
-    health = health_aio.HealthServicer()  # "" (the whole server) starts SERVING
+    health = HealthServicer()  # "" (the whole server) starts SERVING
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     for registration in registrations:
         await health.set(registration.name, health_pb2.HealthCheckResponse.SERVING)

@@ -15,19 +15,25 @@ sends: each element a 4-byte little-endian length, then its bytes). Request para
 `raw_prompt` set sampling for every element, with the ranges of SamplingParams (a `seed` may
 also be a uint64_param: its 64 bits are the int64 seed); the N prompts are generated
 concurrently, so they share the engine's batches.
+
+Triton's RepositoryIndex and ModelStreamInfer (token streaming as Triton's decoupled LLM backends
+do it) are served too; `oip_triton` says how.
 """
 
 from __future__ import annotations
 
 import asyncio
 import struct
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
 from importlib import metadata
 from typing import Any
 
 import grpc
 
 from tunix_rt.common.errors import InvalidArgument
-from tunix_rt.inference import generation
+from tunix_rt.inference import generation, oip_triton
+from tunix_rt.inference.engines import base
 from tunix_rt.inference.model_store import ModelStore
 from tunix_rt.v1 import inference_pb2, oip_grpc_service_pb2_grpc
 from tunix_rt.v1 import oip_grpc_service_pb2 as oip
@@ -78,6 +84,11 @@ def _parameter(value: oip.InferParameter) -> Any:
     return getattr(value, kind) if kind else None
 
 
+def _is_true(given: Any) -> bool:
+    """A flag parameter's value, given as a bool, a string or a number."""
+    return str(given).lower() in ("true", "1")
+
+
 def sampling_of(parameters: Any) -> tuple[inference_pb2.SamplingParams, bool]:
     """SamplingParams and raw_prompt from the request's parameters (their ranges are checked
     later, with the rest of the request, by `validation.sampling_from_proto`)."""
@@ -86,7 +97,7 @@ def sampling_of(parameters: Any) -> tuple[inference_pb2.SamplingParams, bool]:
     for key, value in parameters.items():
         given = _parameter(value)
         if key == "raw_prompt":
-            raw_prompt = str(given).lower() in ("true", "1")
+            raw_prompt = _is_true(given)
         elif key in _FLOAT_PARAMETERS or key in _INT_PARAMETERS or key == "seed":
             _set_number(params, key, given)
     return params, raw_prompt
@@ -146,11 +157,36 @@ def _tensor(name: str) -> oip.ModelMetadataResponse.TensorMetadata:
     return oip.ModelMetadataResponse.TensorMetadata(name=name, datatype=BYTES, shape=[-1])
 
 
-class OipServicer(oip_grpc_service_pb2_grpc.GRPCInferenceServiceServicer):
-    """GRPCInferenceService over a ModelStore."""
+def _check_outputs(request: oip.ModelInferRequest) -> None:
+    for index, wanted in enumerate(request.outputs):
+        if wanted.name != OUTPUT_NAME:
+            raise InvalidArgument.field(
+                f"outputs[{index}].name", f"the only output is {OUTPUT_NAME!r}"
+            )
 
-    def __init__(self, store: ModelStore) -> None:
+
+def _response(
+    request: oip.ModelInferRequest, model_version: str, texts: list[str] | None
+) -> oip.ModelInferResponse:
+    """The response to `request` with `texts` as `text_output` (None: no output at all)."""
+    response = oip.ModelInferResponse(
+        model_name=request.model_name, model_version=_version_number(model_version), id=request.id
+    )
+    if texts is not None:
+        response.outputs.add(name=OUTPUT_NAME, datatype=BYTES, shape=[len(texts)])
+        response.raw_output_contents.append(
+            encode_bytes_tensor([text.encode("utf-8") for text in texts])
+        )
+    return response
+
+
+class OipServicer(oip_grpc_service_pb2_grpc.GRPCInferenceServiceServicer):
+    """GRPCInferenceService over a ModelStore; RepositoryIndex lists the registry's models
+    through `registry_stub` (a synchronous RegistryService stub; None: only those in memory)."""
+
+    def __init__(self, store: ModelStore, registry_stub: Any = None) -> None:
         self.store = store
+        self.registry_stub = registry_stub
 
     async def ServerLive(
         self, request: oip.ServerLiveRequest, context: grpc.aio.ServicerContext[Any, Any]
@@ -197,27 +233,63 @@ class OipServicer(oip_grpc_service_pb2_grpc.GRPCInferenceServiceServicer):
         self, request: oip.ModelInferRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> oip.ModelInferResponse:
         reference = reference_of(request.model_name, request.model_version)
-        for index, wanted in enumerate(request.outputs):
-            if wanted.name != OUTPUT_NAME:
-                raise InvalidArgument.field(
-                    f"outputs[{index}].name", f"the only output is {OUTPUT_NAME!r}"
-                )
+        _check_outputs(request)
         prompts = prompts_of(request)
         params, raw_prompt = sampling_of(request.parameters)
         texts = await asyncio.gather(
             *(self._one(reference, prompt, params, raw_prompt, context) for prompt in prompts)
         )
-        model_version = texts[0][1]
-        response = oip.ModelInferResponse(
-            model_name=request.model_name,
-            model_version=_version_number(model_version),
-            id=request.id,
+        return _response(request, texts[0][1], [text for text, _ in texts])
+
+    async def RepositoryIndex(
+        self, request: oip.RepositoryIndexRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> oip.RepositoryIndexResponse:
+        return await asyncio.to_thread(
+            oip_triton.repository_index, self.store, self.registry_stub, request
         )
-        response.outputs.add(name=OUTPUT_NAME, datatype=BYTES, shape=[len(prompts)])
-        response.raw_output_contents.append(
-            encode_bytes_tensor([text.encode("utf-8") for text, _ in texts])
+
+    async def ModelStreamInfer(
+        self,
+        request_iterator: AsyncIterator[oip.ModelInferRequest],
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> AsyncIterator[oip.ModelStreamInferResponse]:
+        # Closing this generator (grpc does when the call ends) cancels every generation. The
+        # context is never touched: answers run on tasks that may outlive the call.
+        async with aclosing(oip_triton.stream_infer(request_iterator, self._stream)) as responses:
+            async for response in responses:
+                yield response
+
+    async def _stream(
+        self, request: oip.ModelInferRequest
+    ) -> AsyncGenerator[oip.ModelInferResponse, None]:
+        """The responses to one request of ModelStreamInfer: a piece each, then the final one."""
+        reference = reference_of(request.model_name, request.model_version)
+        _check_outputs(request)
+        prompts = prompts_of(request)
+        if len(prompts) != 1:
+            raise InvalidArgument.field(
+                "inputs", f"a streamed request holds one prompt, got {len(prompts)}"
+            )
+        params, raw_prompt = sampling_of(request.parameters)
+        wanted = request.parameters.get(oip_triton.EMPTY_FINAL_PARAMETER)
+        empty_final = wanted is not None and _is_true(_parameter(wanted))
+        prepared = await oip_triton.prepare_in_thread(
+            lambda: generation.prepare(self.store, reference, prompts[0], params, raw_prompt)
         )
-        return response
+        try:
+            version = prepared.served.model_version
+            async for event in generation.events(prepared):
+                if isinstance(event, base.Piece):
+                    response = _response(request, version, [event.text])
+                elif event.finish_reason == base.CANCELLED:
+                    return
+                else:
+                    response = _response(request, version, None if empty_final else [""])
+                final = not isinstance(event, base.Piece)
+                response.parameters[oip_triton.FINAL_PARAMETER].bool_param = final
+                yield response
+        finally:
+            prepared.close()
 
     async def _one(
         self,

@@ -105,7 +105,7 @@ def build_deps(
 
 def registrations(deps: InferenceDeps) -> list[ServiceRegistration]:
     inference = InferenceServicer(deps.store, deps.registry_stub)
-    standard = OipServicer(deps.store)
+    standard = OipServicer(deps.store, deps.registry_stub)
     add_inference = inference_service_pb2_grpc.add_InferenceServiceServicer_to_server
     add_oip = oip_grpc_service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server
     return [

@@ -1,6 +1,6 @@
 """Reasoning traces: the schema, its limits and validation, as plain Python.
 
-The limits are those the original tunix-rt enforced (see the seed data README): `trace_version`
+The limits are those the original tunix-rt enforced (datasets/README.md lists them): `trace_version`
 1-64 chars, `prompt` and `final_answer` at most 50,000 chars, 1-1,000 steps with unique `i` >= 0,
 step `type` at most 64 chars, step `content` at most 20,000 chars, the whole trace at most 1 MiB.
 """

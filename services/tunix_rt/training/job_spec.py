@@ -88,10 +88,36 @@ def device_request_of(job: training_job_pb2.TrainingJob) -> DeviceRequest:
     kind = _KINDS.get(request.kind)
     if kind is None:
         raise InvalidArgument.field(P + "device_request.kind", "is not a known device kind")
+    if request.device_ids:
+        return _explicit_devices(request, kind)
     count = request.count or 1  # 0: the default, one device
     if count < 1:
         raise InvalidArgument.field(P + "device_request.count", "must be at least 1")
     return DeviceRequest(kind, count)
+
+
+def _explicit_devices(request: device_pb2.DeviceRequest, kind: str) -> DeviceRequest:
+    """A request naming its devices: ids `{kind}:{index}` of one kind, each once, agreeing with
+    `kind` and `count` when those are given."""
+    field = P + "device_request.device_ids"
+    ids = tuple(request.device_ids)
+    kinds = {i.partition(":")[0] for i in ids}
+    well_formed = all(
+        k in _KIND_ENUM and k != "any" and index.isascii() and index.isdigit()
+        for k, _, index in (i.partition(":") for i in ids)
+    )
+    if not well_formed:
+        raise InvalidArgument.field(field, "must be device ids such as cpu:0 or gpu:1")
+    if len(kinds) != 1 or len(set(ids)) != len(ids):
+        raise InvalidArgument.field(field, "must name devices of one kind, each once")
+    (ids_kind,) = kinds
+    if kind not in ("any", ids_kind):
+        raise InvalidArgument.field(P + "device_request.kind", f"is not the kind of {ids[0]}")
+    if request.count not in (0, len(ids)):
+        raise InvalidArgument.field(
+            P + "device_request.count", "must be 0 or the number of device_ids"
+        )
+    return DeviceRequest(ids_kind, len(ids), ids)
 
 
 def _hyperparameters(
@@ -335,6 +361,8 @@ def spec_from_job(
         lora=lora,
         device_kind=device_kind,
         device_count=device_count,
+        # Checked with the request (device_request_of) before the job got here.
+        device_ids=tuple(job.device_request.device_ids),
         priority=job.priority,
         registration=registration,
         display_name=job.display_name,
@@ -355,6 +383,7 @@ def job_from_spec(spec: TrainSpec) -> training_job_pb2.TrainingJob:
         device_request=device_pb2.DeviceRequest(
             kind=_KIND_ENUM[spec.device_kind],
             count=spec.device_count,
+            device_ids=spec.device_ids,
         ),
         registration=training_job_pb2.ModelRegistration(
             model=spec.registration.model,

@@ -63,6 +63,7 @@ def _add_run(job: training_job_pb2.TrainingJob, run: run_pb2.Run) -> None:
             getattr(job, field).CopyFrom(getattr(run, field))
     job.step = int(result.get("step", 0))
     job.total_steps = int(result.get("total_steps", 0))
+    job.epoch = float(result.get("epoch", 0.0))
     job.latest_checkpoint = result.get("latest_checkpoint", "")
     job.registered_model_version = result.get("registered_model_version", "")
     job.evaluation = result.get("evaluation", "")
@@ -97,6 +98,18 @@ def _add_live(
             point.time.FromNanoseconds(int(when * 1e9))
     job.attempt = max(job.attempt, live.attempt)
     job.registered_model_version = live.registered_version or job.registered_model_version
+
+
+def carry_over(live: LiveJob, config: dict[str, Any]) -> str:
+    """Gives a resumed job's new LiveJob what its last attempt left in the run's `config` (the
+    attempt count, the latest checkpoint) and returns the reason of its state change: where the
+    next attempt continues. The worker restores the newest checkpoint of the job's directory,
+    which is the one the last attempt recorded."""
+    live.attempt = int(config.get("attempt", 0))
+    live.latest_checkpoint = config.get("result", {}).get("latest_checkpoint", "")
+    if live.latest_checkpoint:
+        return f"resumed from the latest checkpoint, {live.latest_checkpoint}"
+    return "resumed from the start: the job saved no checkpoint"
 
 
 def _seconds_remaining(live: LiveJob) -> int | None:

@@ -28,7 +28,7 @@ from tunix_rt.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from tunix_rt.training import completion_eval, job_listing, job_spec, worker_process
 from tunix_rt.training.event_hub import FellBehind, JobEvents
 from tunix_rt.training.job_listing import JobFilter
-from tunix_rt.training.job_view import training_job
+from tunix_rt.training.job_view import carry_over, training_job
 from tunix_rt.training.live_job import LiveJob
 from tunix_rt.training.registry_link import RegistryLink
 from tunix_rt.training.scheduler import Device, Scheduler
@@ -409,12 +409,12 @@ class JobManager:
                 f"{run_pb2.RunState.Name(run.state)}",
                 reason="NOT_RESUMABLE",
             )
-        spec = TrainSpec.from_json(json_format.MessageToDict(run.config)["spec"])
+        config = json_format.MessageToDict(run.config)
+        spec = TrainSpec.from_json(config["spec"])
         request = job_spec.device_request_of(job_spec.job_from_spec(spec))
         self.scheduler.check_fits_host(request)
         live = self._live(job_id, spec, run.last_sequence)
-        live.attempt = int(json_format.MessageToDict(run.config).get("attempt", 0))
-        await self._transition(live, QUEUED, run.state, "resumed from the latest checkpoint")
+        await self._transition(live, QUEUED, run.state, carry_over(live, config))
         self.scheduler.submit(job_id, request, spec.priority)
         self._kick()
 

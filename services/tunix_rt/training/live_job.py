@@ -155,6 +155,7 @@ class LiveJob:
             "evaluation": self.evaluation,
             "step": self.step,
             "total_steps": self.total_steps,
+            "epoch": self.epoch,
             "latest_checkpoint": self.latest_checkpoint,
             "registered_model_version": self.registered_version,
             "latest_metrics": {k: [s, v] for k, (s, v, _t) in self.latest_metrics.items()},

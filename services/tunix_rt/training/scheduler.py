@@ -42,12 +42,16 @@ class Device:
 
 @dataclass(frozen=True)
 class DeviceRequest:
-    """A kind (or `any`) and a count, allocated all or nothing."""
+    """A kind (or `any`) and a count, allocated all or nothing; or, with `ids`, exactly those
+    devices (of kind `kind`, `count` of them)."""
 
     kind: str = ANY
     count: int = 1
+    ids: tuple[str, ...] = ()
 
     def __str__(self) -> str:
+        if self.ids:
+            return f"{self.kind}:[{','.join(i.partition(':')[2] for i in self.ids)}]"
         return f"{self.kind}:{self.count}"
 
 
@@ -110,6 +114,14 @@ class Scheduler:
             raise InvalidArgument.field("device_request.count", "must be at least 1")
         kind = self.resolve_kind(request)
         have = self.by_kind().get(kind, 0)
+        missing = sorted(set(request.ids) - {d.id for d in self.devices})
+        if missing:
+            raise FailedPrecondition(
+                f"this host has no device {', '.join(missing)}: it has {self._describe_host()} "
+                "(see ListDevices)",
+                reason="DEVICES_UNAVAILABLE",
+                metadata={"requested": str(request), "host": self._describe_host()},
+            )
         if request.count > have:
             raise FailedPrecondition(
                 f"this host can never run {request.count} {kind} device(s): it has "
@@ -172,6 +184,8 @@ class Scheduler:
             if kind in blocked_kinds:
                 continue
             free = self.free(kind)
+            if job.request.ids:
+                free = [d for d in free if d.id in job.request.ids]
             if len(free) >= job.request.count:
                 chosen = free[: job.request.count]
                 self._hold(job.job_id, chosen)

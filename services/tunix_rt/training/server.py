@@ -50,6 +50,9 @@ async def build_manager(
     event_flush_interval: float | None = None,
 ) -> JobManager:
     registry = RegistryLink(registry_settings)
+    # Absolute: workers run in job directories under it, and Orbax refuses relative checkpoint
+    # paths (`serve training --data-dir data/training` as the README writes it).
+    data_dir = await asyncio.to_thread(data_dir.resolve)
     devices = await asyncio.to_thread(inventory, cpu_slots, probe_gpus)
     cores = max(1, (os.cpu_count() or 1) // max(1, cpu_slots))
     manager = JobManager(

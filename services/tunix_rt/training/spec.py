@@ -102,6 +102,8 @@ class TrainSpec:
     registration: Registration
     display_name: str = ""
     labels: dict[str, str] = field(default_factory=dict)
+    # The devices the job named (`cpu:0`, …); empty: any `device_count` free ones of its kind.
+    device_ids: tuple[str, ...] = ()
     # The completion-evaluation request as JSON (proto field names); empty = none.
     completion_evaluation: dict[str, Any] = field(default_factory=dict)
 
@@ -124,6 +126,7 @@ class TrainSpec:
             else None,
             device_kind=data["device_kind"],
             device_count=int(data["device_count"]),
+            device_ids=tuple(data.get("device_ids", ())),
             priority=int(data["priority"]),
             registration=Registration(
                 **{**data["registration"], "aliases": tuple(data["registration"]["aliases"])}

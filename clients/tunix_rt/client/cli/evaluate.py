@@ -25,6 +25,7 @@ from tunix_rt.client import names
 from tunix_rt.client.cli.datasets import SPLITS
 from tunix_rt.client.cli.inference import inference_client
 from tunix_rt.client.cli.output import (
+    echo_breakdown,
     echo_fields,
     echo_json,
     echo_table,
@@ -35,6 +36,7 @@ from tunix_rt.client.cli.output import (
     items_option,
     json_option,
     shorten,
+    split_breakdown,
 )
 from tunix_rt.client.cli.state import CliState, CommandFailed, pass_state
 from tunix_rt.client.registry import eval_set_name
@@ -424,6 +426,7 @@ def eval_command(
 
 def _echo_result(result: inference_pb2.EvaluationResult) -> None:
     evaluation = result.evaluation
+    overall, breakdown = split_breakdown(evaluation.metrics)
     echo_fields(
         [
             ("evaluation", evaluation.name or "(dry run: not recorded)"),
@@ -431,10 +434,14 @@ def _echo_result(result: inference_pb2.EvaluationResult) -> None:
             ("evaluated on", evaluation.dataset),
             ("items", evaluation.item_count),
             ("errors", result.error_count),
-            ("answer accuracy", format_number(evaluation.metrics.get("answer_accuracy", 0.0))),
-            ("metrics", format_metrics(evaluation.metrics)),
+            (
+                f"answer accuracy ({evaluation.item_count} items)",
+                format_number(overall.get("answer_accuracy", 0.0)),
+            ),
+            ("metrics", format_metrics(overall)),
         ]
     )
+    echo_breakdown(breakdown)
     if result.HasField("regression_gate"):
         gate = result.regression_gate
         click.echo()

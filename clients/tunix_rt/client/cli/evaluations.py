@@ -11,6 +11,7 @@ import click
 from tunix_rt.client import names
 from tunix_rt.client.cli.datasets import SPLIT_NAMES, SPLITS
 from tunix_rt.client.cli.output import (
+    echo_breakdown,
     echo_json,
     echo_table,
     echo_with_items,
@@ -20,6 +21,7 @@ from tunix_rt.client.cli.output import (
     items_option,
     json_option,
     shorten,
+    split_breakdown,
 )
 from tunix_rt.client.cli.state import CliState, pass_state
 from tunix_rt.v1 import dataset_pb2
@@ -60,7 +62,7 @@ def list_evaluations(
                 names.short_id(e.dataset),
                 _split(e.split),
                 e.item_count,
-                format_metrics(e.metrics),
+                format_metrics(split_breakdown(e.metrics)[0]),
                 format_time(e.create_time),
             ]
             for e in found
@@ -78,6 +80,7 @@ def show_evaluation(state: CliState, name: str, items: int, as_json: bool) -> No
     registry = state.registry()
     evaluation = registry.get_evaluation(name)
     rows = list(registry.list_evaluation_items(evaluation.name, limit=items)) if items else []
+    overall, breakdown = split_breakdown(evaluation.metrics)
     echo_with_items(
         "evaluation",
         evaluation,
@@ -87,7 +90,11 @@ def show_evaluation(state: CliState, name: str, items: int, as_json: bool) -> No
             ("dataset", evaluation.dataset),
             ("split", _split(evaluation.split)),
             ("items", evaluation.item_count),
-            ("metrics", format_metrics(evaluation.metrics)),
+            (
+                f"answer accuracy ({evaluation.item_count} items)",
+                format_number(overall.get("answer_accuracy", 0.0)),
+            ),
+            ("metrics", format_metrics(overall)),
             ("created", format_time(evaluation.create_time)),
         ],
         rows,
@@ -101,6 +108,8 @@ def show_evaluation(state: CliState, name: str, items: int, as_json: bool) -> No
         ],
         as_json=as_json,
     )
+    if not as_json:
+        echo_breakdown(breakdown)
 
 
 @click.command()
@@ -139,16 +148,21 @@ def leaderboard(
     if as_json:
         echo_json(list(entries))
         return
+    registry = state.registry()
+    # Each entry's item count, so that its value is not taken for the training service's
+    # in-training `eval_*` metrics of the same version (measured on fewer examples).
+    rows = [(e, registry.get_evaluation(e.evaluation).item_count) for e in entries]
     echo_table(
-        ["RANK", "MODEL VERSION", metric.upper(), "EVALUATION", "CREATED"],
+        ["RANK", "MODEL VERSION", metric.upper(), "ITEMS", "EVALUATION", "CREATED"],
         (
             [
                 e.rank,
                 e.model_version.removeprefix("models/"),
                 format_number(e.value),
+                items,
                 names.short_id(e.evaluation),
                 format_time(e.create_time),
             ]
-            for e in entries
+            for e, items in rows
         ),
     )

@@ -24,6 +24,7 @@ from google.rpc import error_details_pb2, status_pb2
 from tqdm import tqdm
 
 from tunix_rt.client import names
+from tunix_rt.client.cli.output import in_training_label
 from tunix_rt.client.cli.state import CommandFailed
 from tunix_rt.client.training import TERMINAL_STATES, TrainingClient
 from tunix_rt.v1 import run_pb2, training_job_pb2
@@ -145,7 +146,7 @@ class ProgressView:
         evals = {k: v for k, v in sorted(values.items()) if k.startswith("eval_")}
         if evals:
             shown = ", ".join(f"{k}={v:.4g}" for k, v in evals.items())
-            self.message(f"{_clock(event.time)} step {event.step} {shown}")
+            self.message(f"{_clock(event.time)} step {event.step} in-training eval: {shown}")
         if self._bar is not None:
             self._bar.set_postfix_str(self.summary(), refresh=False)
             self._bar.update(self.step - self._bar.n)
@@ -261,7 +262,12 @@ def report_outcome(job: training_job_pb2.TrainingJob) -> None:
         click.echo(f"registered: {job.registered_model_version or '-'}")
         accuracy = job.latest_metrics.get("eval_answer_accuracy")
         if accuracy is not None:
-            click.echo(f"eval answer accuracy: {accuracy.value:.4g} (step {accuracy.step})")
+            hyper = job.hyperparameters
+            count = hyper.eval_max_examples if hyper.HasField("eval_max_examples") else None
+            click.echo(
+                f"eval answer accuracy {in_training_label(count, at_most=True)}: "
+                f"{accuracy.value:.4g} (step {accuracy.step})"
+            )
         if job.evaluation:
             click.echo(f"evaluation: {job.evaluation}")
         if job.HasField("evaluation_error"):

@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from tunix_rt.client.cli.loading import LoadProgress
 from tunix_rt.client.cli.output import echo_json, echo_table, format_time, json_option, to_dict
 from tunix_rt.client.cli.state import CliState, ServiceOption, pass_state
 from tunix_rt.client.inference import (
@@ -96,7 +97,9 @@ def generate(
     as_json: bool,
 ) -> None:
     """Generate a completion of PROMPT with MODEL (name@alias, name/version, name, or a local
-    checkpoint directory). The summary (finish reason, tokens, answer, seed) goes to stderr."""
+    checkpoint directory). The summary (finish reason, tokens, answer, seed) goes to stderr, and
+    so does the loading progress of a model not in memory yet (its first use loads and compiles
+    it, up to a minute or more)."""
     client = inference_client(state)
     params = sampling_params(
         temperature=temperature,
@@ -108,7 +111,9 @@ def generate(
         max_reasoning_tokens=max_reasoning_tokens,
     )
     if not stream:
-        response = client.generate(model, prompt, raw_prompt=raw, sampling=params)
+        with LoadProgress(client, model) as progress:
+            response = client.generate(model, prompt, raw_prompt=raw, sampling=params)
+            progress.first_output()
         if as_json:
             echo_json(response)
             return
@@ -117,14 +122,16 @@ def generate(
         return
     version = ""
     summary: inference_pb2.GenerationSummary | None = None
-    for message in client.generate_stream(model, prompt, raw_prompt=raw, sampling=params):
-        version = message.model_version or version
-        if as_json:
-            echo_json(message)
-        else:
-            click.echo(message.text, nl=False)
-        if message.HasField("summary"):
-            summary = message.summary
+    with LoadProgress(client, model) as progress:
+        for message in client.generate_stream(model, prompt, raw_prompt=raw, sampling=params):
+            progress.first_output()
+            version = message.model_version or version
+            if as_json:
+                echo_json(message)
+            else:
+                click.echo(message.text, nl=False)
+            if message.HasField("summary"):
+                summary = message.summary
     if not as_json:
         click.echo()
         if summary is not None:

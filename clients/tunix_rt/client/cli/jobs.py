@@ -26,9 +26,13 @@ from tunix_rt.client.cli.output import (
 )
 from tunix_rt.client.cli.state import CliState, pass_state
 from tunix_rt.client.cli.training import BACKEND_NAMES, training_client
+from tunix_rt.client.training import TERMINAL_STATES
 from tunix_rt.client.training_job import format_device_request
 from tunix_rt.v1 import backend_pb2, run_pb2, training_job_pb2
 
+# How long `jobs cancel` waits for a running job's worker to stop by default: it stops at its next
+# step, and the service kills it after its grace period (10 s by default) when it does not.
+CANCEL_TIMEOUT_S = 120.0
 STATES = {value: key for key, value in STATE_NAMES.items() if key != run_pb2.RUN_STATE_UNSPECIFIED}
 PHASE_NAMES = {
     training_job_pb2.TRAINING_JOB_PHASE_UNSPECIFIED: "-",
@@ -69,12 +73,9 @@ def _base_model(job: training_job_pb2.TrainingJob) -> str:
 def _devices(job: training_job_pb2.TrainingJob) -> str:
     held = job.devices
     if held.count:
-        ids = ",".join(held.ids)
-        return (
-            f"{held.kind}:{held.count}"
-            + (f" [{ids}]" if ids else "")
-            + (f" @{held.host}" if held.host else "")
-        )
+        # The ids say it all (`cpu:0`); `cpu:1 [cpu:0]` read as the device cpu:1.
+        shown = ",".join(held.ids) or f"{held.count} {held.kind}"
+        return shown + (f" @{held.host}" if held.host else "")
     return "wants " + format_device_request(job.device_request)
 
 
@@ -193,11 +194,34 @@ def show_job(state: CliState, name: str, as_json: bool) -> None:
 @jobs.command("cancel")
 @click.argument("name", metavar="JOB")
 @click.option("--reason", default="", help="Why; recorded in the job's error.")
+@click.option(
+    "--wait/--no-wait",
+    default=True,
+    show_default=True,
+    help="Wait until the job has stopped (CANCELLED, or whatever it ended as first), so that "
+    "`jobs resume` can follow at once; --no-wait returns as soon as the service has the request.",
+)
+@click.option(
+    "--wait-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=CANCEL_TIMEOUT_S,
+    show_default=True,
+    help="Seconds to wait for the job to stop; exit 1 when it has not.",
+)
 @json_option
 @pass_state
-def cancel_job(state: CliState, name: str, reason: str, as_json: bool) -> None:
-    """Cancel a queued or running job; a running one stops within seconds."""
-    job = training_client(state).cancel_job(name, reason=reason)
+def cancel_job(
+    state: CliState, name: str, reason: str, wait: bool, wait_timeout: float, as_json: bool
+) -> None:
+    """Cancel a queued or running job and wait until it has stopped (a running job stops at its
+    next step, within seconds)."""
+    client = training_client(state)
+    job = client.cancel_job(name, reason=reason)
+    if wait and job.state not in TERMINAL_STATES:
+        try:
+            job = client.wait_job(job.name, timeout=wait_timeout)
+        except TimeoutError as error:
+            raise click.ClickException(f"{error}; it is still stopping") from None
     if as_json:
         echo_json(job)
         return
@@ -209,13 +233,20 @@ def cancel_job(state: CliState, name: str, reason: str, as_json: bool) -> None:
 @json_option
 @pass_state
 def resume_job(state: CliState, name: str, as_json: bool) -> None:
-    """Requeue a failed or cancelled job from its latest checkpoint."""
+    """Requeue a failed or cancelled job; it continues from its latest checkpoint, or from the
+    start when none was saved."""
     job = training_client(state).resume_job(name)
     if as_json:
         echo_json(job)
         return
-    checkpoint = job.latest_checkpoint or "the start (no checkpoint)"
-    click.echo(f"{names.short_id(job.name)}: {_state(job)}, continuing from {checkpoint}")
+    click.echo(f"{names.short_id(job.name)}: {_state(job)}, {resume_point(job)}")
+
+
+def resume_point(job: training_job_pb2.TrainingJob) -> str:
+    """Where a resumed job continues, as the reason of its state change says it."""
+    if job.latest_checkpoint:
+        return f"resuming from the latest checkpoint, {job.latest_checkpoint}"
+    return "resuming from the start: the job saved no checkpoint"
 
 
 @jobs.command("follow")

@@ -14,6 +14,7 @@ import json
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -24,6 +25,7 @@ from tunix_rt.client.cli.output import (
     echo_table,
     format_metrics,
     format_time,
+    in_training_label,
     json_option,
     plain_json,
     to_dict,
@@ -101,7 +103,14 @@ def show_model(state: CliState, reference: str, as_json: bool) -> None:
     )
     click.echo()
     echo_table(
-        ["VERSION", "ALIASES", "METRICS", "SOURCE RUN", "ARTIFACT", "CREATED"],
+        [
+            "VERSION",
+            "ALIASES",
+            "METRICS (eval_*: IN-TRAINING)",
+            "SOURCE RUN",
+            "ARTIFACT",
+            "CREATED",
+        ],
         (
             [
                 v.version,
@@ -146,6 +155,19 @@ def resolve_model(state: CliState, reference: str) -> None:
     click.echo(state.registry().resolve(reference).name)
 
 
+def _version_metrics(version: model_pb2.ModelVersion, provenance: Any) -> list[tuple[str, str]]:
+    """A version's metrics, the training service's in-training evaluation (`eval_*`) apart and
+    labelled with what it was measured on (an evaluation through `tunix-rt eval` is another
+    thing: `tunix-rt evaluations list --model …`)."""
+    trained = {k: v for k, v in version.metrics.items() if not k.startswith("eval_")}
+    evaluated = {k: v for k, v in version.metrics.items() if k.startswith("eval_")}
+    count = provenance.get("eval_examples") if isinstance(provenance, dict) else None
+    fields = [("metrics", format_metrics(trained))]
+    if evaluated:
+        fields.append((f"eval {in_training_label(count)}", format_metrics(evaluated)))
+    return fields
+
+
 def _echo_version(version: model_pb2.ModelVersion) -> None:
     provenance = plain_json(to_dict(version).get("provenance", {}))
     echo_fields(
@@ -154,7 +176,7 @@ def _echo_version(version: model_pb2.ModelVersion) -> None:
             ("aliases", ", ".join(version.aliases) or "-"),
             ("artifact", version.artifact),
             ("source run", version.source_run or "-"),
-            ("metrics", format_metrics(version.metrics)),
+            *_version_metrics(version, provenance),
             ("description", version.description or "-"),
             ("created", format_time(version.create_time)),
             ("provenance", json.dumps(provenance, ensure_ascii=False, sort_keys=True) or "-"),

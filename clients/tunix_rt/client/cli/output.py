@@ -90,6 +90,51 @@ def format_metrics(metrics: Mapping[str, float]) -> str:
     return ", ".join(f"{k}={format_number(v)}" for k, v in sorted(metrics.items())) or "-"
 
 
+def split_breakdown(metrics: Mapping[str, float]) -> tuple[dict[str, float], dict[str, float]]:
+    """An evaluation's metrics as (overall, breakdown): the breakdown ones are named
+    `{metric}/{key}={value}` (`answer_accuracy/category=arithmetic`)."""
+    overall = {k: v for k, v in metrics.items() if "/" not in k}
+    return overall, {k: v for k, v in metrics.items() if "/" in k}
+
+
+def echo_breakdown(breakdown: Mapping[str, float]) -> None:
+    """The per-category (per-difficulty, …) metrics of an evaluation as a table: one row per
+    category, one column per metric; nothing when there are none."""
+    rows: dict[tuple[str, str], dict[str, float]] = {}
+    columns: list[str] = []
+    for name, value in breakdown.items():
+        metric, _, group = name.partition("/")
+        key, _, label = group.partition("=")
+        rows.setdefault((key, label), {})[metric] = value
+        if metric not in columns:
+            columns.append(metric)
+    if not rows:
+        return
+    click.echo()
+    echo_table(
+        ["BY", "VALUE", *(c.upper() for c in columns)],
+        (
+            [key, label, *(format_number(v[c]) if c in v else "-" for c in columns)]
+            for (key, label), v in sorted(rows.items())
+        ),
+    )
+
+
+# The training service's periodic evaluation (metrics `eval_*`: greedy answers on the first
+# `eval_max_examples` examples of the eval split, during training) is not an evaluation
+# recorded by the inference service (`tunix-rt eval`, on every item): output names them apart.
+IN_TRAINING = "in-training"
+
+
+def in_training_label(count: int | None, *, at_most: bool = False) -> str:
+    """`(in-training, 64 examples)`: what the `eval_*` metrics of a job or version were
+    measured on; `count` is the number of eval examples (with `at_most`, the most there were:
+    a smaller eval split has fewer), None when not known."""
+    if not count:
+        return f"({IN_TRAINING})"
+    return f"({IN_TRAINING}, {'up to ' if at_most else ''}{count} examples)"
+
+
 def echo_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
     """A left-aligned table with a header row; prints `(none)` when there are no rows."""
     cells = [[shorten(str(cell)) for cell in row] for row in rows]

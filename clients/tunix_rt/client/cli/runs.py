@@ -9,6 +9,7 @@ tunix-rt runs tensorboard RUN ./tb && tensorboard --logdir ./tb
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import click
@@ -211,9 +212,11 @@ def tensorboard(state: CliState, name: str, directory: Path) -> None:
     run = names.run(name)
     history = metric_history(run, state.registry().list_run_events(run))
     path, count = write_tensorboard(history, directory / history.label)
+    view = f"view with: tensorboard --logdir {directory}"
+    if shutil.which("tensorboard") is None:
+        # The files need no TensorBoard to write, and tunix-rt does not install it.
+        view += " (TensorBoard is not installed here: pip install tensorboard)"
     click.echo(
-        f"{history.label}: {count} scalars of {len(history.metrics)} metrics; "
-        f"view with: tensorboard --logdir {directory}",
-        err=True,
+        f"{history.label}: {count} scalars of {len(history.metrics)} metrics; {view}", err=True
     )
     click.echo(str(path))

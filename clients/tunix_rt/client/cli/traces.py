@@ -78,7 +78,8 @@ def import_traces(
     if as_json:
         echo_json(result)
     else:
-        bad = len(result.errors)
+        # A line can break several rules, each its own error: count lines, not messages.
+        bad = len({error.line for error in result.errors})
         summary = f"imported {result.imported_count} of {result.line_count} traces"
         if result.rejected:
             summary += f"; rejected: {bad} bad line(s), nothing stored (--atomic)"

@@ -11,14 +11,22 @@ default 127.0.0.1:50052), kept with the click context beside the registry's CliS
 
 from __future__ import annotations
 
+import difflib
+
 import click
+import grpc
 
 from tunix_rt.client import names
 from tunix_rt.client.cli.follow import follow_job
 from tunix_rt.client.cli.output import echo_json, echo_table, json_option
 from tunix_rt.client.cli.state import CliState, ServiceOption, pass_state
 from tunix_rt.client.training import TrainingClient
-from tunix_rt.client.training_job import DEVICE_KIND_NAMES, ModelSource, parse_device_request
+from tunix_rt.client.training_job import (
+    DEVICE_KIND_NAMES,
+    DEVICES_HELP,
+    ModelSource,
+    parse_device_request,
+)
 from tunix_rt.v1 import backend_pb2, device_pb2
 
 # The preset `train` starts from without `--model`: small enough to learn the shipped datasets in
@@ -75,6 +83,21 @@ def _format_count(count: int) -> str:
     return str(count)
 
 
+def _explain_unknown_model(client: TrainingClient, model: str, error: grpc.RpcError) -> None:
+    """Raises the error of `--model NAME` that is neither a preset nor a registered model (the
+    NOT_FOUND `error` names it), with the preset it most resembles: `llama3-smal` is more likely a
+    mistyped preset than a model nobody registered."""
+    if model not in (error.details() or ""):
+        return  # something else was not found, the dataset for one
+    presets = [p.name for p in client.list_presets()]
+    close = difflib.get_close_matches(model, presets, n=1)
+    hint = f" (did you mean {close[0]}?)" if close else f" ({', '.join(presets) or 'none'})"
+    raise click.ClickException(
+        f"--model {model!r} is not a preset{hint} nor a registered model "
+        "(`tunix-rt presets`, `tunix-rt models list`)"
+    )
+
+
 def choose_default_model(client: TrainingClient) -> ModelSource:
     """The model of `train` without `--model`: DEFAULT_PRESET when the service offers it (the
     preset the README's main job uses), otherwise the smallest preset it lists."""
@@ -104,8 +127,8 @@ def choose_default_model(client: TrainingClient) -> ModelSource:
 @click.option(
     "--devices",
     callback=_device_request,
-    metavar="KIND[:N]",
-    help="cpu:1, gpu:2, tpu:4 or any. [default: one device of any kind]",
+    metavar="DEVICES",
+    help=DEVICES_HELP + " [default: one device of any kind]",
 )
 @click.option(
     "--lr", type=click.FloatRange(min=0, max=1, min_open=True), help="Peak learning rate."
@@ -194,29 +217,34 @@ def train(
             source = client.model_source(model)
         except ValueError as error:
             raise click.BadParameter(str(error), param_hint="'--model'") from None
-    job = client.create_job(
-        dataset,
-        model=source,
-        job_id=job_id,
-        validate_only=validate_only,
-        max_steps=steps,
-        num_epochs=epochs,
-        devices=devices,
-        learning_rate=lr,
-        batch_size=batch_size,
-        max_seq_len=seq_len,
-        seed=seed,
-        lora_rank=lora_rank,
-        register_as=register_as,
-        aliases=aliases,
-        priority=priority,
-        eval_interval_steps=eval_interval,
-        checkpoint_interval_steps=checkpoint_interval,
-        chat_template=chat_template,
-        display_name=display_name,
-        backend=backend,
-        evaluate=evaluate,
-    )
+    try:
+        job = client.create_job(
+            dataset,
+            model=source,
+            job_id=job_id,
+            validate_only=validate_only,
+            max_steps=steps,
+            num_epochs=epochs,
+            devices=devices,
+            learning_rate=lr,
+            batch_size=batch_size,
+            max_seq_len=seq_len,
+            seed=seed,
+            lora_rank=lora_rank,
+            register_as=register_as,
+            aliases=aliases,
+            priority=priority,
+            eval_interval_steps=eval_interval,
+            checkpoint_interval_steps=checkpoint_interval,
+            chat_template=chat_template,
+            display_name=display_name,
+            backend=backend,
+            evaluate=evaluate,
+        )
+    except grpc.RpcError as error:
+        if source.kind == "base_model_version" and error.code() == grpc.StatusCode.NOT_FOUND:
+            _explain_unknown_model(client, source.value, error)
+        raise
     if validate_only:
         echo_json(job)
         return

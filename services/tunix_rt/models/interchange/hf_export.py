@@ -5,8 +5,12 @@ no tunix-rt code.
     config.json               HF keys (the `tunix_rt` section is kept, minus the adapter: the
                               weights here are merged); transformers keeps unknown keys as is
     model.safetensors         float32, HF names, LoRA merged in
-    tokenizer.json            the `tokenizers` file
-    tokenizer_config.json     PreTrainedTokenizerFast with its bos/eos/pad (and unk) tokens
+    tokenizer.json            the `tokenizers` file, with a post-processor that puts BOS first
+                              (the engines and training feed the model BOS + the prompt's tokens)
+    tokenizer_config.json     PreTrainedTokenizerFast with its bos/eos/pad (and unk) tokens,
+                              add_bos_token, and the model's chat template as Jinja (see
+                              chat_template.py): `apply_chat_template([{"role": "user", ...}],
+                              add_generation_prompt=True)` gives exactly the ids tunix-rt feeds
     special_tokens_map.json
     generation_config.json    bos/eos/pad ids
 """
@@ -14,11 +18,11 @@ no tunix-rt code.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 from tunix_rt.models.interchange import safetensors_io
+from tunix_rt.models.interchange.chat_template import bos_post_processor, jinja_chat_template
 from tunix_rt.models.interchange.merge import load_merged
 from tunix_rt.models.interchange.model_config import (
     CONFIG_FILE,
@@ -49,10 +53,10 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 
 
 def write_tokenizer_files(
-    out_dir: Path, tokenizer_json: Path, ids: dict[str, int], max_length: int
+    out_dir: Path, tokenizer_json: Path, ids: dict[str, int], max_length: int, chat_template: str
 ) -> None:
     """tokenizer.json plus the files that make AutoTokenizer build a PreTrainedTokenizerFast
-    that knows its special tokens."""
+    that knows its special tokens, adds BOS and renders the rendering template `chat_template`."""
     from tokenizers import Tokenizer
 
     tokenizer = Tokenizer.from_file(str(tokenizer_json))
@@ -64,13 +68,21 @@ def write_tokenizer_files(
         tokens[f"{key}_token"] = token
     if tokenizer.token_to_id(UNK) is not None:
         tokens["unk_token"] = UNK
-    shutil.copyfile(tokenizer_json, out_dir / TOKENIZER_FILE)
+    # Only the post-processor changes: TextTokenizer.encode (training, the engines, a re-import)
+    # passes add_special_tokens=False and never runs it.
+    tokenizer.post_processor = bos_post_processor(tokens["bos_token"], ids["bos"])
+    tokenizer.save(str(out_dir / TOKENIZER_FILE), pretty=True)
     _write_json(
         out_dir / "tokenizer_config.json",
         {
             "tokenizer_class": "PreTrainedTokenizerFast",
             "model_max_length": max_length,
             "clean_up_tokenization_spaces": False,
+            # Explicit, so transformers 5 builds the same BOS post-processor whatever
+            # tokenizer.json holds.
+            "add_bos_token": True,
+            "add_eos_token": False,
+            "chat_template": jinja_chat_template(chat_template),
             **tokens,
         },
     )
@@ -96,5 +108,7 @@ def export_hf(model_dir: Path, out_dir: Path, base_dir: Path | None = None) -> P
         out_dir / "generation_config.json",
         {"bos_token_id": ids["bos"], "eos_token_id": ids["eos"], "pad_token_id": ids["pad"]},
     )
-    write_tokenizer_files(out_dir, tokenizer_dir / TOKENIZER_FILE, ids, arch.context_length)
+    write_tokenizer_files(
+        out_dir, tokenizer_dir / TOKENIZER_FILE, ids, arch.context_length, config.chat_template
+    )
     return out_dir

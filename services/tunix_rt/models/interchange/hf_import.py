@@ -7,12 +7,14 @@ section, tokenizer.json copied.
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
 
 from tunix_rt.common.errors import InvalidArgument
 from tunix_rt.models.interchange import safetensors_io
+from tunix_rt.models.interchange.chat_template import template_name
 from tunix_rt.models.interchange.hf_export import TOKENIZER_FILE, special_ids
 from tunix_rt.models.interchange.merge import base_weights
 from tunix_rt.models.interchange.model_config import WEIGHTS_FILE, write_config
@@ -50,6 +52,17 @@ def _check_special_ids(config: dict[str, Any], tokenizer_json: Path, ids: dict[s
             )
 
 
+def _exported_template(hf_dir: Path) -> str | None:
+    """The rendering template a tunix-rt export wrote into `hf_dir`'s tokenizer_config.json
+    (None for any other or none: it cannot be told from the Jinja of another project)."""
+    path = hf_dir / "tokenizer_config.json"
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return template_name(config.get("chat_template")) if isinstance(config, dict) else None
+
+
 def prepare_import(
     hf_dir: Path,
     out_dir: Path,
@@ -59,7 +72,8 @@ def prepare_import(
 ) -> Path:
     """Writes the model directory of `hf_dir` to `out_dir` (InvalidArgument naming what is wrong
     with `hf_dir`; adapters are imported merged, via export, not here). `chat_template` None keeps
-    the one a directory of ours names. Returns `out_dir`."""
+    the one a directory of ours names, else the one a tunix-rt export wrote, else plain. Returns
+    `out_dir`."""
     summary = validate_model_dir(hf_dir)
     if summary.kind != "full":
         raise InvalidArgument.field(
@@ -81,7 +95,10 @@ def prepare_import(
         tokenizer_description=ours.get("tokenizer")
         or _tokenizer_description(hf_dir / TOKENIZER_FILE, ids),
         backend=backend,
-        chat_template=chat_template or ours.get("chat_template", "plain"),
+        chat_template=chat_template
+        or ours.get("chat_template")
+        or _exported_template(hf_dir)
+        or "plain",
         training_step=int(ours.get("training_step", 0)),
         extra=extra,
     )

@@ -9,6 +9,10 @@ artifact uploaded twice. The source is part of the key, so the same trace import
 source (a different dataset's file) is still its own trace there; CreateTrace and
 BatchCreateTraces, explicit creates, keep storing what they are given.
 
+A stream that fails partway (a dropped connection, a malformed message) keeps the batches it
+completed, as a non-atomic import keeps its good lines beside its bad ones; importing again stores
+the rest.
+
 Memory is bounded whatever the stream's length: one unfinished line (at most MAX_LINE_BYTES) and
 one batch of good traces, plus the report (a name per line, an entry per bad line). An atomic
 import stores everything in one transaction at the end, so it holds at most MAX_BATCH_TRACES.

@@ -121,6 +121,9 @@ class Prepared:
             "train_examples": self.stats.examples,
             "train_examples_truncated": self.stats.truncated,
             "train_examples_dropped": self.stats.dropped,
+            # What the `eval_*` metrics were measured on: the first eval_max_examples of the
+            # eval split.
+            "eval_examples": len(self.eval_examples),
             "padding_fraction": self.padding,
             "total_steps": self.plan.total_steps,
             "warmup_steps": self.warmup,
