@@ -31,6 +31,7 @@ from google.rpc import error_details_pb2, status_pb2
 
 from tunix_rt.client.cli import main
 from tunix_rt.client.cli.follow import ProgressView, format_duration
+from tunix_rt.client.cli.plots import TITLES, default_title, draw_runs, metric_history
 from tunix_rt.client.cli.tfevents import crc32c, masked_crc32c
 from tunix_rt.client.errors import IntegrityError
 from tunix_rt.client.registry import RegistryClient
@@ -314,6 +315,15 @@ def test_runs_plot_draws_several_runs_into_a_png(
     # The IHDR chunk holds the image size: four panels make a large picture.
     width, height = struct.unpack(">II", data[16:24])
     assert width >= 1000 and height >= 800
+
+    # The picture says what it shows, and accuracy keeps its whole 0-1 axis.
+    histories = [metric_history(f"runs/{r}", _run_events(0.0)) for r in runs]
+    assert default_title(histories, ["datasets/arith", "", "datasets/arith"]) == (
+        f"{runs[0]}, {runs[1]} on arith"
+    )
+    figure = draw_runs(histories, title="t")
+    accuracy = [ax for ax in figure.axes if ax.get_title() == TITLES["eval_answer_accuracy"]]
+    assert [ax.get_ylim() for ax in accuracy] == [(0.0, 1.0)]
 
     unknown = cli("runs", "plot", f"{tag}-nope", "-o", tmp_path / "x.png")
     assert unknown.exit_code == 1 and unknown.stderr.startswith("Error: NOT_FOUND")

@@ -237,7 +237,7 @@ class TrainingClient(ServiceClient[TrainingServiceStub]):
 
     def cancel_job(self, name: str, *, reason: str = "") -> training_job_pb2.TrainingJob:
         """Cancels a queued or running job: it comes back CANCELLED, or RUNNING in the STOPPING
-        phase while its worker stops."""
+        phase while its worker stops (`wait_job` waits for the end)."""
         request = pb.CancelTrainingJobRequest(name=job_name(name), reason=reason)
         response: pb.CancelTrainingJobResponse = self._stub.CancelTrainingJob(
             request, timeout=self.timeout

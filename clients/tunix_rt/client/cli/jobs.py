@@ -2,8 +2,8 @@
 
     tunix-rt jobs list --state running
     tunix-rt jobs show JOB
-    tunix-rt jobs cancel JOB --reason "wrong dataset"
-    tunix-rt jobs resume JOB
+    tunix-rt jobs cancel JOB --reason "wrong dataset"   # returns once it has stopped
+    tunix-rt jobs resume JOB                            # from its latest checkpoint, if any
     tunix-rt jobs follow JOB
 
 A job is the live view of the registry run with the same id (`tunix-rt runs show` shows the

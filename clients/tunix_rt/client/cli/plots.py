@@ -14,10 +14,14 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tunix_rt.client import names
 from tunix_rt.client.cli.tfevents import FILE_SUFFIX, EventFileWriter
 from tunix_rt.v1 import run_pb2
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 # What `runs plot` draws by default, one panel each, in this order.
 DEFAULT_PLOT_METRICS = ("loss", "learning_rate", "eval_answer_accuracy", "eval_loss")
@@ -81,6 +85,25 @@ def plot_runs(
 ) -> None:
     """Draws each metric against step in its own panel, one line per run with a legend, into
     `output` (the format follows its suffix: .png, .svg, .pdf)."""
+    figure = draw_runs(histories, metrics=metrics, title=title)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(output, dpi=dpi)
+
+
+def default_title(histories: Sequence[MetricHistory], datasets: Iterable[str]) -> str:
+    """`run-a, run-b on dataset-x`: what a picture passed around must say it shows."""
+    title = ", ".join(h.label for h in histories)
+    named = sorted({names.short_id(d) for d in datasets if d})
+    return title + (" on " + ", ".join(named) if named else "")
+
+
+def draw_runs(
+    histories: Sequence[MetricHistory],
+    *,
+    metrics: Sequence[str] = DEFAULT_PLOT_METRICS,
+    title: str = "",
+) -> Figure:
+    """The figure `plot_runs` saves: one panel per metric, one line per run."""
     # The Agg canvas renders to a file without a display, and without pyplot's global state.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -104,6 +127,11 @@ def plot_runs(
             drawn = True
         ax.set_title(TITLES.get(metric, metric))
         ax.set_xlabel("step")
+        if metric.endswith("accuracy"):
+            # The whole 0-1 range: an axis fitted to the data turns a 3-point change into a
+            # dramatic jump.
+            ax.set_ylim(0.0, 1.0)
+            ax.set_ylabel("fraction correct")
         ax.grid(True, alpha=0.3)
         if metric == "learning_rate":
             ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
@@ -115,8 +143,7 @@ def plot_runs(
         ax.set_visible(False)
     if title:
         figure.suptitle(title)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(output, dpi=dpi)
+    return figure
 
 
 def write_tensorboard(history: MetricHistory, directory: Path) -> tuple[Path, int]:

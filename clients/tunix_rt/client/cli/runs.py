@@ -27,6 +27,7 @@ from tunix_rt.client.cli.output import (
 )
 from tunix_rt.client.cli.plots import (
     DEFAULT_PLOT_METRICS,
+    default_title,
     metric_history,
     plot_runs,
     write_tensorboard,
@@ -164,7 +165,11 @@ def show_run(state: CliState, name: str, as_json: bool) -> None:
     multiple=True,
     help="A metric to draw, repeatable. [default: " + ", ".join(DEFAULT_PLOT_METRICS) + "]",
 )
-@click.option("--title", default="", help="A title above the panels.")
+@click.option(
+    "--title",
+    default="",
+    help="A title above the panels. [default: the runs and the datasets they trained on]",
+)
 @pass_state
 def plot(
     state: CliState,
@@ -188,6 +193,8 @@ def plot(
         for run in dict.fromkeys(names.run(r) for r in run_names)
     ]
     wanted = list(dict.fromkeys(metrics)) or list(DEFAULT_PLOT_METRICS)
+    if not title:
+        title = default_title(histories, [registry.get_run(h.run).dataset for h in histories])
     plot_runs(histories, output, metrics=wanted, title=title)
     for history in histories:
         found = [m for m in wanted if history.metrics.get(m)]
