@@ -124,4 +124,3 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int) -> TextTokenizer:
 def special_ids_from_config(config: dict[str, Any]) -> dict[str, int] | None:
     """pad/bos/eos ids a Hugging Face config.json names, or None when it names none (ours)."""
     return None if "tunix_rt" in config else hf_special_ids(config)
-
