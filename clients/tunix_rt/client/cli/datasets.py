@@ -219,7 +219,7 @@ def _record_json(record: dataset_pb2.DatasetRecord) -> dict[str, Any]:
             "prompt": example.prompt,
             "target": example.target,
         }
-    # Exactly the fields of an importable line, in the seed data's order, so a raw export is
+    # Exactly the fields of an importable line, in the shipped datasets' order, so a raw export is
     # read back by `traces import` as it is.
     trace = record.trace
     return {

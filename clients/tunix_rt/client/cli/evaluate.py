@@ -1,8 +1,8 @@
 """`tunix-rt evalsets …`, `tunix-rt predict` and `tunix-rt eval`: eval sets in the registry, batch
 prediction and evaluation through the inference service.
 
-tunix-rt evalsets import evalsets-eval_v2.jsonl --name eval-v2
-tunix-rt predict my-model@production --eval-set eval-v2 --max-items 5
+tunix-rt evalsets import datasets/reasoning-evalset-v1.jsonl --name reasoning-eval
+tunix-rt predict my-model@production --eval-set reasoning-eval --max-items 5
 tunix-rt eval my-model/3 --dataset arith-v1 --baseline my-model@production \\
     --max-regression answer_accuracy=0.02
 
@@ -107,7 +107,7 @@ def evalsets() -> None:
 def import_eval_set(
     state: CliState, file: Path, name: str, description: str, as_json: bool
 ) -> None:
-    """Import an eval-set JSONL file (the format of evalsets-eval_v2.jsonl) as a new eval set."""
+    """Import an eval-set JSONL file (the format datasets/README.md describes) as a new eval set."""
     items = read_eval_set_file(file)
     eval_set = state.registry().create_eval_set(name, items, description=description)
     if as_json:

@@ -15,7 +15,7 @@ export const protobufFileName = "tunix_rt/v1/eval_set.proto";
 
 /**
  * An eval set: a frozen, ordered list of items with a prompt and an expected answer but no
- * reasoning steps, for example imported from `evalsets-eval_v2.jsonl`. Inference evaluates models
+ * reasoning steps, for example imported from `datasets/reasoning-evalset-v1.jsonl`. Inference evaluates models
  * on it (`ItemSource.eval_set`); evaluations on it name it in `Evaluation.dataset`.
  */
 export interface EvalSet {

@@ -351,7 +351,7 @@ export interface ItemSource {
     | undefined;
   /**
    * An eval set stored in the registry, `evalSets/{eval_set}`: items with a prompt and an
-   * expected answer but no steps, for example imported from `evalsets-eval_v2.jsonl`. Needs the
+   * expected answer but no steps, for example imported from `datasets/reasoning-evalset-v1.jsonl`. Needs the
    * registry's eval-set resource; until it exists this is answered with UNIMPLEMENTED.
    */
   evalSet?:
