@@ -2,10 +2,9 @@
 recover, and the jobs' views — with the registry run as every job's durable state.
 
 Each job is a registry run with the same id; its `config` holds {"spec": TrainSpec JSON, ...}.
-State changes go through TransitionRun (legal transitions only, enforced by the registry), and
-every event (state changes, metrics, logs, checkpoints) gets its sequence from the job's
-event hub, which batches it into the run's history. What this service knows beyond the run is a
-LiveJob (live_job.py); each attempt runs in a worker process (worker_process.py).
+State changes go through TransitionRun (legal transitions only, enforced by the registry); every
+event gets its sequence from the job's event hub, which batches it into the run's history. The
+rest is a LiveJob (live_job.py); each attempt runs in a worker process (worker_process.py).
 
 A job's end is read-after-write consistent: its events are stored before the registry makes it
 terminal and its final state change before any stream delivers it; a caller that sees the end
@@ -437,10 +436,12 @@ class JobManager:
         return run
 
     def _ending(self, run: run_pb2.Run) -> LiveJob | None:
-        """The job of `run` if the registry has made it terminal but its final state change (the
-        verdict's report, stored a moment later) may not be stored yet."""
+        """The job of a terminal `run` that may lack its final state change: still being stored,
+        or stored after `run` was read (its last_sequence behind the job's)."""
         live = self.jobs.get(run.name.removeprefix("runs/"))
-        return live if run.state in TERMINAL and live is not None and live.storing_end else None
+        if run.state not in TERMINAL or live is None or not live.ending:
+            return None
+        return live if live.storing_end or run.last_sequence < live.events.last_sequence else None
 
     async def _settle(self, ending: list[LiveJob]) -> None:
         with contextlib.suppress(TimeoutError):
