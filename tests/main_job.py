@@ -10,6 +10,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
+
+from tests.common.certificates import self_signed
 from tests.support import LoopThread
 from tunix_rt.common.config import ServerConfig
 from tunix_rt.inference.server import RunningInference, start_inference
@@ -27,6 +30,36 @@ class MainJobServices:
     registry: str
     training: str
     inference: str
+
+
+@dataclass(frozen=True)
+class Secure:
+    """One config for all three services: serve TLS, require the token, dial the others with
+    both; and the CA a client trusts."""
+
+    config: ServerConfig
+    ca_file: Path
+
+    def credentials(self) -> grpc.ChannelCredentials:
+        """What a client of these services presents: the CA, and the token on every call."""
+        assert self.config.auth_token is not None
+        return grpc.composite_channel_credentials(
+            grpc.ssl_channel_credentials(root_certificates=self.ca_file.read_bytes()),
+            grpc.access_token_call_credentials(self.config.auth_token),
+        )
+
+
+def secure_config(directory: Path, token: str) -> Secure:
+    """A self-signed certificate for 127.0.0.1 under `directory` and a config serving with it."""
+    cert, key = self_signed(directory)
+    config = ServerConfig(
+        port=0,
+        auth_token=token,
+        tls_cert_file=str(cert),
+        tls_key_file=str(key),
+        tls_ca_file=str(cert),
+    )
+    return Secure(config, cert)
 
 
 @contextmanager

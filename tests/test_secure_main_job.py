@@ -15,12 +15,10 @@ import grpc
 import pytest
 from google.protobuf import json_format
 
-from tests.common.certificates import self_signed
 from tests.inference.conftest import JAX_WARNINGS
-from tests.main_job import TRAIN, main_job_services
+from tests.main_job import TRAIN, main_job_services, secure_config
 from tests.training.conftest import import_dataset
 from tests.training.helpers import submit, tiny_job, wait_for
-from tunix_rt.common.config import ServerConfig
 from tunix_rt.v1 import (
     inference_pb2,
     inference_service_pb2_grpc,
@@ -55,21 +53,10 @@ class Secure:
 @pytest.fixture(scope="module")
 def secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secure]:
     data_dir = tmp_path_factory.mktemp("secure")
-    cert, key = self_signed(data_dir / "tls")
-    # One config for all three: serve TLS, require the token, and dial the others with both.
-    config = ServerConfig(
-        port=0,
-        auth_token=TOKEN,
-        tls_cert_file=str(cert),
-        tls_key_file=str(key),
-        tls_ca_file=str(cert),
-    )
-    with main_job_services(data_dir, config=config) as services:
-        ca = cert.read_bytes()
-        credentials = grpc.composite_channel_credentials(
-            grpc.ssl_channel_credentials(root_certificates=ca),
-            grpc.access_token_call_credentials(TOKEN),
-        )
+    tls = secure_config(data_dir / "tls", TOKEN)
+    with main_job_services(data_dir, config=tls.config) as services:
+        ca = tls.ca_file.read_bytes()
+        credentials = tls.credentials()
         addresses = asdict(services)
         channels = {name: grpc.secure_channel(a, credentials) for name, a in addresses.items()}
         new_registry: Any = registry_service_pb2_grpc.RegistryServiceStub

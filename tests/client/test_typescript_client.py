@@ -26,11 +26,9 @@ from typing import Any
 import grpc
 import pytest
 
-from tests.common.certificates import self_signed
 from tests.inference.conftest import JAX_WARNINGS
-from tests.main_job import TRAIN, main_job_services
+from tests.main_job import TRAIN, main_job_services, secure_config
 from tests.training.conftest import import_dataset
-from tunix_rt.common.config import ServerConfig
 from tunix_rt.v1 import registry_service_pb2_grpc
 
 pytestmark = JAX_WARNINGS
@@ -118,19 +116,9 @@ class Services:
 @pytest.fixture(scope="module")
 def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     data_dir = tmp_path_factory.mktemp("typescript")
-    cert, key = self_signed(data_dir / "tls")
-    config = ServerConfig(
-        port=0,
-        auth_token=TOKEN,
-        tls_cert_file=str(cert),
-        tls_key_file=str(key),
-        tls_ca_file=str(cert),
-    )
-    with main_job_services(data_dir, config=config) as running:
-        credentials = grpc.composite_channel_credentials(
-            grpc.ssl_channel_credentials(root_certificates=cert.read_bytes()),
-            grpc.access_token_call_credentials(TOKEN),
-        )
+    tls = secure_config(data_dir / "tls", TOKEN)
+    with main_job_services(data_dir, config=tls.config) as running:
+        credentials = tls.credentials()
         traces = data_dir / "traces.jsonl"
         with TRAIN.open() as lines:
             traces.write_text("".join(itertools.islice(lines, TRACES)))
@@ -143,7 +131,7 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
             "TUNIX_RT_TRAINING": running.training,
             "TUNIX_RT_INFERENCE": running.inference,
             "TUNIX_RT_AUTH_TOKEN": TOKEN,
-            "TUNIX_RT_TLS_CA": str(cert),
+            "TUNIX_RT_TLS_CA": str(tls.ca_file),
         }
         yield Services(env, dataset)
 
