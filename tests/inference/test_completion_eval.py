@@ -14,12 +14,9 @@ import pytest
 from google.protobuf import json_format
 
 from tests.inference.conftest import JAX_WARNINGS
-from tests.support import LoopThread
+from tests.main_job import main_job_services
 from tests.training.conftest import import_dataset
 from tests.training.helpers import submit, tiny_job, wait_for
-from tunix_rt.inference.server import start_inference
-from tunix_rt.registry.server import start_registry
-from tunix_rt.training.server import start_training
 from tunix_rt.v1 import (
     inference_pb2,
     registry_service_pb2_grpc,
@@ -35,33 +32,16 @@ pytestmark = JAX_WARNINGS
 @pytest.fixture(scope="module")
 def stubs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any, Any]]:
     """(registry stub, training stub, dataset name) over services that know each other."""
-    loop = LoopThread()
     data_dir: Path = tmp_path_factory.mktemp("completion")
-    registry = loop.run(start_registry(data_dir=data_dir / "registry"))
-    inference = loop.run(
-        start_inference(registry_address=registry.address, data_dir=data_dir / "inference")
-    )
-    training = loop.run(
-        start_training(
-            registry_address=registry.address,
-            data_dir=data_dir / "training",
-            cpu_slots=1,
-            probe_gpus=False,
-            inference_address=inference.address,
-        )
-    )
-    channels = [grpc.insecure_channel(a) for a in (registry.address, training.address)]
-    new_registry: Any = registry_service_pb2_grpc.RegistryServiceStub
-    new_training: Any = training_service_pb2_grpc.TrainingServiceStub
-    registry_stub = new_registry(channels[0])
-    dataset = import_dataset(registry_stub, "mini")
-    yield registry_stub, new_training(channels[1]), dataset
-    for channel in channels:
-        channel.close()
-    loop.run(training.stop(0))
-    loop.run(inference.stop(0))
-    loop.run(registry.stop(0))
-    loop.close()
+    with main_job_services(data_dir) as services:
+        channels = [grpc.insecure_channel(a) for a in (services.registry, services.training)]
+        new_registry: Any = registry_service_pb2_grpc.RegistryServiceStub
+        new_training: Any = training_service_pb2_grpc.TrainingServiceStub
+        registry_stub = new_registry(channels[0])
+        dataset = import_dataset(registry_stub, "mini")
+        yield registry_stub, new_training(channels[1]), dataset
+        for channel in channels:
+            channel.close()
 
 
 def test_job_evaluated_on_completion(stubs: tuple[Any, Any, Any]) -> None:
