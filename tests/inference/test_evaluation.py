@@ -19,7 +19,6 @@ from google.rpc import code_pb2
 
 from tests.inference.conftest import JAX_WARNINGS, MINI, make_model_dir, register_model
 from tests.support import LoopThread
-from tunix_rt.client.cli import evaluate as cli_eval
 from tunix_rt.client.cli import main
 from tunix_rt.inference.server import RunningInference, start_inference
 from tunix_rt.registry.server import RunningRegistry, start_registry
@@ -40,10 +39,6 @@ EVAL_SET_FILE = Path(__file__).resolve().parents[2] / "datasets" / "reasoning-ev
 SAMPLING = inference_pb2.SamplingParams(max_new_tokens=12, seed=0)
 
 pytestmark = JAX_WARNINGS
-
-for command in (cli_eval.evalsets, cli_eval.predict, cli_eval.eval_command):
-    if command.name not in main.commands:  # until cli.py registers them
-        main.add_command(command)
 
 
 @dataclass
