@@ -21,14 +21,19 @@ LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
 # Modules allowed past the size limits below, each with the reason. Keep it short.
 MODULE_LINES = 500
 FUNCTION_LINES = 80
-LONG_MODULES: dict[str, str] = {}
+LONG_MODULES: dict[str, str] = {
+    "clients/tunix_rt/datagen/families.py": "the task catalog is one module so that a catalog with "
+    "another trace format can replace it whole while formats are compared (issue 13)",
+}
 LONG_FUNCTIONS: dict[str, str] = {}
 
 
 def _source_files() -> list[Path]:
-    """Hand-written Python of the services and the client (generated code aside)."""
+    """Hand-written Python of the services, the client and the trace generator (generated code
+    aside)."""
     files = sorted((ROOT / "services").rglob("*.py"))
     files += sorted((ROOT / "clients" / "tunix_rt" / "client").rglob("*.py"))
+    files += sorted((ROOT / "clients" / "tunix_rt" / "datagen").rglob("*.py"))
     return files
 
 

@@ -1,7 +1,8 @@
-"""datasets/generator.py (and the families it loads), imported by path for the dataset tests.
+"""datasets/generator.py, the script that writes and checks the shipped files, imported by path
+for the dataset tests; and the task families it draws from (tunix_rt.datagen.families).
 
 There is no importable `datasets` package (and that name belongs to Hugging Face's library), so
-the generator is loaded from its file under the same unique name scheme it uses for families.py.
+the script is loaded from its file under a name no other module can take.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import sys
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
+
+from tunix_rt.datagen import families
 
 __all__ = ["GENERATOR_PATH", "families", "generator"]
 
@@ -29,8 +32,7 @@ def _load_generator() -> ModuleType:
     return module
 
 
-if TYPE_CHECKING:  # mypy resolves these from the repository root
-    from datasets import families, generator
+if TYPE_CHECKING:  # mypy resolves the script from the repository root
+    from datasets import generator
 else:
     generator = _load_generator()
-    families = generator.catalog

@@ -21,6 +21,7 @@ import click
 
 from tunix_rt.client.channel import DEFAULT_REGISTRY_ADDRESS, REGISTRY_ENV, TLS_CA_ENV, TOKEN_ENV
 from tunix_rt.client.cli.artifacts import artifacts
+from tunix_rt.client.cli.dataset_generation import generate_dataset
 from tunix_rt.client.cli.datasets import datasets
 from tunix_rt.client.cli.evaluate import eval_command, evalsets, predict
 from tunix_rt.client.cli.evaluations import evaluations, leaderboard
@@ -93,6 +94,7 @@ def main(
 
 for command in (traces, datasets, models, runs, artifacts, evaluations, leaderboard):
     main.add_command(command)
+datasets.add_command(generate_dataset)
 for command in (train, jobs, devices, presets):
     main.add_command(command)
 for command in (generate, inference, evalsets, predict, eval_command):

@@ -42,7 +42,7 @@ CHAT_TEMPLATES = ("plain", "chatml", "llama3", "gemma")
 
 @click.group()
 def datasets() -> None:
-    """Datasets: create from traces, list, show stats, export."""
+    """Datasets: create from traces (or generate them), list, show stats, export."""
 
 
 @datasets.command("create")

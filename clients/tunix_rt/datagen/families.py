@@ -1,4 +1,4 @@
-"""Task families for the reasoning-trace generator (run it with ``datasets/generator.py``).
+"""Task families of the reasoning-trace generator (``tunix_rt.datagen``).
 
 A family turns a seeded ``random.Random`` and a difficulty into one ``Problem``: a short prompt, an
 answer computed here in Python, and steps that show the real intermediate work (column sums with
@@ -9,6 +9,9 @@ A tiny model is trained on these on CPU, so the text stays short and regular: pr
 about 120 characters, answers a number or a few words, and the same phrasing for every row of a
 family. Families draw from the ``rng`` they are given and nothing else, which is what makes the
 shipped files reproducible byte for byte.
+
+The generator reads only ``Family``, ``Problem``, ``FAMILIES``, ``CATEGORIES`` and
+``DIFFICULTIES`` from this module, so a catalog with the same shapes can replace it whole.
 """
 
 # The multiplication and division signs are deliberate: the original tunix-rt's data and its eval
