@@ -32,6 +32,7 @@ from tunix_rt.client.service_client import (
     pages,
     request_id_or_new,
 )
+from tunix_rt.client.sweeps import SweepMethods
 from tunix_rt.client.training_job import (
     DEVICE_KINDS,
     ModelSource,
@@ -57,6 +58,9 @@ TRAINING_IDEMPOTENT = idempotent_methods(
         "StreamJobMetrics",
         # Cancelling a cancelled (or stopping) job returns it unchanged.
         "CancelTrainingJob",
+        # A read, resumed by stream_sweep from the next sequence; a cancel, as for jobs.
+        "StreamSweep",
+        "CancelSweep",
     },
 )
 
@@ -75,7 +79,12 @@ FELL_BEHIND_RETRIES = 5
 RECONNECT_BACKOFF_S = (0.2, 5.0)
 
 TERMINAL_STATES = frozenset(
-    {run_pb2.RUN_STATE_SUCCEEDED, run_pb2.RUN_STATE_FAILED, run_pb2.RUN_STATE_CANCELLED}
+    {
+        run_pb2.RUN_STATE_SUCCEEDED,
+        run_pb2.RUN_STATE_FAILED,
+        run_pb2.RUN_STATE_CANCELLED,
+        run_pb2.RUN_STATE_PRUNED,
+    }
 )
 
 # Called when stream_metrics reopens its stream: (why, the sequence it continues from).
@@ -90,7 +99,7 @@ def job_name(name: str) -> str:
     return names.full_name("trainingJobs", value)
 
 
-class TrainingClient(ServiceClient[TrainingServiceStub]):
+class TrainingClient(SweepMethods, ServiceClient[TrainingServiceStub]):
     """The training service's API with ids or names, default deadlines, paging, and event streams
     that survive a subscriber falling behind and a broken connection.
 

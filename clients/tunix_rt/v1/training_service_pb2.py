@@ -24,50 +24,71 @@ _sym_db = _symbol_database.Default()
 
 from tunix_rt.v1 import device_pb2 as tunix__rt_dot_v1_dot_device__pb2
 from tunix_rt.v1 import run_pb2 as tunix__rt_dot_v1_dot_run__pb2
+from tunix_rt.v1 import sweep_pb2 as tunix__rt_dot_v1_dot_sweep__pb2
 from tunix_rt.v1 import training_job_pb2 as tunix__rt_dot_v1_dot_training__job__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"tunix_rt/v1/training_service.proto\x12\x0btunix_rt.v1\x1a\x18tunix_rt/v1/device.proto\x1a\x15tunix_rt/v1/run.proto\x1a\x1etunix_rt/v1/training_job.proto\"\x8e\x01\n\x18\x43reateTrainingJobRequest\x12.\n\x0ctraining_job\x18\x01 \x01(\x0b\x32\x18.tunix_rt.v1.TrainingJob\x12\x17\n\x0ftraining_job_id\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x15\n\rvalidate_only\x18\x04 \x01(\x08\"K\n\x19\x43reateTrainingJobResponse\x12.\n\x0ctraining_job\x18\x01 \x01(\x0b\x32\x18.tunix_rt.v1.TrainingJob\"%\n\x15GetTrainingJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"H\n\x16GetTrainingJobResponse\x12.\n\x0ctraining_job\x18\x01 \x01(\x0b\x32\x18.tunix_rt.v1.TrainingJob\"\x96\x01\n\x17ListTrainingJobsRequest\x12%\n\x06states\x18\x01 \x03(\x0e\x32\x15.tunix_rt.v1.RunState\x12\x0f\n\x07\x64\x61taset\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\r\n\x05owner\x18\x04 \x01(\t\x12\x11\n\tpage_size\x18\x05 \x01(\x05\x12\x12\n\npage_token\x18\x06 \x01(\t\"d\n\x18ListTrainingJobsResponse\x12/\n\rtraining_jobs\x18\x01 \x03(\x0b\x32\x18.tunix_rt.v1.TrainingJob\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"8\n\x18\x43\x61ncelTrainingJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"K\n\x19\x43\x61ncelTrainingJobResponse\x12.\n\x0ctraining_job\x18\x01 \x01(\x0b\x32\x18.tunix_rt.v1.TrainingJob\"<\n\x18ResumeTrainingJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"K\n\x19ResumeTrainingJobResponse\x12.\n\x0ctraining_job\x18\x01 \x01(\x0b\x32\x18.tunix_rt.v1.TrainingJob\"T\n\x17StreamJobMetricsRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\rfrom_sequence\x18\x02 \x01(\x03\x12\x14\n\x0chistory_only\x18\x03 \x01(\x08\"\x7f\n\x18StreamJobMetricsResponse\x12*\n\trun_event\x18\x01 \x01(\x0b\x32\x15.tunix_rt.v1.RunEventH\x00\x12.\n\x0b\x66\x65ll_behind\x18\x02 \x01(\x0b\x32\x17.tunix_rt.v1.FellBehindH\x00\x42\x07\n\x05\x65vent\"F\n\nFellBehind\x12\x1f\n\x17last_delivered_sequence\x18\x01 \x01(\x03\x12\x17\n\x0flatest_sequence\x18\x02 \x01(\x03\"b\n\x12ListDevicesRequest\x12%\n\x04kind\x18\x01 \x01(\x0e\x32\x17.tunix_rt.v1.DeviceKind\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"b\n\x13ListDevicesResponse\x12$\n\x07\x64\x65vices\x18\x01 \x03(\x0b\x32\x13.tunix_rt.v1.Device\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x0c\n\x04host\x18\x03 \x01(\t\"W\n\x1eListArchitecturePresetsRequest\x12\x0e\n\x06\x66\x61mily\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"l\n\x1fListArchitecturePresetsResponse\x12\x30\n\x07presets\x18\x01 \x03(\x0b\x32\x1f.tunix_rt.v1.ArchitecturePreset\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xa4\x06\n\x0fTrainingService\x12\x62\n\x11\x43reateTrainingJob\x12%.tunix_rt.v1.CreateTrainingJobRequest\x1a&.tunix_rt.v1.CreateTrainingJobResponse\x12Y\n\x0eGetTrainingJob\x12\".tunix_rt.v1.GetTrainingJobRequest\x1a#.tunix_rt.v1.GetTrainingJobResponse\x12_\n\x10ListTrainingJobs\x12$.tunix_rt.v1.ListTrainingJobsRequest\x1a%.tunix_rt.v1.ListTrainingJobsResponse\x12\x62\n\x11\x43\x61ncelTrainingJob\x12%.tunix_rt.v1.CancelTrainingJobRequest\x1a&.tunix_rt.v1.CancelTrainingJobResponse\x12\x62\n\x11ResumeTrainingJob\x12%.tunix_rt.v1.ResumeTrainingJobRequest\x1a&.tunix_rt.v1.ResumeTrainingJobResponse\x12\x61\n\x10StreamJobMetrics\x12$.tunix_rt.v1.StreamJobMetricsRequest\x1a%.tunix_rt.v1.StreamJobMetricsResponse0\x01\x12P\n\x0bListDevices\x12\x1f.tunix_rt.v1.ListDevicesRequest\x1a .tunix_rt.v1.ListDevicesResponse\x12t\n\x17ListArchitecturePresets\x12+.tunix_rt.v1.ListArchitecturePresetsRequest\x1a,.tunix_rt.v1.ListArchitecturePresetsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"tunix_rt/v1/training_service.proto\x12\x0btunix_rt.v1\x1a\x18tunix_rt/v1/device.proto\x1a\x15tunix_rt/v1/run.proto\x1a\x17tunix_rt/v1/sweep.proto\x1a\x1etunix_rt/v1/training_job.proto\"\x8e\x01\n\x18\x43reateTrainingJobRequest\x12.\n\x0ctraining_job\x18\x01 \x01(\x0b\x32\x18.tunix_rt.v1.TrainingJob\x12\x17\n\x0ftraining_job_id\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x15\n\rvalidate_only\x18\x04 \x01(\x08\"K\n\x19\x43reateTrainingJobResponse\x12.\n\x0ctraining_job\x18\x01 \x01(\x0b\x32\x18.tunix_rt.v1.TrainingJob\"%\n\x15GetTrainingJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"H\n\x16GetTrainingJobResponse\x12.\n\x0ctraining_job\x18\x01 \x01(\x0b\x32\x18.tunix_rt.v1.TrainingJob\"\x96\x01\n\x17ListTrainingJobsRequest\x12%\n\x06states\x18\x01 \x03(\x0e\x32\x15.tunix_rt.v1.RunState\x12\x0f\n\x07\x64\x61taset\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\r\n\x05owner\x18\x04 \x01(\t\x12\x11\n\tpage_size\x18\x05 \x01(\x05\x12\x12\n\npage_token\x18\x06 \x01(\t\"d\n\x18ListTrainingJobsResponse\x12/\n\rtraining_jobs\x18\x01 \x03(\x0b\x32\x18.tunix_rt.v1.TrainingJob\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"8\n\x18\x43\x61ncelTrainingJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"K\n\x19\x43\x61ncelTrainingJobResponse\x12.\n\x0ctraining_job\x18\x01 \x01(\x0b\x32\x18.tunix_rt.v1.TrainingJob\"<\n\x18ResumeTrainingJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"K\n\x19ResumeTrainingJobResponse\x12.\n\x0ctraining_job\x18\x01 \x01(\x0b\x32\x18.tunix_rt.v1.TrainingJob\"T\n\x17StreamJobMetricsRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\rfrom_sequence\x18\x02 \x01(\x03\x12\x14\n\x0chistory_only\x18\x03 \x01(\x08\"\x7f\n\x18StreamJobMetricsResponse\x12*\n\trun_event\x18\x01 \x01(\x0b\x32\x15.tunix_rt.v1.RunEventH\x00\x12.\n\x0b\x66\x65ll_behind\x18\x02 \x01(\x0b\x32\x17.tunix_rt.v1.FellBehindH\x00\x42\x07\n\x05\x65vent\"F\n\nFellBehind\x12\x1f\n\x17last_delivered_sequence\x18\x01 \x01(\x03\x12\x17\n\x0flatest_sequence\x18\x02 \x01(\x03\"b\n\x12ListDevicesRequest\x12%\n\x04kind\x18\x01 \x01(\x0e\x32\x17.tunix_rt.v1.DeviceKind\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"b\n\x13ListDevicesResponse\x12$\n\x07\x64\x65vices\x18\x01 \x03(\x0b\x32\x13.tunix_rt.v1.Device\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x0c\n\x04host\x18\x03 \x01(\t\"W\n\x1eListArchitecturePresetsRequest\x12\x0e\n\x06\x66\x61mily\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"l\n\x1fListArchitecturePresetsResponse\x12\x30\n\x07presets\x18\x01 \x03(\x0b\x32\x1f.tunix_rt.v1.ArchitecturePreset\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"t\n\x12\x43reateSweepRequest\x12!\n\x05sweep\x18\x01 \x01(\x0b\x32\x12.tunix_rt.v1.Sweep\x12\x10\n\x08sweep_id\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x15\n\rvalidate_only\x18\x04 \x01(\x08\"8\n\x13\x43reateSweepResponse\x12!\n\x05sweep\x18\x01 \x01(\x0b\x32\x12.tunix_rt.v1.Sweep\"\x1f\n\x0fGetSweepRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"5\n\x10GetSweepResponse\x12!\n\x05sweep\x18\x01 \x01(\x0b\x32\x12.tunix_rt.v1.Sweep\"a\n\x11ListSweepsRequest\x12%\n\x06states\x18\x01 \x03(\x0e\x32\x15.tunix_rt.v1.RunState\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"Q\n\x12ListSweepsResponse\x12\"\n\x06sweeps\x18\x01 \x03(\x0b\x32\x12.tunix_rt.v1.Sweep\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"2\n\x12\x43\x61ncelSweepRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"8\n\x13\x43\x61ncelSweepResponse\x12!\n\x05sweep\x18\x01 \x01(\x0b\x32\x12.tunix_rt.v1.Sweep\"O\n\x12StreamSweepRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\rfrom_sequence\x18\x02 \x01(\x03\x12\x14\n\x0chistory_only\x18\x03 \x01(\x08\"C\n\x13StreamSweepResponse\x12,\n\x0bsweep_event\x18\x01 \x01(\x0b\x32\x17.tunix_rt.v1.SweepEvent2\xb4\t\n\x0fTrainingService\x12\x62\n\x11\x43reateTrainingJob\x12%.tunix_rt.v1.CreateTrainingJobRequest\x1a&.tunix_rt.v1.CreateTrainingJobResponse\x12Y\n\x0eGetTrainingJob\x12\".tunix_rt.v1.GetTrainingJobRequest\x1a#.tunix_rt.v1.GetTrainingJobResponse\x12_\n\x10ListTrainingJobs\x12$.tunix_rt.v1.ListTrainingJobsRequest\x1a%.tunix_rt.v1.ListTrainingJobsResponse\x12\x62\n\x11\x43\x61ncelTrainingJob\x12%.tunix_rt.v1.CancelTrainingJobRequest\x1a&.tunix_rt.v1.CancelTrainingJobResponse\x12\x62\n\x11ResumeTrainingJob\x12%.tunix_rt.v1.ResumeTrainingJobRequest\x1a&.tunix_rt.v1.ResumeTrainingJobResponse\x12\x61\n\x10StreamJobMetrics\x12$.tunix_rt.v1.StreamJobMetricsRequest\x1a%.tunix_rt.v1.StreamJobMetricsResponse0\x01\x12P\n\x0bListDevices\x12\x1f.tunix_rt.v1.ListDevicesRequest\x1a .tunix_rt.v1.ListDevicesResponse\x12t\n\x17ListArchitecturePresets\x12+.tunix_rt.v1.ListArchitecturePresetsRequest\x1a,.tunix_rt.v1.ListArchitecturePresetsResponse\x12P\n\x0b\x43reateSweep\x12\x1f.tunix_rt.v1.CreateSweepRequest\x1a .tunix_rt.v1.CreateSweepResponse\x12G\n\x08GetSweep\x12\x1c.tunix_rt.v1.GetSweepRequest\x1a\x1d.tunix_rt.v1.GetSweepResponse\x12M\n\nListSweeps\x12\x1e.tunix_rt.v1.ListSweepsRequest\x1a\x1f.tunix_rt.v1.ListSweepsResponse\x12P\n\x0b\x43\x61ncelSweep\x12\x1f.tunix_rt.v1.CancelSweepRequest\x1a .tunix_rt.v1.CancelSweepResponse\x12R\n\x0bStreamSweep\x12\x1f.tunix_rt.v1.StreamSweepRequest\x1a .tunix_rt.v1.StreamSweepResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tunix_rt.v1.training_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CREATETRAININGJOBREQUEST']._serialized_start=133
-  _globals['_CREATETRAININGJOBREQUEST']._serialized_end=275
-  _globals['_CREATETRAININGJOBRESPONSE']._serialized_start=277
-  _globals['_CREATETRAININGJOBRESPONSE']._serialized_end=352
-  _globals['_GETTRAININGJOBREQUEST']._serialized_start=354
-  _globals['_GETTRAININGJOBREQUEST']._serialized_end=391
-  _globals['_GETTRAININGJOBRESPONSE']._serialized_start=393
-  _globals['_GETTRAININGJOBRESPONSE']._serialized_end=465
-  _globals['_LISTTRAININGJOBSREQUEST']._serialized_start=468
-  _globals['_LISTTRAININGJOBSREQUEST']._serialized_end=618
-  _globals['_LISTTRAININGJOBSRESPONSE']._serialized_start=620
-  _globals['_LISTTRAININGJOBSRESPONSE']._serialized_end=720
-  _globals['_CANCELTRAININGJOBREQUEST']._serialized_start=722
-  _globals['_CANCELTRAININGJOBREQUEST']._serialized_end=778
-  _globals['_CANCELTRAININGJOBRESPONSE']._serialized_start=780
-  _globals['_CANCELTRAININGJOBRESPONSE']._serialized_end=855
-  _globals['_RESUMETRAININGJOBREQUEST']._serialized_start=857
-  _globals['_RESUMETRAININGJOBREQUEST']._serialized_end=917
-  _globals['_RESUMETRAININGJOBRESPONSE']._serialized_start=919
-  _globals['_RESUMETRAININGJOBRESPONSE']._serialized_end=994
-  _globals['_STREAMJOBMETRICSREQUEST']._serialized_start=996
-  _globals['_STREAMJOBMETRICSREQUEST']._serialized_end=1080
-  _globals['_STREAMJOBMETRICSRESPONSE']._serialized_start=1082
-  _globals['_STREAMJOBMETRICSRESPONSE']._serialized_end=1209
-  _globals['_FELLBEHIND']._serialized_start=1211
-  _globals['_FELLBEHIND']._serialized_end=1281
-  _globals['_LISTDEVICESREQUEST']._serialized_start=1283
-  _globals['_LISTDEVICESREQUEST']._serialized_end=1381
-  _globals['_LISTDEVICESRESPONSE']._serialized_start=1383
-  _globals['_LISTDEVICESRESPONSE']._serialized_end=1481
-  _globals['_LISTARCHITECTUREPRESETSREQUEST']._serialized_start=1483
-  _globals['_LISTARCHITECTUREPRESETSREQUEST']._serialized_end=1570
-  _globals['_LISTARCHITECTUREPRESETSRESPONSE']._serialized_start=1572
-  _globals['_LISTARCHITECTUREPRESETSRESPONSE']._serialized_end=1680
-  _globals['_TRAININGSERVICE']._serialized_start=1683
-  _globals['_TRAININGSERVICE']._serialized_end=2487
+  _globals['_CREATETRAININGJOBREQUEST']._serialized_start=158
+  _globals['_CREATETRAININGJOBREQUEST']._serialized_end=300
+  _globals['_CREATETRAININGJOBRESPONSE']._serialized_start=302
+  _globals['_CREATETRAININGJOBRESPONSE']._serialized_end=377
+  _globals['_GETTRAININGJOBREQUEST']._serialized_start=379
+  _globals['_GETTRAININGJOBREQUEST']._serialized_end=416
+  _globals['_GETTRAININGJOBRESPONSE']._serialized_start=418
+  _globals['_GETTRAININGJOBRESPONSE']._serialized_end=490
+  _globals['_LISTTRAININGJOBSREQUEST']._serialized_start=493
+  _globals['_LISTTRAININGJOBSREQUEST']._serialized_end=643
+  _globals['_LISTTRAININGJOBSRESPONSE']._serialized_start=645
+  _globals['_LISTTRAININGJOBSRESPONSE']._serialized_end=745
+  _globals['_CANCELTRAININGJOBREQUEST']._serialized_start=747
+  _globals['_CANCELTRAININGJOBREQUEST']._serialized_end=803
+  _globals['_CANCELTRAININGJOBRESPONSE']._serialized_start=805
+  _globals['_CANCELTRAININGJOBRESPONSE']._serialized_end=880
+  _globals['_RESUMETRAININGJOBREQUEST']._serialized_start=882
+  _globals['_RESUMETRAININGJOBREQUEST']._serialized_end=942
+  _globals['_RESUMETRAININGJOBRESPONSE']._serialized_start=944
+  _globals['_RESUMETRAININGJOBRESPONSE']._serialized_end=1019
+  _globals['_STREAMJOBMETRICSREQUEST']._serialized_start=1021
+  _globals['_STREAMJOBMETRICSREQUEST']._serialized_end=1105
+  _globals['_STREAMJOBMETRICSRESPONSE']._serialized_start=1107
+  _globals['_STREAMJOBMETRICSRESPONSE']._serialized_end=1234
+  _globals['_FELLBEHIND']._serialized_start=1236
+  _globals['_FELLBEHIND']._serialized_end=1306
+  _globals['_LISTDEVICESREQUEST']._serialized_start=1308
+  _globals['_LISTDEVICESREQUEST']._serialized_end=1406
+  _globals['_LISTDEVICESRESPONSE']._serialized_start=1408
+  _globals['_LISTDEVICESRESPONSE']._serialized_end=1506
+  _globals['_LISTARCHITECTUREPRESETSREQUEST']._serialized_start=1508
+  _globals['_LISTARCHITECTUREPRESETSREQUEST']._serialized_end=1595
+  _globals['_LISTARCHITECTUREPRESETSRESPONSE']._serialized_start=1597
+  _globals['_LISTARCHITECTUREPRESETSRESPONSE']._serialized_end=1705
+  _globals['_CREATESWEEPREQUEST']._serialized_start=1707
+  _globals['_CREATESWEEPREQUEST']._serialized_end=1823
+  _globals['_CREATESWEEPRESPONSE']._serialized_start=1825
+  _globals['_CREATESWEEPRESPONSE']._serialized_end=1881
+  _globals['_GETSWEEPREQUEST']._serialized_start=1883
+  _globals['_GETSWEEPREQUEST']._serialized_end=1914
+  _globals['_GETSWEEPRESPONSE']._serialized_start=1916
+  _globals['_GETSWEEPRESPONSE']._serialized_end=1969
+  _globals['_LISTSWEEPSREQUEST']._serialized_start=1971
+  _globals['_LISTSWEEPSREQUEST']._serialized_end=2068
+  _globals['_LISTSWEEPSRESPONSE']._serialized_start=2070
+  _globals['_LISTSWEEPSRESPONSE']._serialized_end=2151
+  _globals['_CANCELSWEEPREQUEST']._serialized_start=2153
+  _globals['_CANCELSWEEPREQUEST']._serialized_end=2203
+  _globals['_CANCELSWEEPRESPONSE']._serialized_start=2205
+  _globals['_CANCELSWEEPRESPONSE']._serialized_end=2261
+  _globals['_STREAMSWEEPREQUEST']._serialized_start=2263
+  _globals['_STREAMSWEEPREQUEST']._serialized_end=2342
+  _globals['_STREAMSWEEPRESPONSE']._serialized_start=2344
+  _globals['_STREAMSWEEPRESPONSE']._serialized_end=2411
+  _globals['_TRAININGSERVICE']._serialized_start=2414
+  _globals['_TRAININGSERVICE']._serialized_end=3618
 # @@protoc_insertion_point(module_scope)

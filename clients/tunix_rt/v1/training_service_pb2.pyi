@@ -1,5 +1,6 @@
 from tunix_rt.v1 import device_pb2 as _device_pb2
 from tunix_rt.v1 import run_pb2 as _run_pb2
+from tunix_rt.v1 import sweep_pb2 as _sweep_pb2
 from tunix_rt.v1 import training_job_pb2 as _training_job_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
@@ -154,3 +155,81 @@ class ListArchitecturePresetsResponse(_message.Message):
     presets: _containers.RepeatedCompositeFieldContainer[_training_job_pb2.ArchitecturePreset]
     next_page_token: str
     def __init__(self, presets: _Optional[_Iterable[_Union[_training_job_pb2.ArchitecturePreset, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class CreateSweepRequest(_message.Message):
+    __slots__ = ("sweep", "sweep_id", "request_id", "validate_only")
+    SWEEP_FIELD_NUMBER: _ClassVar[int]
+    SWEEP_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    VALIDATE_ONLY_FIELD_NUMBER: _ClassVar[int]
+    sweep: _sweep_pb2.Sweep
+    sweep_id: str
+    request_id: str
+    validate_only: bool
+    def __init__(self, sweep: _Optional[_Union[_sweep_pb2.Sweep, _Mapping]] = ..., sweep_id: _Optional[str] = ..., request_id: _Optional[str] = ..., validate_only: _Optional[bool] = ...) -> None: ...
+
+class CreateSweepResponse(_message.Message):
+    __slots__ = ("sweep",)
+    SWEEP_FIELD_NUMBER: _ClassVar[int]
+    sweep: _sweep_pb2.Sweep
+    def __init__(self, sweep: _Optional[_Union[_sweep_pb2.Sweep, _Mapping]] = ...) -> None: ...
+
+class GetSweepRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class GetSweepResponse(_message.Message):
+    __slots__ = ("sweep",)
+    SWEEP_FIELD_NUMBER: _ClassVar[int]
+    sweep: _sweep_pb2.Sweep
+    def __init__(self, sweep: _Optional[_Union[_sweep_pb2.Sweep, _Mapping]] = ...) -> None: ...
+
+class ListSweepsRequest(_message.Message):
+    __slots__ = ("states", "page_size", "page_token")
+    STATES_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    states: _containers.RepeatedScalarFieldContainer[_run_pb2.RunState]
+    page_size: int
+    page_token: str
+    def __init__(self, states: _Optional[_Iterable[_Union[_run_pb2.RunState, str]]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListSweepsResponse(_message.Message):
+    __slots__ = ("sweeps", "next_page_token")
+    SWEEPS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    sweeps: _containers.RepeatedCompositeFieldContainer[_sweep_pb2.Sweep]
+    next_page_token: str
+    def __init__(self, sweeps: _Optional[_Iterable[_Union[_sweep_pb2.Sweep, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class CancelSweepRequest(_message.Message):
+    __slots__ = ("name", "reason")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    reason: str
+    def __init__(self, name: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class CancelSweepResponse(_message.Message):
+    __slots__ = ("sweep",)
+    SWEEP_FIELD_NUMBER: _ClassVar[int]
+    sweep: _sweep_pb2.Sweep
+    def __init__(self, sweep: _Optional[_Union[_sweep_pb2.Sweep, _Mapping]] = ...) -> None: ...
+
+class StreamSweepRequest(_message.Message):
+    __slots__ = ("name", "from_sequence", "history_only")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    FROM_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_ONLY_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    from_sequence: int
+    history_only: bool
+    def __init__(self, name: _Optional[str] = ..., from_sequence: _Optional[int] = ..., history_only: _Optional[bool] = ...) -> None: ...
+
+class StreamSweepResponse(_message.Message):
+    __slots__ = ("sweep_event",)
+    SWEEP_EVENT_FIELD_NUMBER: _ClassVar[int]
+    sweep_event: _sweep_pb2.SweepEvent
+    def __init__(self, sweep_event: _Optional[_Union[_sweep_pb2.SweepEvent, _Mapping]] = ...) -> None: ...

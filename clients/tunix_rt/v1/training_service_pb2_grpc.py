@@ -86,6 +86,31 @@ class TrainingServiceStub:
                 request_serializer=tunix__rt_dot_v1_dot_training__service__pb2.ListArchitecturePresetsRequest.SerializeToString,
                 response_deserializer=tunix__rt_dot_v1_dot_training__service__pb2.ListArchitecturePresetsResponse.FromString,
                 _registered_method=True)
+        self.CreateSweep = channel.unary_unary(
+                '/tunix_rt.v1.TrainingService/CreateSweep',
+                request_serializer=tunix__rt_dot_v1_dot_training__service__pb2.CreateSweepRequest.SerializeToString,
+                response_deserializer=tunix__rt_dot_v1_dot_training__service__pb2.CreateSweepResponse.FromString,
+                _registered_method=True)
+        self.GetSweep = channel.unary_unary(
+                '/tunix_rt.v1.TrainingService/GetSweep',
+                request_serializer=tunix__rt_dot_v1_dot_training__service__pb2.GetSweepRequest.SerializeToString,
+                response_deserializer=tunix__rt_dot_v1_dot_training__service__pb2.GetSweepResponse.FromString,
+                _registered_method=True)
+        self.ListSweeps = channel.unary_unary(
+                '/tunix_rt.v1.TrainingService/ListSweeps',
+                request_serializer=tunix__rt_dot_v1_dot_training__service__pb2.ListSweepsRequest.SerializeToString,
+                response_deserializer=tunix__rt_dot_v1_dot_training__service__pb2.ListSweepsResponse.FromString,
+                _registered_method=True)
+        self.CancelSweep = channel.unary_unary(
+                '/tunix_rt.v1.TrainingService/CancelSweep',
+                request_serializer=tunix__rt_dot_v1_dot_training__service__pb2.CancelSweepRequest.SerializeToString,
+                response_deserializer=tunix__rt_dot_v1_dot_training__service__pb2.CancelSweepResponse.FromString,
+                _registered_method=True)
+        self.StreamSweep = channel.unary_stream(
+                '/tunix_rt.v1.TrainingService/StreamSweep',
+                request_serializer=tunix__rt_dot_v1_dot_training__service__pb2.StreamSweepRequest.SerializeToString,
+                response_deserializer=tunix__rt_dot_v1_dot_training__service__pb2.StreamSweepResponse.FromString,
+                _registered_method=True)
 
 
 class TrainingServiceServicer:
@@ -173,6 +198,49 @@ class TrainingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateSweep(self, request, context):
+        """Validates a sweep and starts it (RUN_STATE_RUNNING), creating its run in the registry. A bad
+        search space, an objective the trainer never reports or a trial spec that fails job validation
+        is INVALID_ARGUMENT naming the field; more parallel trials than the host can run at once is
+        FAILED_PRECONDITION saying which devices it has.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSweep(self, request, context):
+        """Returns one sweep with its trials and best trial.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSweeps(self, request, context):
+        """Lists sweeps, oldest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelSweep(self, request, context):
+        """Cancels a running sweep: every live trial is cancelled, no trial is started, and the sweep ends
+        RUN_STATE_CANCELLED once its trials have stopped. Cancelling a CANCELLED sweep returns it
+        unchanged.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StreamSweep(self, request, context):
+        """Streams a sweep's events from a sequence number, as StreamJobMetrics streams a job's: history
+        first, then live, in sequence order with no gap and no duplicate; the stream ends with OK after
+        the event that puts the sweep in a terminal state, or after the last stored event when
+        `history_only` is set.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TrainingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -215,6 +283,31 @@ def add_TrainingServiceServicer_to_server(servicer, server):
                     servicer.ListArchitecturePresets,
                     request_deserializer=tunix__rt_dot_v1_dot_training__service__pb2.ListArchitecturePresetsRequest.FromString,
                     response_serializer=tunix__rt_dot_v1_dot_training__service__pb2.ListArchitecturePresetsResponse.SerializeToString,
+            ),
+            'CreateSweep': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateSweep,
+                    request_deserializer=tunix__rt_dot_v1_dot_training__service__pb2.CreateSweepRequest.FromString,
+                    response_serializer=tunix__rt_dot_v1_dot_training__service__pb2.CreateSweepResponse.SerializeToString,
+            ),
+            'GetSweep': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSweep,
+                    request_deserializer=tunix__rt_dot_v1_dot_training__service__pb2.GetSweepRequest.FromString,
+                    response_serializer=tunix__rt_dot_v1_dot_training__service__pb2.GetSweepResponse.SerializeToString,
+            ),
+            'ListSweeps': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSweeps,
+                    request_deserializer=tunix__rt_dot_v1_dot_training__service__pb2.ListSweepsRequest.FromString,
+                    response_serializer=tunix__rt_dot_v1_dot_training__service__pb2.ListSweepsResponse.SerializeToString,
+            ),
+            'CancelSweep': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelSweep,
+                    request_deserializer=tunix__rt_dot_v1_dot_training__service__pb2.CancelSweepRequest.FromString,
+                    response_serializer=tunix__rt_dot_v1_dot_training__service__pb2.CancelSweepResponse.SerializeToString,
+            ),
+            'StreamSweep': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamSweep,
+                    request_deserializer=tunix__rt_dot_v1_dot_training__service__pb2.StreamSweepRequest.FromString,
+                    response_serializer=tunix__rt_dot_v1_dot_training__service__pb2.StreamSweepResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -445,6 +538,141 @@ class TrainingService:
             '/tunix_rt.v1.TrainingService/ListArchitecturePresets',
             tunix__rt_dot_v1_dot_training__service__pb2.ListArchitecturePresetsRequest.SerializeToString,
             tunix__rt_dot_v1_dot_training__service__pb2.ListArchitecturePresetsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateSweep(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tunix_rt.v1.TrainingService/CreateSweep',
+            tunix__rt_dot_v1_dot_training__service__pb2.CreateSweepRequest.SerializeToString,
+            tunix__rt_dot_v1_dot_training__service__pb2.CreateSweepResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSweep(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tunix_rt.v1.TrainingService/GetSweep',
+            tunix__rt_dot_v1_dot_training__service__pb2.GetSweepRequest.SerializeToString,
+            tunix__rt_dot_v1_dot_training__service__pb2.GetSweepResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSweeps(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tunix_rt.v1.TrainingService/ListSweeps',
+            tunix__rt_dot_v1_dot_training__service__pb2.ListSweepsRequest.SerializeToString,
+            tunix__rt_dot_v1_dot_training__service__pb2.ListSweepsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelSweep(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tunix_rt.v1.TrainingService/CancelSweep',
+            tunix__rt_dot_v1_dot_training__service__pb2.CancelSweepRequest.SerializeToString,
+            tunix__rt_dot_v1_dot_training__service__pb2.CancelSweepResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamSweep(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/tunix_rt.v1.TrainingService/StreamSweep',
+            tunix__rt_dot_v1_dot_training__service__pb2.StreamSweepRequest.SerializeToString,
+            tunix__rt_dot_v1_dot_training__service__pb2.StreamSweepResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -19,20 +19,29 @@ class RunState(enum.IntEnum):
     SUCCEEDED = 3
     FAILED = 4
     CANCELLED = 5
+    PRUNED = 6
 
 
-TERMINAL = frozenset({RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED})
+TERMINAL = frozenset({RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED, RunState.PRUNED})
 
 # RUNNING -> QUEUED requeues a run whose training service restarted; FAILED/CANCELLED -> QUEUED
 # is a resume from the latest checkpoint. SUCCEEDED is final: its model version is registered.
+# PRUNED (a sweep trial its pruner stopped) is final too: the sweep's search already counted it.
 LEGAL_TRANSITIONS: dict[RunState, frozenset[RunState]] = {
-    RunState.QUEUED: frozenset({RunState.RUNNING, RunState.CANCELLED}),
+    RunState.QUEUED: frozenset({RunState.RUNNING, RunState.CANCELLED, RunState.PRUNED}),
     RunState.RUNNING: frozenset(
-        {RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED, RunState.QUEUED}
+        {
+            RunState.SUCCEEDED,
+            RunState.FAILED,
+            RunState.CANCELLED,
+            RunState.PRUNED,
+            RunState.QUEUED,
+        }
     ),
     RunState.FAILED: frozenset({RunState.QUEUED}),
     RunState.CANCELLED: frozenset({RunState.QUEUED}),
     RunState.SUCCEEDED: frozenset(),
+    RunState.PRUNED: frozenset(),
 }
 
 MAX_EVENTS_PER_APPEND = 10_000

@@ -38,12 +38,9 @@ from tunix_rt.v1 import run_pb2, training_job_pb2
 log = logging.getLogger(__name__)
 
 QUEUED, RUNNING = run_pb2.RUN_STATE_QUEUED, run_pb2.RUN_STATE_RUNNING
-SUCCEEDED, FAILED, CANCELLED = (
-    run_pb2.RUN_STATE_SUCCEEDED,
-    run_pb2.RUN_STATE_FAILED,
-    run_pb2.RUN_STATE_CANCELLED,
-)
-TERMINAL = {SUCCEEDED, FAILED, CANCELLED}
+SUCCEEDED, FAILED = run_pb2.RUN_STATE_SUCCEEDED, run_pb2.RUN_STATE_FAILED
+CANCELLED, PRUNED = run_pb2.RUN_STATE_CANCELLED, run_pb2.RUN_STATE_PRUNED
+TERMINAL = {SUCCEEDED, FAILED, CANCELLED, PRUNED}
 # How long a caller that sees a job end waits for its final state change to be stored: storing
 # it is one AppendRunEvents call; this bounds the wait when the registry fails meanwhile.
 FINAL_EVENT_WAIT = 10.0
@@ -87,6 +84,8 @@ class JobManager:
         for run in await self.registry.runs([QUEUED, RUNNING], self.owner):
             job_id = run.name.removeprefix("runs/")
             config = json_format.MessageToDict(run.config)
+            if "spec" not in config:  # a sweep's run: the sweeps recover it (sweeps/manager.py)
+                continue
             spec = TrainSpec.from_json(config["spec"])
             live = self._live(job_id, spec, run.last_sequence)
             live.attempt = int(config.get("attempt", 0))
@@ -342,7 +341,8 @@ class JobManager:
 
     async def _finish(self, live: LiveJob, code: int) -> None:
         result = live.result()
-        if self._shutting_down:
+        # Registered before the shutdown: done (a requeued rerun would register a second time).
+        if self._shutting_down and not (code == 0 and live.registered_version):
             await self._transition(
                 live,
                 QUEUED,
@@ -353,7 +353,7 @@ class JobManager:
             return
         if live.cancel_reason is not None:
             await self._transition(
-                live, CANCELLED, RUNNING, live.cancel_reason, config_update={"result": result}
+                live, live.end_state, RUNNING, live.cancel_reason, config_update={"result": result}
             )
         elif code == 0 and live.registered_version:
             await self._transition(
@@ -376,13 +376,14 @@ class JobManager:
 
     # Commands.
 
-    async def cancel(self, job_id: str, reason: str) -> None:
+    async def cancel(self, job_id: str, reason: str, end_state: int = CANCELLED) -> None:
+        """Stops the job and ends it `end_state`: CANCELLED, or PRUNED for a sweep's trial."""
         reason = reason or "cancelled by a caller"
         if len(reason) > 1024:
             raise InvalidArgument.field("reason", "must be at most 1024 chars")
         run = await self.get_run(job_id)
         live = self.jobs.get(job_id)
-        if run.state == CANCELLED:
+        if run.state == end_state:
             return
         if run.state in TERMINAL:
             raise FailedPrecondition(
@@ -393,10 +394,9 @@ class JobManager:
                 f"job is owned by {run.owner!r}, not this training service", reason="NOT_OWNER"
             )
         if self.scheduler.remove(job_id):
-            await self._transition(live, CANCELLED, QUEUED, reason)  # closes the job's stream
+            await self._transition(live, end_state, QUEUED, reason)  # closes the job's stream
             return
-        live.cancel_reason = reason
-        live.phase = "STOPPING"
+        live.cancel_reason, live.end_state, live.phase = reason, end_state, "STOPPING"
         if live.process is not None and live.process.returncode is None:
             worker_process.stop(live.process, self.kill_grace_seconds)
 

@@ -51,6 +51,8 @@ class LiveJob:
     evaluation_error: tuple[str, str] | None = None  # (gRPC code name, message)
     failure: tuple[str, str, dict[str, str]] | None = None  # (reason, message, metadata)
     cancel_reason: str | None = None
+    # The state a cancelled job ends in: CANCELLED, or PRUNED for a trial its sweep stopped.
+    end_state: int = run_pb2.RUN_STATE_CANCELLED
     # True from just before the registry is asked to make the job terminal (False again if that
     # fails): a caller that sees the terminal state then waits until the job's final events are
     # stored (jobs.py).

@@ -25,6 +25,7 @@ from tunix_rt.training.jobs import JobManager
 from tunix_rt.training.registry_link import RegistryLink
 from tunix_rt.training.scheduler import Scheduler
 from tunix_rt.training.servicer import TrainingServicer
+from tunix_rt.training.sweeps.manager import SweepManager
 from tunix_rt.v1 import training_service_pb2_grpc
 
 SERVICE_NAME = "tunix_rt.v1.TrainingService"
@@ -70,18 +71,27 @@ async def build_manager(
     return manager
 
 
-def registrations(manager: JobManager) -> list[ServiceRegistration]:
-    servicer = TrainingServicer(manager)
+async def build_sweeps(manager: JobManager) -> SweepManager:
+    """The sweeps over `manager`, continuing this service's unfinished ones (after the manager
+    recovered their trials' jobs)."""
+    sweeps = SweepManager(manager)
+    await sweeps.recover()
+    return sweeps
+
+
+def registrations(manager: JobManager, sweeps: SweepManager) -> list[ServiceRegistration]:
+    servicer = TrainingServicer(manager, sweeps)
     add = training_service_pb2_grpc.add_TrainingServiceServicer_to_server
     return [ServiceRegistration(SERVICE_NAME, lambda server: add(servicer, server))]  # type: ignore[no-untyped-call]
 
 
 class RunningTraining:
-    """A started training server and its job manager; `stop` shuts both down."""
+    """A started training server, its job manager and sweeps; `stop` shuts them down."""
 
-    def __init__(self, server: RunningServer, manager: JobManager) -> None:
+    def __init__(self, server: RunningServer, manager: JobManager, sweeps: SweepManager) -> None:
         self.server = server
         self.manager = manager
+        self.sweeps = sweeps
 
     @property
     def address(self) -> str:
@@ -89,6 +99,7 @@ class RunningTraining:
 
     async def stop(self, grace: float | None = None) -> None:
         await self.server.stop(grace)
+        await self.sweeps.close()  # first: a sweep must not see its trials requeued as ended
         await self.manager.close()
         await self.manager.registry.close()
 
@@ -119,12 +130,19 @@ async def start_training(
         event_flush_interval,
     )
     try:
-        server = await start_server(server_config, "training", registrations(manager))
+        sweeps = await build_sweeps(manager)
     except BaseException:
         await manager.close()
         await manager.registry.close()
         raise
-    return RunningTraining(server, manager)
+    try:
+        server = await start_server(server_config, "training", registrations(manager, sweeps))
+    except BaseException:
+        await sweeps.close()
+        await manager.close()
+        await manager.registry.close()
+        raise
+    return RunningTraining(server, manager, sweeps)
 
 
 def run_training(
@@ -141,18 +159,20 @@ def run_training(
     address = registry or os.environ.get("TUNIX_RT_REGISTRY") or DEFAULT_REGISTRY
     directory = data_dir or Path(os.environ.get("TUNIX_RT_TRAINING_DATA_DIR") or DEFAULT_DATA_DIR)
     slots = cpu_slots or int(os.environ.get("TUNIX_RT_CPU_SLOTS") or 1)
-    holder: list[JobManager] = []
+    holder: list[tuple[JobManager, SweepManager]] = []
 
     async def build() -> list[ServiceRegistration]:
         registry_settings = OutgoingSettings.of_server(address, config)
         manager = await build_manager(
             registry_settings, directory, slots, inference_address=inference
         )
-        holder.append(manager)
-        return registrations(manager)
+        sweeps = await build_sweeps(manager)
+        holder.append((manager, sweeps))
+        return registrations(manager, sweeps)
 
     async def close() -> None:
-        for manager in holder:
+        for manager, sweeps in holder:
+            await sweeps.close()
             await manager.close()
             await manager.registry.close()
 

@@ -1,6 +1,6 @@
-"""The TrainingService servicer: proto in → JobManager → proto out. Thin by design: job views and
-listing are the job manager's (job_view, job_listing), presets and the backends that build them
-the models package's."""
+"""The TrainingService servicer: proto in → JobManager (or SweepManager) → proto out. Thin by
+design: job views and listing are the job manager's (job_view, job_listing), sweeps the sweeps
+package's, presets and the backends that build them the models package's."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from tunix_rt.training.event_hub import FellBehind
 from tunix_rt.training.job_listing import JobFilter
 from tunix_rt.training.job_spec import BACKEND_ENUM
 from tunix_rt.training.jobs import JobManager
+from tunix_rt.training.sweeps.manager import SweepManager
 from tunix_rt.v1 import device_pb2, training_service_pb2_grpc
 from tunix_rt.v1 import training_service_pb2 as pb
 
@@ -23,6 +24,13 @@ _KINDS = {
     "gpu": device_pb2.DEVICE_KIND_GPU,
     "tpu": device_pb2.DEVICE_KIND_TPU,
 }
+
+
+def _sweep_id(name: str) -> str:
+    sweep_id = name.removeprefix("sweeps/")
+    if not sweep_id or "/" in sweep_id or sweep_id == name:
+        raise InvalidArgument.field("name", "must be 'sweeps/{sweep}'")
+    return sweep_id
 
 
 def _job_id(name: str, field: str = "name") -> str:
@@ -35,8 +43,9 @@ def _job_id(name: str, field: str = "name") -> str:
 class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
     """Serves tunix_rt.v1.TrainingService over a JobManager."""
 
-    def __init__(self, manager: JobManager) -> None:
+    def __init__(self, manager: JobManager, sweeps: SweepManager) -> None:
         self._jobs = manager
+        self._sweeps = sweeps
 
     async def CreateTrainingJob(self, request: pb.CreateTrainingJobRequest, context: Any) -> Any:
         job = await self._jobs.create(
@@ -121,3 +130,33 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
             p for p in presets.as_protos() if not request.family or p.family == request.family
         ]
         return pb.ListArchitecturePresetsResponse(presets=listed)
+
+    # Sweeps.
+
+    async def CreateSweep(self, request: pb.CreateSweepRequest, context: Any) -> Any:
+        sweep = await self._sweeps.create(
+            request.sweep, request.sweep_id, request.request_id, request.validate_only
+        )
+        return pb.CreateSweepResponse(sweep=sweep)
+
+    async def GetSweep(self, request: pb.GetSweepRequest, context: Any) -> Any:
+        return pb.GetSweepResponse(sweep=await self._sweeps.view(_sweep_id(request.name)))
+
+    async def ListSweeps(self, request: pb.ListSweepsRequest, context: Any) -> Any:
+        sweeps, token = await self._sweeps.list_sweeps(
+            list(request.states), request.page_size, request.page_token
+        )
+        return pb.ListSweepsResponse(sweeps=sweeps, next_page_token=token)
+
+    async def CancelSweep(self, request: pb.CancelSweepRequest, context: Any) -> Any:
+        sweep_id = _sweep_id(request.name)
+        await self._sweeps.cancel(sweep_id, request.reason)
+        return pb.CancelSweepResponse(sweep=await self._sweeps.view(sweep_id))
+
+    async def StreamSweep(self, request: pb.StreamSweepRequest, context: Any) -> AsyncIterator[Any]:
+        if request.from_sequence < 0:
+            raise InvalidArgument.field("from_sequence", "must be at least 0")
+        async for event in self._sweeps.stream(
+            _sweep_id(request.name), request.from_sequence, request.history_only
+        ):
+            yield pb.StreamSweepResponse(sweep_event=event)

@@ -30,6 +30,7 @@ from tunix_rt.client.cli.jobs import jobs
 from tunix_rt.client.cli.models import models
 from tunix_rt.client.cli.runs import runs
 from tunix_rt.client.cli.state import REGISTRY_ADDRESS_KEY, CliState, RootGroup, registry_address
+from tunix_rt.client.cli.sweeps import sweep
 from tunix_rt.client.cli.traces import traces
 from tunix_rt.client.cli.training import devices, presets, train, training_option
 from tunix_rt.client.registry import DEFAULT_TIMEOUT_S
@@ -95,7 +96,7 @@ def main(
 for command in (traces, datasets, models, runs, artifacts, evaluations, leaderboard):
     main.add_command(command)
 datasets.add_command(generate_dataset)
-for command in (train, jobs, devices, presets):
+for command in (train, jobs, devices, presets, sweep):
     main.add_command(command)
 for command in (generate, inference, evalsets, predict, eval_command):
     main.add_command(command)

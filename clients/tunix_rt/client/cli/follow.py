@@ -46,6 +46,7 @@ STATE_NAMES = {
     run_pb2.RUN_STATE_SUCCEEDED: "succeeded",
     run_pb2.RUN_STATE_FAILED: "failed",
     run_pb2.RUN_STATE_CANCELLED: "cancelled",
+    run_pb2.RUN_STATE_PRUNED: "pruned",
 }
 BAR_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]"
 
@@ -275,7 +276,11 @@ def report_outcome(job: training_job_pb2.TrainingJob) -> None:
                 f"warning: evaluation failed: {describe_status(job.evaluation_error)}", err=True
             )
         return
-    verb = {run_pb2.RUN_STATE_FAILED: "failed", run_pb2.RUN_STATE_CANCELLED: "was cancelled"}
+    verb = {
+        run_pb2.RUN_STATE_FAILED: "failed",
+        run_pb2.RUN_STATE_CANCELLED: "was cancelled",
+        run_pb2.RUN_STATE_PRUNED: "was pruned",
+    }
     if job.state in verb:
         raise CommandFailed(f"{job_id} {verb[job.state]}: {describe_status(job.error)}")
     raise CommandFailed(f"{job_id} is {STATE_NAMES.get(job.state, '-')}, not finished")

@@ -41,6 +41,7 @@ STATES = {
     "succeeded": run_pb2.RUN_STATE_SUCCEEDED,
     "failed": run_pb2.RUN_STATE_FAILED,
     "cancelled": run_pb2.RUN_STATE_CANCELLED,
+    "pruned": run_pb2.RUN_STATE_PRUNED,
 }
 STATE_NAMES = {value: key for key, value in STATES.items()}
 # `runs show` summarises the latest value of each metric from this many most recent events, so it

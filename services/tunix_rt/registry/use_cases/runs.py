@@ -15,7 +15,8 @@ from tunix_rt.registry.storage.base import new_uid, now
 from tunix_rt.registry.storage.repository import Repository
 from tunix_rt.registry.use_cases.page import Page
 
-# The google.rpc.Code a run that ends FAILED or CANCELLED records as its error.
+# The google.rpc.Code a run that ends FAILED, CANCELLED or PRUNED records as its error (a pruned
+# trial was stopped on purpose, as a cancelled one was).
 _CODE_CANCELLED = 1
 _CODE_INTERNAL = 13
 
@@ -99,8 +100,8 @@ class Runs:
         if target == runs.RunState.UNSPECIFIED:
             raise InvalidArgument.field("state", "is required")
         error = None
-        if target in (runs.RunState.FAILED, runs.RunState.CANCELLED):
-            code = _CODE_CANCELLED if target == runs.RunState.CANCELLED else _CODE_INTERNAL
+        if target in (runs.RunState.FAILED, runs.RunState.CANCELLED, runs.RunState.PRUNED):
+            code = _CODE_INTERNAL if target == runs.RunState.FAILED else _CODE_CANCELLED
             error = {"code": code, "message": reason or target.name.lower()}
         return self.repo.transition_run(
             run_id, target, expected, devices, error, owner, config_update

@@ -16,8 +16,9 @@ export const protobufFileName = "tunix_rt/v1/run.proto";
 
 /**
  * The lifecycle of a run. Legal transitions: QUEUED -> RUNNING | CANCELLED; RUNNING -> SUCCEEDED |
- * FAILED | CANCELLED | QUEUED (requeued after its training service restarted); FAILED and CANCELLED
- * -> QUEUED (resumed from the latest checkpoint). SUCCEEDED is final.
+ * FAILED | CANCELLED | PRUNED | QUEUED (requeued after its training service restarted); QUEUED ->
+ * PRUNED; FAILED and CANCELLED -> QUEUED (resumed from the latest checkpoint). SUCCEEDED and PRUNED
+ * are final.
  */
 export enum RunState {
   /** RUN_STATE_UNSPECIFIED - Never used. */
@@ -32,6 +33,8 @@ export enum RunState {
   RUN_STATE_FAILED = 4,
   /** RUN_STATE_CANCELLED - Stopped by a caller. */
   RUN_STATE_CANCELLED = 5,
+  /** RUN_STATE_PRUNED - A sweep's trial stopped early by the sweep's pruner; `error` says why (the step and value). */
+  RUN_STATE_PRUNED = 6,
   UNRECOGNIZED = -1,
 }
 
@@ -55,6 +58,9 @@ export function runStateFromJSON(object: any): RunState {
     case 5:
     case "RUN_STATE_CANCELLED":
       return RunState.RUN_STATE_CANCELLED;
+    case 6:
+    case "RUN_STATE_PRUNED":
+      return RunState.RUN_STATE_PRUNED;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -76,6 +82,8 @@ export function runStateToJSON(object: RunState): string {
       return "RUN_STATE_FAILED";
     case RunState.RUN_STATE_CANCELLED:
       return "RUN_STATE_CANCELLED";
+    case RunState.RUN_STATE_PRUNED:
+      return "RUN_STATE_PRUNED";
     case RunState.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";

@@ -22,6 +22,7 @@ import {
 } from "@grpc/grpc-js";
 import { Device, DeviceKind, deviceKindFromJSON, deviceKindToJSON } from "./device";
 import { RunEvent, RunState, runStateFromJSON, runStateToJSON } from "./run";
+import { Sweep, SweepEvent } from "./sweep";
 import { ArchitecturePreset, TrainingJob } from "./training_job";
 
 export const protobufPackage = "tunix_rt.v1";
@@ -201,6 +202,89 @@ export interface ListArchitecturePresetsResponse {
   presets: ArchitecturePreset[];
   /** The token of the next page; empty on the last page. */
   nextPageToken: string;
+}
+
+/** The request of CreateSweep. */
+export interface CreateSweepRequest {
+  /** Required. The sweep to create; output-only fields are ignored. */
+  sweep?:
+    | Sweep
+    | undefined;
+  /**
+   * Optional. The sweep id, 1-100 chars of letters, digits, `-`, `_` and `.`, starting with a
+   * letter or digit; it becomes `sweeps/{sweep_id}` and `runs/{sweep_id}`. Generated when empty.
+   */
+  sweepId: string;
+  /** Optional. An idempotency key of at most 128 chars. */
+  requestId: string;
+  /** Optional. When true the sweep and its first trial are validated but nothing is created. */
+  validateOnly: boolean;
+}
+
+/** The response of CreateSweep. */
+export interface CreateSweepResponse {
+  /** The sweep. */
+  sweep?: Sweep | undefined;
+}
+
+/** The request of GetSweep. */
+export interface GetSweepRequest {
+  /** Required. The sweep, `sweeps/{sweep}`. */
+  name: string;
+}
+
+/** The response of GetSweep. */
+export interface GetSweepResponse {
+  /** The sweep. */
+  sweep?: Sweep | undefined;
+}
+
+/** The request of ListSweeps. */
+export interface ListSweepsRequest {
+  /** Optional. Only sweeps in one of these states. */
+  states: RunState[];
+  /** Optional. The page size, default 50, maximum 1000. */
+  pageSize: number;
+  /** Optional. A `next_page_token` from a previous call with the same filters. */
+  pageToken: string;
+}
+
+/** The response of ListSweeps. */
+export interface ListSweepsResponse {
+  /** The sweeps, oldest first. */
+  sweeps: Sweep[];
+  /** The token of the next page; empty on the last page. */
+  nextPageToken: string;
+}
+
+/** The request of CancelSweep. */
+export interface CancelSweepRequest {
+  /** Required. The sweep, `sweeps/{sweep}`. */
+  name: string;
+  /** Optional. Why, at most 1024 chars; recorded in the sweep's error and its trials'. */
+  reason: string;
+}
+
+/** The response of CancelSweep. */
+export interface CancelSweepResponse {
+  /** The sweep: CANCELLED, or still RUNNING while its trials stop. */
+  sweep?: Sweep | undefined;
+}
+
+/** The request of StreamSweep. */
+export interface StreamSweepRequest {
+  /** Required. The sweep, `sweeps/{sweep}`. */
+  name: string;
+  /** Optional. The first sequence to send, at least 1; 0 means 1, the whole history. */
+  fromSequence: bigint;
+  /** Optional. When true only stored history is sent, and the stream then ends. */
+  historyOnly: boolean;
+}
+
+/** One message of the StreamSweep stream. */
+export interface StreamSweepResponse {
+  /** The sweep's next event; its sequence is one more than the previous event's. */
+  sweepEvent?: SweepEvent | undefined;
 }
 
 function createBaseCreateTrainingJobRequest(): CreateTrainingJobRequest {
@@ -1876,6 +1960,889 @@ export const ListArchitecturePresetsResponse: MessageFns<ListArchitecturePresets
   },
 };
 
+function createBaseCreateSweepRequest(): CreateSweepRequest {
+  return { sweep: undefined, sweepId: "", requestId: "", validateOnly: false };
+}
+
+export const CreateSweepRequest: MessageFns<CreateSweepRequest> = {
+  encode(message: CreateSweepRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.sweep !== undefined) {
+      Sweep.encode(message.sweep, writer.uint32(10).fork()).join();
+    }
+    if (message.sweepId !== "") {
+      writer.uint32(18).string(message.sweepId);
+    }
+    if (message.requestId !== "") {
+      writer.uint32(26).string(message.requestId);
+    }
+    if (message.validateOnly !== false) {
+      writer.uint32(32).bool(message.validateOnly);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateSweepRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCreateSweepRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.sweep = Sweep.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.sweepId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.validateOnly = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CreateSweepRequest {
+    return {
+      sweep: isSet(object.sweep) ? Sweep.fromJSON(object.sweep) : undefined,
+      sweepId: isSet(object.sweepId)
+        ? globalThis.String(object.sweepId)
+        : isSet(object.sweep_id)
+        ? globalThis.String(object.sweep_id)
+        : "",
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : "",
+      validateOnly: isSet(object.validateOnly)
+        ? globalThis.Boolean(object.validateOnly)
+        : isSet(object.validate_only)
+        ? globalThis.Boolean(object.validate_only)
+        : false,
+    };
+  },
+
+  toJSON(message: CreateSweepRequest): unknown {
+    const obj: any = {};
+    if (message.sweep !== undefined) {
+      obj.sweep = Sweep.toJSON(message.sweep);
+    }
+    if (message.sweepId !== "") {
+      obj.sweepId = message.sweepId;
+    }
+    if (message.requestId !== "") {
+      obj.requestId = message.requestId;
+    }
+    if (message.validateOnly !== false) {
+      obj.validateOnly = message.validateOnly;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CreateSweepRequest>, I>>(base?: I): CreateSweepRequest {
+    return CreateSweepRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CreateSweepRequest>, I>>(object: I): CreateSweepRequest {
+    const message = createBaseCreateSweepRequest();
+    message.sweep = (object.sweep !== undefined && object.sweep !== null) ? Sweep.fromPartial(object.sweep) : undefined;
+    message.sweepId = object.sweepId ?? "";
+    message.requestId = object.requestId ?? "";
+    message.validateOnly = object.validateOnly ?? false;
+    return message;
+  },
+};
+
+function createBaseCreateSweepResponse(): CreateSweepResponse {
+  return { sweep: undefined };
+}
+
+export const CreateSweepResponse: MessageFns<CreateSweepResponse> = {
+  encode(message: CreateSweepResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.sweep !== undefined) {
+      Sweep.encode(message.sweep, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateSweepResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCreateSweepResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.sweep = Sweep.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CreateSweepResponse {
+    return { sweep: isSet(object.sweep) ? Sweep.fromJSON(object.sweep) : undefined };
+  },
+
+  toJSON(message: CreateSweepResponse): unknown {
+    const obj: any = {};
+    if (message.sweep !== undefined) {
+      obj.sweep = Sweep.toJSON(message.sweep);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CreateSweepResponse>, I>>(base?: I): CreateSweepResponse {
+    return CreateSweepResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CreateSweepResponse>, I>>(object: I): CreateSweepResponse {
+    const message = createBaseCreateSweepResponse();
+    message.sweep = (object.sweep !== undefined && object.sweep !== null) ? Sweep.fromPartial(object.sweep) : undefined;
+    return message;
+  },
+};
+
+function createBaseGetSweepRequest(): GetSweepRequest {
+  return { name: "" };
+}
+
+export const GetSweepRequest: MessageFns<GetSweepRequest> = {
+  encode(message: GetSweepRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetSweepRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetSweepRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetSweepRequest {
+    return { name: isSet(object.name) ? globalThis.String(object.name) : "" };
+  },
+
+  toJSON(message: GetSweepRequest): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetSweepRequest>, I>>(base?: I): GetSweepRequest {
+    return GetSweepRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetSweepRequest>, I>>(object: I): GetSweepRequest {
+    const message = createBaseGetSweepRequest();
+    message.name = object.name ?? "";
+    return message;
+  },
+};
+
+function createBaseGetSweepResponse(): GetSweepResponse {
+  return { sweep: undefined };
+}
+
+export const GetSweepResponse: MessageFns<GetSweepResponse> = {
+  encode(message: GetSweepResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.sweep !== undefined) {
+      Sweep.encode(message.sweep, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetSweepResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetSweepResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.sweep = Sweep.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetSweepResponse {
+    return { sweep: isSet(object.sweep) ? Sweep.fromJSON(object.sweep) : undefined };
+  },
+
+  toJSON(message: GetSweepResponse): unknown {
+    const obj: any = {};
+    if (message.sweep !== undefined) {
+      obj.sweep = Sweep.toJSON(message.sweep);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetSweepResponse>, I>>(base?: I): GetSweepResponse {
+    return GetSweepResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetSweepResponse>, I>>(object: I): GetSweepResponse {
+    const message = createBaseGetSweepResponse();
+    message.sweep = (object.sweep !== undefined && object.sweep !== null) ? Sweep.fromPartial(object.sweep) : undefined;
+    return message;
+  },
+};
+
+function createBaseListSweepsRequest(): ListSweepsRequest {
+  return { states: [], pageSize: 0, pageToken: "" };
+}
+
+export const ListSweepsRequest: MessageFns<ListSweepsRequest> = {
+  encode(message: ListSweepsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.states.length !== 0) {
+      writer.uint32(10).fork();
+      for (const v of message.states) {
+        writer.int32(v);
+      }
+      writer.join();
+    }
+    if (message.pageSize !== 0) {
+      writer.uint32(16).int32(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(26).string(message.pageToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListSweepsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListSweepsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag === 8) {
+              message.states.push(reader.int32() as any);
+
+              continue;
+            }
+
+            if (tag === 10) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.states.push(reader.int32() as any);
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.pageSize = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListSweepsRequest {
+    return {
+      states: globalThis.Array.isArray(object?.states) ? object.states.map((e: any) => runStateFromJSON(e)) : [],
+      pageSize: isSet(object.pageSize)
+        ? globalThis.Number(object.pageSize)
+        : isSet(object.page_size)
+        ? globalThis.Number(object.page_size)
+        : 0,
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
+    };
+  },
+
+  toJSON(message: ListSweepsRequest): unknown {
+    const obj: any = {};
+    if (message.states?.length) {
+      obj.states = message.states.map((e) => runStateToJSON(e));
+    }
+    if (message.pageSize !== 0) {
+      obj.pageSize = Math.round(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      obj.pageToken = message.pageToken;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListSweepsRequest>, I>>(base?: I): ListSweepsRequest {
+    return ListSweepsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListSweepsRequest>, I>>(object: I): ListSweepsRequest {
+    const message = createBaseListSweepsRequest();
+    message.states = object.states?.map((e) => e) || [];
+    message.pageSize = object.pageSize ?? 0;
+    message.pageToken = object.pageToken ?? "";
+    return message;
+  },
+};
+
+function createBaseListSweepsResponse(): ListSweepsResponse {
+  return { sweeps: [], nextPageToken: "" };
+}
+
+export const ListSweepsResponse: MessageFns<ListSweepsResponse> = {
+  encode(message: ListSweepsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.sweeps) {
+      Sweep.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(18).string(message.nextPageToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListSweepsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListSweepsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.sweeps.push(Sweep.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListSweepsResponse {
+    return {
+      sweeps: globalThis.Array.isArray(object?.sweeps) ? object.sweeps.map((e: any) => Sweep.fromJSON(e)) : [],
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
+    };
+  },
+
+  toJSON(message: ListSweepsResponse): unknown {
+    const obj: any = {};
+    if (message.sweeps?.length) {
+      obj.sweeps = message.sweeps.map((e) => Sweep.toJSON(e));
+    }
+    if (message.nextPageToken !== "") {
+      obj.nextPageToken = message.nextPageToken;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListSweepsResponse>, I>>(base?: I): ListSweepsResponse {
+    return ListSweepsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListSweepsResponse>, I>>(object: I): ListSweepsResponse {
+    const message = createBaseListSweepsResponse();
+    message.sweeps = object.sweeps?.map((e) => Sweep.fromPartial(e)) || [];
+    message.nextPageToken = object.nextPageToken ?? "";
+    return message;
+  },
+};
+
+function createBaseCancelSweepRequest(): CancelSweepRequest {
+  return { name: "", reason: "" };
+}
+
+export const CancelSweepRequest: MessageFns<CancelSweepRequest> = {
+  encode(message: CancelSweepRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.reason !== "") {
+      writer.uint32(18).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CancelSweepRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCancelSweepRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CancelSweepRequest {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+    };
+  },
+
+  toJSON(message: CancelSweepRequest): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CancelSweepRequest>, I>>(base?: I): CancelSweepRequest {
+    return CancelSweepRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CancelSweepRequest>, I>>(object: I): CancelSweepRequest {
+    const message = createBaseCancelSweepRequest();
+    message.name = object.name ?? "";
+    message.reason = object.reason ?? "";
+    return message;
+  },
+};
+
+function createBaseCancelSweepResponse(): CancelSweepResponse {
+  return { sweep: undefined };
+}
+
+export const CancelSweepResponse: MessageFns<CancelSweepResponse> = {
+  encode(message: CancelSweepResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.sweep !== undefined) {
+      Sweep.encode(message.sweep, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CancelSweepResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCancelSweepResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.sweep = Sweep.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CancelSweepResponse {
+    return { sweep: isSet(object.sweep) ? Sweep.fromJSON(object.sweep) : undefined };
+  },
+
+  toJSON(message: CancelSweepResponse): unknown {
+    const obj: any = {};
+    if (message.sweep !== undefined) {
+      obj.sweep = Sweep.toJSON(message.sweep);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CancelSweepResponse>, I>>(base?: I): CancelSweepResponse {
+    return CancelSweepResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CancelSweepResponse>, I>>(object: I): CancelSweepResponse {
+    const message = createBaseCancelSweepResponse();
+    message.sweep = (object.sweep !== undefined && object.sweep !== null) ? Sweep.fromPartial(object.sweep) : undefined;
+    return message;
+  },
+};
+
+function createBaseStreamSweepRequest(): StreamSweepRequest {
+  return { name: "", fromSequence: 0n, historyOnly: false };
+}
+
+export const StreamSweepRequest: MessageFns<StreamSweepRequest> = {
+  encode(message: StreamSweepRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.fromSequence !== 0n) {
+      if (BigInt.asIntN(64, message.fromSequence) !== message.fromSequence) {
+        throw new globalThis.Error("value provided for field message.fromSequence of type int64 too large");
+      }
+      writer.uint32(16).int64(message.fromSequence);
+    }
+    if (message.historyOnly !== false) {
+      writer.uint32(24).bool(message.historyOnly);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StreamSweepRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStreamSweepRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.fromSequence = reader.int64() as bigint;
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.historyOnly = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): StreamSweepRequest {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      fromSequence: isSet(object.fromSequence)
+        ? BigInt(object.fromSequence)
+        : isSet(object.from_sequence)
+        ? BigInt(object.from_sequence)
+        : 0n,
+      historyOnly: isSet(object.historyOnly)
+        ? globalThis.Boolean(object.historyOnly)
+        : isSet(object.history_only)
+        ? globalThis.Boolean(object.history_only)
+        : false,
+    };
+  },
+
+  toJSON(message: StreamSweepRequest): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.fromSequence !== 0n) {
+      obj.fromSequence = message.fromSequence.toString();
+    }
+    if (message.historyOnly !== false) {
+      obj.historyOnly = message.historyOnly;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<StreamSweepRequest>, I>>(base?: I): StreamSweepRequest {
+    return StreamSweepRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<StreamSweepRequest>, I>>(object: I): StreamSweepRequest {
+    const message = createBaseStreamSweepRequest();
+    message.name = object.name ?? "";
+    message.fromSequence = (object.fromSequence !== undefined && object.fromSequence !== null)
+      ? BigInt(object.fromSequence)
+      : 0n;
+    message.historyOnly = object.historyOnly ?? false;
+    return message;
+  },
+};
+
+function createBaseStreamSweepResponse(): StreamSweepResponse {
+  return { sweepEvent: undefined };
+}
+
+export const StreamSweepResponse: MessageFns<StreamSweepResponse> = {
+  encode(message: StreamSweepResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.sweepEvent !== undefined) {
+      SweepEvent.encode(message.sweepEvent, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StreamSweepResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStreamSweepResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.sweepEvent = SweepEvent.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): StreamSweepResponse {
+    return {
+      sweepEvent: isSet(object.sweepEvent)
+        ? SweepEvent.fromJSON(object.sweepEvent)
+        : isSet(object.sweep_event)
+        ? SweepEvent.fromJSON(object.sweep_event)
+        : undefined,
+    };
+  },
+
+  toJSON(message: StreamSweepResponse): unknown {
+    const obj: any = {};
+    if (message.sweepEvent !== undefined) {
+      obj.sweepEvent = SweepEvent.toJSON(message.sweepEvent);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<StreamSweepResponse>, I>>(base?: I): StreamSweepResponse {
+    return StreamSweepResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<StreamSweepResponse>, I>>(object: I): StreamSweepResponse {
+    const message = createBaseStreamSweepResponse();
+    message.sweepEvent = (object.sweepEvent !== undefined && object.sweepEvent !== null)
+      ? SweepEvent.fromPartial(object.sweepEvent)
+      : undefined;
+    return message;
+  },
+};
+
 /**
  * The training service: owns one host's accelerators (the device inventory and allocation table),
  * the job queue, one worker process per running job, and the live fan-out of each job's events to
@@ -2009,6 +2976,70 @@ export const TrainingServiceService = {
     responseDeserialize: (value: Buffer): ListArchitecturePresetsResponse =>
       ListArchitecturePresetsResponse.decode(value),
   },
+  /**
+   * Validates a sweep and starts it (RUN_STATE_RUNNING), creating its run in the registry. A bad
+   * search space, an objective the trainer never reports or a trial spec that fails job validation
+   * is INVALID_ARGUMENT naming the field; more parallel trials than the host can run at once is
+   * FAILED_PRECONDITION saying which devices it has.
+   */
+  createSweep: {
+    path: "/tunix_rt.v1.TrainingService/CreateSweep" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CreateSweepRequest): Buffer => Buffer.from(CreateSweepRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CreateSweepRequest => CreateSweepRequest.decode(value),
+    responseSerialize: (value: CreateSweepResponse): Buffer => Buffer.from(CreateSweepResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): CreateSweepResponse => CreateSweepResponse.decode(value),
+  },
+  /** Returns one sweep with its trials and best trial. */
+  getSweep: {
+    path: "/tunix_rt.v1.TrainingService/GetSweep" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetSweepRequest): Buffer => Buffer.from(GetSweepRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetSweepRequest => GetSweepRequest.decode(value),
+    responseSerialize: (value: GetSweepResponse): Buffer => Buffer.from(GetSweepResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetSweepResponse => GetSweepResponse.decode(value),
+  },
+  /** Lists sweeps, oldest first. */
+  listSweeps: {
+    path: "/tunix_rt.v1.TrainingService/ListSweeps" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListSweepsRequest): Buffer => Buffer.from(ListSweepsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListSweepsRequest => ListSweepsRequest.decode(value),
+    responseSerialize: (value: ListSweepsResponse): Buffer => Buffer.from(ListSweepsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListSweepsResponse => ListSweepsResponse.decode(value),
+  },
+  /**
+   * Cancels a running sweep: every live trial is cancelled, no trial is started, and the sweep ends
+   * RUN_STATE_CANCELLED once its trials have stopped. Cancelling a CANCELLED sweep returns it
+   * unchanged.
+   */
+  cancelSweep: {
+    path: "/tunix_rt.v1.TrainingService/CancelSweep" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CancelSweepRequest): Buffer => Buffer.from(CancelSweepRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CancelSweepRequest => CancelSweepRequest.decode(value),
+    responseSerialize: (value: CancelSweepResponse): Buffer => Buffer.from(CancelSweepResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): CancelSweepResponse => CancelSweepResponse.decode(value),
+  },
+  /**
+   * Streams a sweep's events from a sequence number, as StreamJobMetrics streams a job's: history
+   * first, then live, in sequence order with no gap and no duplicate; the stream ends with OK after
+   * the event that puts the sweep in a terminal state, or after the last stored event when
+   * `history_only` is set.
+   */
+  streamSweep: {
+    path: "/tunix_rt.v1.TrainingService/StreamSweep" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: StreamSweepRequest): Buffer => Buffer.from(StreamSweepRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): StreamSweepRequest => StreamSweepRequest.decode(value),
+    responseSerialize: (value: StreamSweepResponse): Buffer => Buffer.from(StreamSweepResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): StreamSweepResponse => StreamSweepResponse.decode(value),
+  },
 } as const;
 
 export interface TrainingServiceServer extends UntypedServiceImplementation {
@@ -2050,6 +3081,30 @@ export interface TrainingServiceServer extends UntypedServiceImplementation {
   listDevices: handleUnaryCall<ListDevicesRequest, ListDevicesResponse>;
   /** Lists the architecture presets a job can start from. */
   listArchitecturePresets: handleUnaryCall<ListArchitecturePresetsRequest, ListArchitecturePresetsResponse>;
+  /**
+   * Validates a sweep and starts it (RUN_STATE_RUNNING), creating its run in the registry. A bad
+   * search space, an objective the trainer never reports or a trial spec that fails job validation
+   * is INVALID_ARGUMENT naming the field; more parallel trials than the host can run at once is
+   * FAILED_PRECONDITION saying which devices it has.
+   */
+  createSweep: handleUnaryCall<CreateSweepRequest, CreateSweepResponse>;
+  /** Returns one sweep with its trials and best trial. */
+  getSweep: handleUnaryCall<GetSweepRequest, GetSweepResponse>;
+  /** Lists sweeps, oldest first. */
+  listSweeps: handleUnaryCall<ListSweepsRequest, ListSweepsResponse>;
+  /**
+   * Cancels a running sweep: every live trial is cancelled, no trial is started, and the sweep ends
+   * RUN_STATE_CANCELLED once its trials have stopped. Cancelling a CANCELLED sweep returns it
+   * unchanged.
+   */
+  cancelSweep: handleUnaryCall<CancelSweepRequest, CancelSweepResponse>;
+  /**
+   * Streams a sweep's events from a sequence number, as StreamJobMetrics streams a job's: history
+   * first, then live, in sequence order with no gap and no duplicate; the stream ends with OK after
+   * the event that puts the sweep in a terminal state, or after the last stored event when
+   * `history_only` is set.
+   */
+  streamSweep: handleServerStreamingCall<StreamSweepRequest, StreamSweepResponse>;
 }
 
 export interface TrainingServiceClient extends Client {
@@ -2197,6 +3252,91 @@ export interface TrainingServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListArchitecturePresetsResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * Validates a sweep and starts it (RUN_STATE_RUNNING), creating its run in the registry. A bad
+   * search space, an objective the trainer never reports or a trial spec that fails job validation
+   * is INVALID_ARGUMENT naming the field; more parallel trials than the host can run at once is
+   * FAILED_PRECONDITION saying which devices it has.
+   */
+  createSweep(
+    request: CreateSweepRequest,
+    callback: (error: ServiceError | null, response: CreateSweepResponse) => void,
+  ): ClientUnaryCall;
+  createSweep(
+    request: CreateSweepRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: CreateSweepResponse) => void,
+  ): ClientUnaryCall;
+  createSweep(
+    request: CreateSweepRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: CreateSweepResponse) => void,
+  ): ClientUnaryCall;
+  /** Returns one sweep with its trials and best trial. */
+  getSweep(
+    request: GetSweepRequest,
+    callback: (error: ServiceError | null, response: GetSweepResponse) => void,
+  ): ClientUnaryCall;
+  getSweep(
+    request: GetSweepRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetSweepResponse) => void,
+  ): ClientUnaryCall;
+  getSweep(
+    request: GetSweepRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetSweepResponse) => void,
+  ): ClientUnaryCall;
+  /** Lists sweeps, oldest first. */
+  listSweeps(
+    request: ListSweepsRequest,
+    callback: (error: ServiceError | null, response: ListSweepsResponse) => void,
+  ): ClientUnaryCall;
+  listSweeps(
+    request: ListSweepsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListSweepsResponse) => void,
+  ): ClientUnaryCall;
+  listSweeps(
+    request: ListSweepsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListSweepsResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Cancels a running sweep: every live trial is cancelled, no trial is started, and the sweep ends
+   * RUN_STATE_CANCELLED once its trials have stopped. Cancelling a CANCELLED sweep returns it
+   * unchanged.
+   */
+  cancelSweep(
+    request: CancelSweepRequest,
+    callback: (error: ServiceError | null, response: CancelSweepResponse) => void,
+  ): ClientUnaryCall;
+  cancelSweep(
+    request: CancelSweepRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: CancelSweepResponse) => void,
+  ): ClientUnaryCall;
+  cancelSweep(
+    request: CancelSweepRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: CancelSweepResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Streams a sweep's events from a sequence number, as StreamJobMetrics streams a job's: history
+   * first, then live, in sequence order with no gap and no duplicate; the stream ends with OK after
+   * the event that puts the sweep in a terminal state, or after the last stored event when
+   * `history_only` is set.
+   */
+  streamSweep(request: StreamSweepRequest, options?: Partial<CallOptions>): ClientReadableStream<StreamSweepResponse>;
+  streamSweep(
+    request: StreamSweepRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<StreamSweepResponse>;
 }
 
 export const TrainingServiceClient = makeGenericClientConstructor(
