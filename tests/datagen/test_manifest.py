@@ -38,7 +38,7 @@ def test_the_manifest_describes_the_rows() -> None:
     assert body["sha256"] == hashlib.sha256(data).hexdigest()
     assert (body["generator"], body["generator_version"], body["seed"]) == (
         "tunix_rt.datagen",
-        "1.1.0",
+        "2.0.0",  # the default trace format, v2
         9,
     )
     assert body["families"] == ["addition", "convert_temperature"]

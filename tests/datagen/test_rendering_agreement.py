@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections import defaultdict
 from itertools import pairwise
 
+import pytest
+
 from tunix_rt import datagen
 from tunix_rt.common.rendering import render_target
 from tunix_rt.datagen.rows import Trace
@@ -23,8 +25,11 @@ def _target(trace: Trace) -> str:
     return render_target([step["content"] for step in trace["steps"]], trace["final_answer"])
 
 
-def test_a_perfect_model_scores_100_percent_on_every_family_and_difficulty() -> None:
-    traces = datagen.generate(2000, seed=4242)
+@pytest.mark.parametrize("trace_format", datagen.FORMATS)
+def test_a_perfect_model_scores_100_percent_on_every_family_and_difficulty(
+    trace_format: str,
+) -> None:
+    traces = datagen.generate(2000, seed=4242, trace_format=trace_format)
     slots = {(t["meta"]["task_type"], t["meta"]["difficulty"]) for t in traces}
     assert len(slots) == len(datagen.FAMILIES) * len(datagen.DIFFICULTIES)
     wrong = []

@@ -51,7 +51,7 @@ def test_rows_name_the_generator_and_their_place() -> None:
     for trace in traces:
         meta = trace["meta"]
         assert (meta["dataset"], meta["seed"]) == ("mine", 2)
-        assert (meta["generator"], meta["generator_version"]) == ("tunix_rt.datagen", "1.1.0")
+        assert (meta["generator"], meta["generator_version"]) == ("tunix_rt.datagen", "2.0.0")
         assert validate_trace(trace) == []
 
 

@@ -11,12 +11,14 @@ Plain Python: it imports no other tunix_rt package, no gRPC and no ML framework,
 Modules: ``families`` (the task families), ``sampling`` (row schedule, unique prompts, exhausted
 families), ``prompts`` (the normal form prompts are compared in), ``generation`` (the public
 entry points, with the held-out rule), ``shipped`` (the v1 files in ``datasets/`` and the held-out
-set), ``manifest`` (what a dataset holds, and its hash), ``rows`` (the row format and limits).
+set), ``formats`` (how steps are written: v1, v2), ``manifest`` (what a dataset holds, and its
+hash), ``rows`` (the row format and limits).
 """
 
 from __future__ import annotations
 
 from tunix_rt.datagen.families import CATEGORIES, DIFFICULTIES, FAMILIES, Family, Problem
+from tunix_rt.datagen.formats import DEFAULT_FORMAT, FORMATS
 from tunix_rt.datagen.generation import GENERATOR, GENERATOR_VERSION, generate, stream
 from tunix_rt.datagen.manifest import Tally, generated_manifest, manifest_from_description
 from tunix_rt.datagen.prompts import normalize_prompt
@@ -26,9 +28,11 @@ from tunix_rt.datagen.shipped import DEFAULT_HELD_OUT, held_out_prompts, shipped
 
 __all__ = [
     "CATEGORIES",
+    "DEFAULT_FORMAT",
     "DEFAULT_HELD_OUT",
     "DIFFICULTIES",
     "FAMILIES",
+    "FORMATS",
     "GENERATOR",
     "GENERATOR_VERSION",
     "Family",

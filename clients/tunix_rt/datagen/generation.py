@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from tunix_rt.datagen.formats import DEFAULT_FORMAT
 from tunix_rt.datagen.prompts import normalize_prompt
 from tunix_rt.datagen.rows import Trace
 from tunix_rt.datagen.sampling import Identity, TraceStream, select_families
@@ -21,7 +22,9 @@ GENERATOR = "tunix_rt.datagen"
 # whose prompts run out repeats them instead of failing. Rows that 1.0.0 could make are unchanged
 # unless they hit a held-out prompt.
 GENERATOR_VERSION = "1.1.0"
-IDENTITY = Identity(GENERATOR, GENERATOR_VERSION)
+# 2.0.0: rows in trace format v2 (formats.py): the same prompts and answers as 1.1.0 for a seed,
+# with tallies, indexed letters and results so far in the steps of nine families.
+VERSIONS = {"v1": GENERATOR_VERSION, "v2": "2.0.0"}
 
 
 def stream(
@@ -33,12 +36,13 @@ def stream(
     dataset: str = "reasoning-custom",
     exclude_prompts: Iterable[str] = (),
     held_out: str = DEFAULT_HELD_OUT,
+    trace_format: str = DEFAULT_FORMAT,
 ) -> TraceStream:
     """``n`` traces drawn with ``random.Random(seed)``, made as the stream is iterated.
 
     ``families`` (task types) or ``categories`` pick the families, all by default; the prompts of
-    the shipped dataset ``held_out`` and ``exclude_prompts`` never appear. ValueError for bad
-    arguments, naming what is known."""
+    the shipped dataset ``held_out`` and ``exclude_prompts`` never appear; ``trace_format`` says
+    how the steps are written (formats.py). ValueError for bad arguments, naming what is known."""
     if held_out not in SPECS_BY_NAME:
         known = ", ".join(SPECS_BY_NAME)
         raise ValueError(f"unknown held-out set: {held_out}; known: {known}")
@@ -46,9 +50,9 @@ def stream(
     return TraceStream(
         n,
         seed,
-        select_families(families, categories),
+        select_families(families, categories, trace_format),
         dataset=dataset,
-        identity=IDENTITY,
+        identity=Identity(GENERATOR, VERSIONS[trace_format]),
         exclude=exclude,
     )
 
@@ -62,6 +66,7 @@ def generate(
     dataset: str = "reasoning-custom",
     exclude_prompts: Iterable[str] = (),
     held_out: str = DEFAULT_HELD_OUT,
+    trace_format: str = DEFAULT_FORMAT,
 ) -> list[Trace]:
     """``stream(...)`` as a list: ``n`` traces, unique prompts until a family runs out."""
     return list(
@@ -73,5 +78,6 @@ def generate(
             dataset=dataset,
             exclude_prompts=exclude_prompts,
             held_out=held_out,
+            trace_format=trace_format,
         )
     )

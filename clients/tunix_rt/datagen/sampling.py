@@ -23,6 +23,7 @@ from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from tunix_rt.datagen import families as catalog
+from tunix_rt.datagen import formats
 from tunix_rt.datagen.prompts import normalize_prompt
 from tunix_rt.datagen.rows import TRACE_VERSION, Trace, validate_trace
 
@@ -75,19 +76,23 @@ class SamplingStats:
 
 
 def select_families(
-    task_types: Sequence[str] | None = None, categories: Sequence[str] | None = None
+    task_types: Sequence[str] | None = None,
+    categories: Sequence[str] | None = None,
+    trace_format: str = "v1",
 ) -> tuple[catalog.Family, ...]:
     """The families to draw from, in the generator's fixed order: those named by task type or in
-    the named categories (not both); all of them by default. ValueError names the known ones."""
+    the named categories (not both); all of them by default; their steps written in
+    `trace_format` (formats.py). ValueError names the known ones."""
     if task_types is not None and categories is not None:
         raise ValueError("give task types or categories, not both")
+    everything = formats.catalog(trace_format)
     if categories is not None:
         _check_known("category", categories, catalog.CATEGORIES)
-        return tuple(f for f in catalog.FAMILIES if f.category in categories)
+        return tuple(f for f in everything if f.category in categories)
     if task_types is None:
-        return catalog.FAMILIES
-    _check_known("task type", task_types, [f.task_type for f in catalog.FAMILIES])
-    return tuple(f for f in catalog.FAMILIES if f.task_type in task_types)
+        return everything
+    _check_known("task type", task_types, [f.task_type for f in everything])
+    return tuple(f for f in everything if f.task_type in task_types)
 
 
 def _check_known(what: str, given: Sequence[str], known: Sequence[str]) -> None:

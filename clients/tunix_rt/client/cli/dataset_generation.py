@@ -67,6 +67,14 @@ def _names(value: str | None) -> list[str] | None:
 )
 @click.option("--split-seed", type=int, default=0, show_default=True, help="Seed of the split.")
 @click.option(
+    "--trace-format",
+    type=click.Choice(datagen.FORMATS),
+    default=datagen.DEFAULT_FORMAT,
+    show_default=True,
+    help="How steps are written: v2 (tallies, indexed letters, results so far) or v1 (the "
+    "shipped files' format). Prompts and answers are the same for a seed.",
+)
+@click.option(
     "-o",
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -83,6 +91,7 @@ def generate_dataset(
     name: str,
     eval_fraction: float,
     split_seed: int,
+    trace_format: str,
     output: Path | None,
     as_json: bool,
 ) -> None:
@@ -106,7 +115,12 @@ def generate_dataset(
         raise click.UsageError("give --families or --categories, not both")
     try:
         stream = datagen.stream(
-            rows, seed, _names(families), categories=_names(categories), dataset=dataset_id
+            rows,
+            seed,
+            _names(families),
+            categories=_names(categories),
+            dataset=dataset_id,
+            trace_format=trace_format,
         )
     except ValueError as error:
         option = "--families" if families is not None else "--categories"
@@ -114,6 +128,7 @@ def generate_dataset(
     registry = state.registry()
     _check_name_free(registry, dataset_id)
     command = _command_line(rows, seed, families, categories, dataset_id, eval_fraction, split_seed)
+    command += f" --trace-format {trace_format}"
     generated = _Generated(stream)
     started = time.perf_counter()
     with ExitStack() as cleanup:
@@ -128,6 +143,7 @@ def generate_dataset(
             file=output.name if output is not None else None,
         )
         manifest["split"] = {"eval_fraction": eval_fraction, "seed": split_seed}
+        manifest["trace_format"] = trace_format
         dataset = _create(registry, dataset_id, manifest, rows, eval_fraction, split_seed)
         if output is not None and partial is not None:
             partial.close()
