@@ -90,3 +90,34 @@ def test_hugging_face_config_ids() -> None:
     assert special_ids_from_config({"tunix_rt": {}, "bos_token_id": 1}) is None
     hf = json.loads('{"bos_token_id": 128000, "eos_token_id": [128001, 128009]}')
     assert special_ids_from_config(hf) == {"bos": 128000, "eos": 128001, "pad": 128001}
+
+
+def _pieces(tokenizer: TextTokenizer, text: str) -> list[str]:
+    return [str(tokenizer.tokenizer.id_to_token(i)) for i in tokenizer.encode(text)]
+
+
+def test_letters_of_rare_words_stay_single_tokens() -> None:
+    """Frequent words merge; a random string (found in too few texts) is one token per letter,
+    whatever merges the frequent words taught, so reversing or counting letters sees each."""
+    texts = [f"Reverse the string: {w}\nJoined: {w[::-1]}" for w in ("xqjco", "bidu", "tkoi")] * 2
+    texts += [f"Question: What is the {n} pen?" for n in range(40)]
+    tokenizer = train_tokenizer(texts, 400)
+    assert "ĠQuestion" in _pieces(tokenizer, " Question") or "Question" in _pieces(
+        tokenizer, "Question"
+    )
+    letters = [tokenizer.decode([i]).strip() for i in tokenizer.encode(" qjxco")]
+    assert letters[-5:] == ["q", "j", "x", "c", "o"]
+    # A frequent word inside a longer letter run is not cut out of it.
+    assert _pieces(tokenizer, " pens")[-3:] == ["e", "n", "s"]
+    for text in ("Reverse the string: qjxco", "What is the 7 pens? ok", "ÿ ünïcode 12"):
+        assert tokenizer.decode(tokenizer.encode(text)) == text
+
+
+def test_the_qwen2_family_keeps_gpt2_pieces() -> None:
+    """transformers loads a qwen2 model's tokenizer with Qwen's own pre-tokenizer, so a qwen2
+    from-scratch tokenizer keeps the split that pre-tokenizer reproduces."""
+    from tunix_rt.models.tokenizer import splits_letters
+
+    assert splits_letters("llama3") and splits_letters("qwen3") and not splits_letters("qwen2")
+    tokenizer = train_tokenizer(["Reverse the string: xqjco"] * 50, 300, split_letters=False)
+    assert _pieces(tokenizer, "Reverse the string: xqjco")[-1] == "Ġxqjco"

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tunix_rt.models.tokenizer import TextTokenizer, train_tokenizer
+from tunix_rt.models.tokenizer import TextTokenizer, splits_letters, train_tokenizer
 
 # tunix 0.1.7 and qwix (pinned) call flax / jax APIs that are deprecated now; third-party
 # warnings, filtered by message.
@@ -30,8 +30,9 @@ TEXTS = ["The quick brown fox jumps over the lazy dog. 12 + 30 = 42."] * 20
 HF_TYPES = {"llama3": "llama", "qwen2": "qwen2", "qwen3": "qwen3"}
 
 
-def tokenizer() -> TextTokenizer:
-    return train_tokenizer(TEXTS, 300)
+def tokenizer(family: str = "llama3") -> TextTokenizer:
+    """A tokenizer as training makes one for a from-scratch model of `family`."""
+    return train_tokenizer(TEXTS, 300, splits_letters(family))
 
 
 def token_ids(vocab_size: int, batch: int = 2, length: int = 16) -> np.ndarray:

@@ -26,7 +26,7 @@ def test_jax_model_exported_loads_in_transformers_with_equal_logits(
     import transformers
 
     arch = presets.get(preset).config
-    tok = helpers.tokenizer()
+    tok = helpers.tokenizer(arch.family)
     model = model_lib.create_model(arch, seed=3)
     model_dir = write_model_dir(
         tmp_path / "model", model, arch, tok, chat_template="plain", training_step=0

@@ -18,7 +18,12 @@ from typing import Any
 from tunix_rt.common.errors import FailedPrecondition
 from tunix_rt.models import presets
 from tunix_rt.models.interchange.model_config import read_config
-from tunix_rt.models.tokenizer import TextTokenizer, special_ids_from_config, train_tokenizer
+from tunix_rt.models.tokenizer import (
+    TextTokenizer,
+    special_ids_from_config,
+    splits_letters,
+    train_tokenizer,
+)
 from tunix_rt.training import packing
 from tunix_rt.training.backends.base import Example, Reporter, TrainData
 from tunix_rt.training.spec import TrainSpec, resolve_schedule
@@ -50,7 +55,7 @@ def load_tokenizer(
     if (saved / "tokenizer.json").exists():
         return TextTokenizer.load(saved)
     texts = [text for e in data.train for text in (e.prompt, e.target)]
-    tokenizer = train_tokenizer(texts, arch.vocab_size)
+    tokenizer = train_tokenizer(texts, arch.vocab_size, splits_letters(arch.family))
     tokenizer.save(saved)
     return tokenizer
 
