@@ -191,6 +191,21 @@ def test_a_sweep_prunes_survives_a_restart_and_registers_its_best(
     followed = cli(stack, "sweep", "follow", "lr-sweep")
     assert followed.exit_code == 0, followed.output
     assert f"best: {done.best_model_version}" in followed.output
+    # Not a terminal: a plain line per event (state, params, objective, best so far), no ANSI.
+    assert "\x1b[" not in followed.output
+    lines = followed.output.splitlines()
+    assert sum(" queued [learning_rate=" in x and " created " in x for x in lines) == TRIALS
+    assert any(x.startswith(f"trial {first.number} pruned [") for x in lines)
+    assert any(" running [" in x and ": eval_loss " in x for x in lines)
+    last_trial_line = [x for x in lines if x.startswith("trial ")][-1]
+    best_so_far = f"(best so far: trial {best.number}, {best.objective_value:.4g})"
+    assert last_trial_line.endswith(best_so_far)
+    # --live redraws the table in place; its last frame names the best trial.
+    live = cli(stack, "sweep", "follow", "lr-sweep", "--live")
+    assert live.exit_code == 0, live.output
+    assert "\x1b[J" in live.output
+    last_frame = live.output.rsplit("\x1b[J", 1)[1]
+    assert f"best so far: trial {best.number}" in last_frame and "pruned" in last_frame
     picture = tmp_path / "sweep.png"
     drawn = cli(stack, "sweep", "plot", "lr-sweep", "-o", str(picture))
     assert drawn.exit_code == 0, drawn.output

@@ -31,6 +31,7 @@ export * as inference from "./gen/tunix_rt/v1/inference";
 export * as inferenceService from "./gen/tunix_rt/v1/inference_service";
 export * as registryService from "./gen/tunix_rt/v1/registry_service";
 export * as run from "./gen/tunix_rt/v1/run";
+export * as sweep from "./gen/tunix_rt/v1/sweep";
 export * as trainingJob from "./gen/tunix_rt/v1/training_job";
 export * as trainingService from "./gen/tunix_rt/v1/training_service";
 export { InferenceServiceClient, RegistryServiceClient, TrainingServiceClient };

@@ -15,6 +15,7 @@ import {
   registryService,
   settingsFromEnv,
   status,
+  sweep,
   trainingJob,
   trainingService,
   unary,
@@ -71,6 +72,26 @@ test("INVALID_ARGUMENT carries a BadRequest naming the field", async () => {
   assert.ok(violations.length > 0, "no field violations");
   const fields = violations.map((v) => v.field).join(" ");
   console.log(`error: INVALID_ARGUMENT BadRequest ${fields}`);
+});
+
+test("a sweep with no parameters is INVALID_ARGUMENT naming its search space", async () => {
+  const { training } = clients;
+  // Sweeps are called through the generated stub like any RPC; validate_only creates nothing.
+  const minimize = sweep.SweepObjectiveDirection.SWEEP_OBJECTIVE_DIRECTION_MINIMIZE;
+  const request = trainingService.CreateSweepRequest.fromPartial({
+    sweep: sweep.Sweep.fromPartial({
+      baseTrainingJob: trainingJob.TrainingJob.fromPartial({ preset: "llama3-tiny" }),
+      objective: { metric: "eval_loss", direction: minimize },
+    }),
+    validateOnly: true,
+  });
+  const error = await unary(training, training.createSweep, request).then(
+    () => assert.fail("a sweep without parameters was accepted"),
+    (e: unknown) => e,
+  );
+  assert.ok(isGrpcError(error, status.INVALID_ARGUMENT), String(error));
+  const fields = (errorDetails(error)?.badRequest?.fieldViolations ?? []).map((v) => v.field);
+  assert.ok(fields.includes("sweep.search_space"), fields.join(" "));
 });
 
 test("a call without the token is UNAUTHENTICATED", async (t) => {

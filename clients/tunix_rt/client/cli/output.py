@@ -90,6 +90,25 @@ def format_metrics(metrics: Mapping[str, float]) -> str:
     return ", ".join(f"{k}={format_number(v)}" for k, v in sorted(metrics.items())) or "-"
 
 
+def format_flops(value: float) -> str:
+    """A FLOP/s rate with an SI prefix: `96.3 GFLOP/s`."""
+    for prefix, scale in (("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6)):
+        if value >= scale:
+            return f"{value / scale:.3g} {prefix}FLOP/s"
+    return f"{value:.3g} FLOP/s"
+
+
+def format_mfu(metrics: Mapping[str, float]) -> str | None:
+    """A training step's model FLOPs utilisation and the FLOP/s behind it (`MFU 23.4%
+    (96.3 GFLOP/s)`), from the `mfu` and `achieved_flops_per_second` metrics; None without."""
+    if "mfu" not in metrics:
+        return None
+    text = f"MFU {100 * metrics['mfu']:.1f}%"
+    if "achieved_flops_per_second" in metrics:
+        text += f" ({format_flops(metrics['achieved_flops_per_second'])})"
+    return text
+
+
 def split_breakdown(metrics: Mapping[str, float]) -> tuple[dict[str, float], dict[str, float]]:
     """An evaluation's metrics as (overall, breakdown): the breakdown ones are named
     `{metric}/{key}={value}` (`answer_accuracy/category=arithmetic`)."""
@@ -135,17 +154,22 @@ def in_training_label(count: int | None, *, at_most: bool = False) -> str:
     return f"({IN_TRAINING}, {'up to ' if at_most else ''}{count} examples)"
 
 
-def echo_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
-    """A left-aligned table with a header row; prints `(none)` when there are no rows."""
+def table_lines(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
+    """A left-aligned table with a header row, as lines; `(none)` when there are no rows."""
     cells = [[shorten(str(cell)) for cell in row] for row in rows]
     if not cells:
-        click.echo("(none)")
-        return
+        return ["(none)"]
     widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(headers)]
-    for row in [list(headers), *cells]:
-        click.echo(
-            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        )
+    return [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in [list(headers), *cells]
+    ]
+
+
+def echo_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+    """Prints `table_lines`."""
+    for line in table_lines(headers, rows):
+        click.echo(line)
 
 
 def echo_fields(pairs: Iterable[tuple[str, object]]) -> None:

@@ -11,7 +11,8 @@
     tunix-rt sweep plot SWEEP -o sweep.png
 
 SWEEP is an id or `sweeps/{id}`; trial N is the job `{id}-trial-N` (`tunix-rt jobs show`).
-Following prints one line per trial change (stderr) and the trials' table at the end (stdout).
+Following redraws the trials' table in place on a terminal; elsewhere (or with --lines) it prints
+one line per event (stderr) and the trials' table at the end (stdout).
 """
 
 from __future__ import annotations
@@ -20,12 +21,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import click
-from google.protobuf import json_format
 
 from tunix_rt.client import names
 from tunix_rt.client.cli.follow import STATE_NAMES
 from tunix_rt.client.cli.output import echo_fields, echo_json, echo_table, format_time, json_option
-from tunix_rt.client.cli.state import CliState, CommandFailed, pass_state
+from tunix_rt.client.cli.state import CliState, pass_state
+from tunix_rt.client.cli.sweep_follow import HEADERS, follow_sweep, format_value, trial_rows
 from tunix_rt.client.cli.sweep_plot import plot_sweep
 from tunix_rt.client.cli.training import training_client
 from tunix_rt.client.sweeps import (
@@ -36,10 +37,10 @@ from tunix_rt.client.sweeps import (
     parse_objective,
     parse_param,
 )
-from tunix_rt.client.training import TrainingClient
 from tunix_rt.client.training_job import DEVICES_HELP, build_training_job, parse_device_request
 from tunix_rt.v1 import device_pb2, run_pb2, sweep_pb2
 
+LIVE_HELP = "A table redrawn in place, or a line per event. [live on a terminal]"
 STATES = {
     "running": run_pb2.RUN_STATE_RUNNING,
     "succeeded": run_pb2.RUN_STATE_SUCCEEDED,
@@ -64,32 +65,8 @@ def sweep() -> None:
     """Hyperparameter sweeps: trials of a training job chosen by Optuna, pruned early."""
 
 
-def format_params(trial: sweep_pb2.SweepTrial) -> str:
-    values = json_format.MessageToDict(trial.params)
-    return " ".join(
-        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items()
-    )
-
-
-def format_value(trial: sweep_pb2.SweepTrial) -> str:
-    return f"{trial.objective_value:.4g}" if trial.HasField("objective_value") else "-"
-
-
 def echo_trials(trials: Sequence[sweep_pb2.SweepTrial], best: int | None) -> None:
-    echo_table(
-        ["TRIAL", "STATE", "PARAMS", "OBJECTIVE", "STEP", "REASON"],
-        (
-            [
-                f"{t.number}{' *' if t.number == best else ''}",
-                STATE_NAMES.get(t.state, "-"),
-                format_params(t),
-                format_value(t),
-                t.last_step or "-",
-                t.reason or "-",
-            ]
-            for t in trials
-        ),
-    )
+    echo_table(HEADERS, trial_rows(list(trials), best))
 
 
 def _parse(values: tuple[str, ...]) -> list[sweep_pb2.SweepParameter]:
@@ -122,6 +99,7 @@ def _parse(values: tuple[str, ...]) -> list[sweep_pb2.SweepParameter]:
 @click.option("--sweep-id", metavar="ID", help="The sweep's id. [default: generated]")
 @click.option("--validate-only", is_flag=True, help="Check the sweep; create nothing.")
 @click.option("--follow", is_flag=True, help="Show the trials live until the sweep ends.")
+@click.option("--live/--lines", default=None, help="With --follow: " + LIVE_HELP)
 @pass_state
 def create(
     state: CliState,
@@ -145,6 +123,7 @@ def create(
     sweep_id: str | None,
     validate_only: bool,
     follow: bool,
+    live: bool | None,
 ) -> None:
     """Start a sweep and print its name; with --follow, watch it to the end.
 
@@ -190,44 +169,7 @@ def create(
         return
     click.echo(created.name)
     if follow:
-        follow_sweep(client, created.name)
-
-
-def follow_sweep(client: TrainingClient, name: str) -> None:
-    """One line per trial change and the best so far (stderr), then the trials (stdout); exit 1
-    unless the sweep succeeds."""
-    best: tuple[float, int] | None = None
-    maximize = client.get_sweep(name).objective.direction == (
-        sweep_pb2.SWEEP_OBJECTIVE_DIRECTION_MAXIMIZE
-    )
-    for event in client.stream_sweep(name):
-        if event.WhichOneof("payload") == "state_change":
-            change = event.state_change
-            text = STATE_NAMES.get(change.to_state, "-")
-            click.echo(f"sweep {text}" + (f": {change.reason}" if change.reason else ""), err=True)
-            continue
-        if event.WhichOneof("payload") == "log":
-            click.echo(event.log.message, err=True)
-            continue
-        trial = event.trial_change.trial
-        kind = event.trial_change.kind
-        if kind == sweep_pb2.SWEEP_TRIAL_CHANGE_KIND_ENDED:
-            if trial.state == run_pb2.RUN_STATE_SUCCEEDED and trial.HasField("objective_value"):
-                key = -trial.objective_value if maximize else trial.objective_value
-                best = min(best, (key, trial.number)) if best else (key, trial.number)
-            what = STATE_NAMES.get(trial.state, "-")
-        elif kind == sweep_pb2.SWEEP_TRIAL_CHANGE_KIND_REPORTED:
-            what = f"step {event.trial_change.step}: {event.trial_change.value:.4g}"
-        else:
-            what = "created"
-        so_far = f"  (best: trial {best[1]}, {abs(best[0]):.4g})" if best else ""
-        click.echo(f"trial {trial.number} [{format_params(trial)}] {what}{so_far}", err=True)
-    done = client.get_sweep(name)
-    echo_trials(done.trials, done.best_trial.number if done.HasField("best_trial") else None)
-    if done.state != run_pb2.RUN_STATE_SUCCEEDED:
-        raise CommandFailed(f"{names.short_id(done.name)} ended {STATE_NAMES[done.state]}")
-    if done.best_model_version:
-        click.echo(f"best: {done.best_model_version}")
+        follow_sweep(client, created.name, live)
 
 
 @sweep.command("list")
@@ -287,10 +229,11 @@ def show(state: CliState, name: str, as_json: bool) -> None:
 
 @sweep.command("follow")
 @click.argument("name")
+@click.option("--live/--lines", default=None, help=LIVE_HELP)
 @pass_state
-def follow(state: CliState, name: str) -> None:
+def follow(state: CliState, name: str, live: bool | None) -> None:
     """Follow a sweep's trials live until it ends."""
-    follow_sweep(training_client(state), name)
+    follow_sweep(training_client(state), name, live)
 
 
 @sweep.command("cancel")
