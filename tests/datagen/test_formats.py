@@ -41,7 +41,7 @@ def test_every_v2_tally_ends_at_the_answer(difficulty: str) -> None:
             assert (counts[-1] if counts else 0) == int(problem.answer), problem
 
 
-def test_v2_reversal_and_running_results() -> None:
+def test_v2_reversal() -> None:
     by_type = {f.task_type: f for f in FAMILIES_V2}
     rng = random.Random(3)
     reverse = by_type["string_reverse"].build(rng, "easy")
@@ -49,11 +49,6 @@ def test_v2_reversal_and_running_results() -> None:
     assert reverse.steps[1][1] == "Last to first: " + ", ".join(
         f"{p + 1} {letters[p]}" for p in reversed(range(len(letters)))
     )
-    for task in ("addition", "subtraction"):
-        for difficulty in datagen.DIFFICULTIES:
-            problem = by_type[task].build(rng, difficulty)
-            last_column = problem.steps[-2][1]
-            assert int(last_column.rsplit("so far ", 1)[1]) == int(problem.answer), problem
 
 
 def test_tally_and_unknown_formats() -> None:

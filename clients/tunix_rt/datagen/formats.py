@@ -8,9 +8,10 @@ measures each change):
 - a running tally on every scan ("o 1, t, y, o 2, x"): the count is the last tally, instead of
   counting a list in one go;
 - indexed letters for reversal ("1 u, 2 d, 3 i, 4 b" then "4 b, 3 i, 2 d, 1 u"): each output
-  letter is a lookup by its index, not by a position counted from the end;
-- the result so far after every column of an addition or subtraction ("so far 52"): the answer
-  is the last line's digits, not the column digits gathered back in reverse order.
+  letter is a lookup by its index, not by a position counted from the end.
+
+Measured and left out: the result so far after every column of an addition or subtraction
+("so far 52") did not help (docs/recipes.md).
 
 A v2 family draws exactly what its v1 family draws (it calls the v1 builder and rewrites the
 steps from the prompt), so the same seed gives the same prompts and answers in both formats and
@@ -25,7 +26,6 @@ from collections.abc import Callable, Iterable
 
 from tunix_rt.datagen.families import (
     FAMILIES,
-    PLACES,
     VOWELS,
     Builder,
     Difficulty,
@@ -114,24 +114,7 @@ def _multiples(problem: Problem) -> Steps:
     return (first, ("calc", f"List: {counted}"), result)
 
 
-def _so_far(problem: Problem) -> Steps:
-    """Addition and subtraction: each column's step ends with the result so far."""
-    setup, *columns, result = problem.steps
-    digits, steps = "", [setup]
-    for kind, text in columns:
-        if text.startswith(f"{PLACES[len(columns) - 1]}: write the carried"):
-            digits = "1" + digits
-        else:
-            written = re.search(r"write (\d)", text) or re.search(r"= (\d+)$", text)
-            assert written is not None, text
-            digits = written.group(1) + digits
-        steps.append((kind, f"{text}, so far {digits}"))
-    return (*steps, result)
-
-
 _REWRITES: dict[str, Callable[[Problem], Steps]] = {
-    "addition": _so_far,
-    "subtraction": _so_far,
     "string_reverse": _reverse,
     "count_vowels": _vowels,
     "count_letter": _letter,

@@ -23,7 +23,7 @@ GENERATOR = "tunix_rt.datagen"
 # unless they hit a held-out prompt.
 GENERATOR_VERSION = "1.1.0"
 # 2.0.0: rows in trace format v2 (formats.py): the same prompts and answers as 1.1.0 for a seed,
-# with tallies, indexed letters and results so far in the steps of nine families.
+# with tallies and indexed letters in the steps of seven families.
 VERSIONS = {"v1": GENERATOR_VERSION, "v2": "2.0.0"}
 
 

@@ -71,7 +71,7 @@ def _names(value: str | None) -> list[str] | None:
     type=click.Choice(datagen.FORMATS),
     default=datagen.DEFAULT_FORMAT,
     show_default=True,
-    help="How steps are written: v2 (tallies, indexed letters, results so far) or v1 (the "
+    help="How steps are written: v2 (running tallies, indexed letters) or v1 (the "
     "shipped files' format). Prompts and answers are the same for a seed.",
 )
 @click.option(
