@@ -5,6 +5,7 @@
 #
 # Steps, in order, failing fast with the name of the failed step:
 #   bootstrap  scripts/bootstrap.sh: the venv and the pinned install (skipped when up to date)
+#   browser    scripts/system_chromium.sh: the system Chromium the dashboard's browser tests drive
 #   protos     scripts/gen_protos.py --check: the committed generated code matches protos/
 #   buf-lint   buf lint
 #   buf-break  buf breaking against the commit this work starts from (see breaking_base below)
@@ -156,6 +157,7 @@ run_pytest() {
 if [[ "$INNER" != 1 ]]; then
     total_start=$SECONDS
     step bootstrap bash scripts/bootstrap.sh
+    step browser bash scripts/system_chromium.sh
     export PATH="$VENV/bin:$PATH" VIRTUAL_ENV="$VENV"
     # gen_protos.py also refreshes build/proto-deps, which buf.yaml needs: keep it first.
     step protos "$VPY" scripts/gen_protos.py --check

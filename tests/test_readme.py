@@ -15,10 +15,12 @@ import re
 import signal
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
+import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -61,6 +63,19 @@ def localize(text: str, ports: dict[str, int]) -> str:
     for large, small in SMALLER.items():
         text = text.replace(large, small)
     return text
+
+
+def wait_page(url: str, timeout: float = 60.0) -> None:
+    """Until `url` answers 200."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(url, timeout=5).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, f"{url} did not answer 200 in {timeout:g} s"
+        time.sleep(0.2)
 
 
 def wait_serving(address: str, service: str) -> None:
@@ -164,10 +179,13 @@ def test_the_walkthrough_runs_as_written(
 
 
 def test_up_serves_the_three_on_the_same_ports(workdir: Path, env: dict[str, str]) -> None:
-    """The alternative block, alone (it takes the ports of the first): all three answer."""
+    """The alternative block, alone (it takes the ports of the first): all three answer, and so
+    does the dashboard it starts beside them."""
     ports = {service: free_port() for service in DEFAULT_PORTS.values()}
+    dashboard = free_port()
     line = bash_blocks((ROOT / "README.md").read_text())[1].strip()
     flags = " ".join(f"--{service}-port {port}" for service, port in ports.items())
+    flags += f" --dashboard-port {dashboard}"
     command = line.replace("tunix-rt up", f"tunix-rt up {flags}", 1)
     with (workdir / "up.log").open("wb") as log:
         process = subprocess.Popen(
@@ -176,6 +194,7 @@ def test_up_serves_the_three_on_the_same_ports(workdir: Path, env: dict[str, str
     try:
         for service, port in ports.items():
             wait_serving(f"127.0.0.1:{port}", service)
+        wait_page(f"http://127.0.0.1:{dashboard}/jobs")
     finally:
         stop(process)
     assert (workdir / "data" / "registry").is_dir()

@@ -1,6 +1,6 @@
-"""What the services distribution adds to `tunix-rt` through entry points: the `serve` and `up`
-commands, and the model interchange behind `models export|import`. The two sides never import each
-other, so these tests, which see both, check that they agree."""
+"""What the services distribution adds to `tunix-rt` through entry points: the `serve`, `up` and
+`dashboard` commands, and the model interchange behind `models export|import`. The two sides never
+import each other, so these tests, which see both, check that they agree."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ launcher_cli = pytest.importorskip(
     reason="the services distribution is not installed",
     exc_type=ModuleNotFoundError,
 )
+dashboard_cli = pytest.importorskip("tunix_rt.dashboard.cli", exc_type=ModuleNotFoundError)
 
 
 def _command(name: str) -> click.Command:
@@ -24,7 +25,8 @@ def _command(name: str) -> click.Command:
 
 
 def test_the_services_add_serve_and_up() -> None:
-    assert [command.name for command in commands()] == ["serve", "up"]
+    assert [command.name for command in commands()] == ["dashboard", "serve", "up"]
+    assert _command("dashboard") is dashboard_cli.dashboard
     serve = _command("serve")
     assert isinstance(serve, click.Group)
     assert sorted(serve.commands) == ["inference", "registry", "training"]

@@ -50,6 +50,8 @@ pytestmark = [
 
 ROOT = Path(__file__).resolve().parents[2]
 STEP_METRICS = {"loss", "learning_rate", "grad_norm", "step_time_seconds", "tokens_per_second"}
+# Model FLOPs utilisation (training/backends/mfu.py), and the FLOPs count once at the first step.
+MFU_METRICS = {"achieved_flops_per_second", "mfu"}
 RTOL = 1e-5
 
 
@@ -159,7 +161,8 @@ def test_every_step_reports_its_metrics_in_order(
     metrics = reporter.step_metrics()
     assert sorted(metrics) == list(range(1, 31))
     for step, values in metrics.items():
-        assert set(values) == STEP_METRICS, step
+        first = {"model_flops_per_token"} if step == 1 else set()
+        assert set(values) == STEP_METRICS | MFU_METRICS | first, step
         assert all(np.isfinite(v) for v in values.values())
     steps = [s for s, _ in reporter.of("metrics")]
     assert steps == sorted(steps)  # evaluations and checkpoints come after their step's metrics

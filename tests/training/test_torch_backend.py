@@ -37,6 +37,8 @@ from tunix_rt.training.spec import BaseModel, Registration, TrainSpec
 pytestmark = jax_warnings
 
 STEP_METRICS = {"loss", "learning_rate", "grad_norm", "step_time_seconds", "tokens_per_second"}
+# Model FLOPs utilisation (training/backends/mfu.py), and the FLOPs count once at the first step.
+MFU_METRICS = {"achieved_flops_per_second", "mfu"}
 Trained = tuple[TrainResult, CollectingReporter, Path]
 
 
@@ -90,7 +92,8 @@ def test_the_loss_falls_and_every_step_reports_its_metrics(trained: Trained) -> 
     metrics = reporter.step_metrics()
     assert sorted(metrics) == list(range(1, 17))
     for step, values in metrics.items():
-        assert set(values) == STEP_METRICS, step
+        first = {"model_flops_per_token"} if step == 1 else set()
+        assert set(values) == STEP_METRICS | MFU_METRICS | first, step
         assert all(np.isfinite(v) for v in values.values())
     losses = [metrics[s]["loss"] for s in range(1, 17)]
     assert np.mean(losses[-4:]) < np.mean(losses[:4]) - 1.0, losses

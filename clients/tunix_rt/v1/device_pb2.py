@@ -26,19 +26,19 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from tunix_rt.v1 import backend_pb2 as tunix__rt_dot_v1_dot_backend__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18tunix_rt/v1/device.proto\x12\x0btunix_rt.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19tunix_rt/v1/backend.proto\"\xbb\x02\n\x06\x44\x65vice\x12\n\n\x02id\x18\x01 \x01(\t\x12%\n\x04kind\x18\x02 \x01(\x0e\x32\x17.tunix_rt.v1.DeviceKind\x12\x10\n\x08platform\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x14\n\x0cmemory_bytes\x18\x05 \x01(\x03\x12\x0c\n\x04host\x18\x06 \x01(\t\x12\'\n\x05state\x18\x07 \x01(\x0e\x32\x18.tunix_rt.v1.DeviceState\x12\x14\n\x0ctraining_job\x18\x08 \x01(\t\x12\x31\n\rallocate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x08\x62\x61\x63kends\x18\n \x03(\x0e\x32\x14.tunix_rt.v1.Backend\x12\x19\n\x11supports_bfloat16\x18\x0b \x01(\x08\"Y\n\rDeviceRequest\x12%\n\x04kind\x18\x01 \x01(\x0e\x32\x17.tunix_rt.v1.DeviceKind\x12\r\n\x05\x63ount\x18\x02 \x01(\x05\x12\x12\n\ndevice_ids\x18\x03 \x03(\t*h\n\nDeviceKind\x12\x1b\n\x17\x44\x45VICE_KIND_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x44\x45VICE_KIND_CPU\x10\x01\x12\x13\n\x0f\x44\x45VICE_KIND_GPU\x10\x02\x12\x13\n\x0f\x44\x45VICE_KIND_TPU\x10\x03*\x81\x01\n\x0b\x44\x65viceState\x12\x1c\n\x18\x44\x45VICE_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x44\x45VICE_STATE_AVAILABLE\x10\x01\x12\x1a\n\x16\x44\x45VICE_STATE_ALLOCATED\x10\x02\x12\x1c\n\x18\x44\x45VICE_STATE_UNAVAILABLE\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18tunix_rt/v1/device.proto\x12\x0btunix_rt.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19tunix_rt/v1/backend.proto\"\x88\x03\n\x06\x44\x65vice\x12\n\n\x02id\x18\x01 \x01(\t\x12%\n\x04kind\x18\x02 \x01(\x0e\x32\x17.tunix_rt.v1.DeviceKind\x12\x10\n\x08platform\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x14\n\x0cmemory_bytes\x18\x05 \x01(\x03\x12\x0c\n\x04host\x18\x06 \x01(\t\x12\'\n\x05state\x18\x07 \x01(\x0e\x32\x18.tunix_rt.v1.DeviceState\x12\x14\n\x0ctraining_job\x18\x08 \x01(\t\x12\x31\n\rallocate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x08\x62\x61\x63kends\x18\n \x03(\x0e\x32\x14.tunix_rt.v1.Backend\x12\x19\n\x11supports_bfloat16\x18\x0b \x01(\x08\x12\x17\n\x0fpeak_flops_fp32\x18\x0c \x01(\x01\x12\x17\n\x0fpeak_flops_bf16\x18\r \x01(\x01\x12\x19\n\x11peak_flops_source\x18\x0e \x01(\t\"Y\n\rDeviceRequest\x12%\n\x04kind\x18\x01 \x01(\x0e\x32\x17.tunix_rt.v1.DeviceKind\x12\r\n\x05\x63ount\x18\x02 \x01(\x05\x12\x12\n\ndevice_ids\x18\x03 \x03(\t*h\n\nDeviceKind\x12\x1b\n\x17\x44\x45VICE_KIND_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x44\x45VICE_KIND_CPU\x10\x01\x12\x13\n\x0f\x44\x45VICE_KIND_GPU\x10\x02\x12\x13\n\x0f\x44\x45VICE_KIND_TPU\x10\x03*\x81\x01\n\x0b\x44\x65viceState\x12\x1c\n\x18\x44\x45VICE_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x44\x45VICE_STATE_AVAILABLE\x10\x01\x12\x1a\n\x16\x44\x45VICE_STATE_ALLOCATED\x10\x02\x12\x1c\n\x18\x44\x45VICE_STATE_UNAVAILABLE\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tunix_rt.v1.device_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DEVICEKIND']._serialized_start=510
-  _globals['_DEVICEKIND']._serialized_end=614
-  _globals['_DEVICESTATE']._serialized_start=617
-  _globals['_DEVICESTATE']._serialized_end=746
+  _globals['_DEVICEKIND']._serialized_start=587
+  _globals['_DEVICEKIND']._serialized_end=691
+  _globals['_DEVICESTATE']._serialized_start=694
+  _globals['_DEVICESTATE']._serialized_end=823
   _globals['_DEVICE']._serialized_start=102
-  _globals['_DEVICE']._serialized_end=417
-  _globals['_DEVICEREQUEST']._serialized_start=419
-  _globals['_DEVICEREQUEST']._serialized_end=508
+  _globals['_DEVICE']._serialized_end=494
+  _globals['_DEVICEREQUEST']._serialized_start=496
+  _globals['_DEVICEREQUEST']._serialized_end=585
 # @@protoc_insertion_point(module_scope)

@@ -34,7 +34,7 @@ DEVICE_STATE_ALLOCATED: DeviceState
 DEVICE_STATE_UNAVAILABLE: DeviceState
 
 class Device(_message.Message):
-    __slots__ = ("id", "kind", "platform", "description", "memory_bytes", "host", "state", "training_job", "allocate_time", "backends", "supports_bfloat16")
+    __slots__ = ("id", "kind", "platform", "description", "memory_bytes", "host", "state", "training_job", "allocate_time", "backends", "supports_bfloat16", "peak_flops_fp32", "peak_flops_bf16", "peak_flops_source")
     ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     PLATFORM_FIELD_NUMBER: _ClassVar[int]
@@ -46,6 +46,9 @@ class Device(_message.Message):
     ALLOCATE_TIME_FIELD_NUMBER: _ClassVar[int]
     BACKENDS_FIELD_NUMBER: _ClassVar[int]
     SUPPORTS_BFLOAT16_FIELD_NUMBER: _ClassVar[int]
+    PEAK_FLOPS_FP32_FIELD_NUMBER: _ClassVar[int]
+    PEAK_FLOPS_BF16_FIELD_NUMBER: _ClassVar[int]
+    PEAK_FLOPS_SOURCE_FIELD_NUMBER: _ClassVar[int]
     id: str
     kind: DeviceKind
     platform: str
@@ -57,7 +60,10 @@ class Device(_message.Message):
     allocate_time: _timestamp_pb2.Timestamp
     backends: _containers.RepeatedScalarFieldContainer[_backend_pb2.Backend]
     supports_bfloat16: bool
-    def __init__(self, id: _Optional[str] = ..., kind: _Optional[_Union[DeviceKind, str]] = ..., platform: _Optional[str] = ..., description: _Optional[str] = ..., memory_bytes: _Optional[int] = ..., host: _Optional[str] = ..., state: _Optional[_Union[DeviceState, str]] = ..., training_job: _Optional[str] = ..., allocate_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., backends: _Optional[_Iterable[_Union[_backend_pb2.Backend, str]]] = ..., supports_bfloat16: _Optional[bool] = ...) -> None: ...
+    peak_flops_fp32: float
+    peak_flops_bf16: float
+    peak_flops_source: str
+    def __init__(self, id: _Optional[str] = ..., kind: _Optional[_Union[DeviceKind, str]] = ..., platform: _Optional[str] = ..., description: _Optional[str] = ..., memory_bytes: _Optional[int] = ..., host: _Optional[str] = ..., state: _Optional[_Union[DeviceState, str]] = ..., training_job: _Optional[str] = ..., allocate_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., backends: _Optional[_Iterable[_Union[_backend_pb2.Backend, str]]] = ..., supports_bfloat16: _Optional[bool] = ..., peak_flops_fp32: _Optional[float] = ..., peak_flops_bf16: _Optional[float] = ..., peak_flops_source: _Optional[str] = ...) -> None: ...
 
 class DeviceRequest(_message.Message):
     __slots__ = ("kind", "count", "device_ids")

@@ -149,6 +149,18 @@ def serve_registry(
     help="The inference service that evaluates jobs on completion. "
     "[default: $TUNIX_RT_INFERENCE or none]",
 )
+@click.option(
+    "--ray",
+    metavar="ADDRESS",
+    help="Run jobs on this Ray cluster's nodes (host:port of its head), or `auto` to start a "
+    "one-node Ray head here. [default: $TUNIX_RT_RAY or none: worker processes on this host]",
+)
+@click.option(
+    "--checkpoint-uri",
+    metavar="URI",
+    help="Where workers copy every checkpoint (an fsspec URI: file:///shared/dir, s3://bucket/p), "
+    "so a job resumes on any node. [default: $TUNIX_RT_CHECKPOINT_URI or none]",
+)
 @metrics_port_option("TUNIX_RT_TRAINING_METRICS_PORT")
 @click.pass_context
 def serve_training(
@@ -159,6 +171,8 @@ def serve_training(
     data_dir: Path | None,
     cpu_slots: int | None,
     inference: str | None,
+    ray: str | None,
+    checkpoint_uri: str | None,
     metrics_port: int | None,
 ) -> None:
     """Run the training service: devices, the job queue, workers, live metrics."""
@@ -172,6 +186,8 @@ def serve_training(
         cpu_slots=cpu_slots,
         metrics_port=metrics_port,
         inference=inference,
+        ray=ray,
+        checkpoint_uri=checkpoint_uri,
     )
 
 
@@ -238,6 +254,13 @@ def serve_inference(
 @click.option("--inference-port", type=click.IntRange(0, 65535), default=50053, show_default=True)
 @click.option("--cpu-slots", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--memory-budget", metavar="SIZE", default="4GiB", show_default=True)
+@click.option(
+    "--dashboard-port",
+    type=click.IntRange(0, 65535),
+    default=8080,
+    show_default=True,
+    help="Also serve the web dashboard (`tunix-rt dashboard`) on this port; 0: do not.",
+)
 def up(
     data_dir: Path,
     host: str,
@@ -246,6 +269,7 @@ def up(
     inference_port: int,
     cpu_slots: int,
     memory_budget: str,
+    dashboard_port: int,
 ) -> None:
     """Run the registry (SQLite), training (CPU) and inference services together on the embedded
     defaults until Ctrl-C or SIGTERM, for local use."""
@@ -264,5 +288,6 @@ def up(
             cpu_slots=cpu_slots,
             memory_budget_bytes=budget,
             announce=lambda line: click.echo(line),
+            dashboard_port=dashboard_port,
         )
     )

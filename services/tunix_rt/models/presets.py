@@ -76,6 +76,13 @@ class ArchitectureConfig:
         return cls("llama3", 4, 192, 768, 4, 4, 48, 1024, 512)
 
     @classmethod
+    def llama3_1b(cls) -> ArchitectureConfig:
+        """~1.04B parameters: Llama 3.2 1B's shape (16 layers, d=2048, 32 query and 8 key/value
+        heads of 64, MLP 8192, tied embeddings) with a 32k vocabulary, so a tokenizer trained on
+        a synthetic corpus can fill it; the GPU check's model (bench/gpu_check.sh)."""
+        return cls("llama3", 16, 2048, 8192, 32, 8, 64, 32768, 2048, tie_embeddings=True)
+
+    @classmethod
     def qwen2_tiny(cls) -> ArchitectureConfig:
         """llama3-tiny's size with Qwen2's q/k/v biases and 2 key/value heads."""
         return cls("qwen2", 2, 128, 512, 4, 2, 32, 512, 512, norm_eps=1e-6)
@@ -121,6 +128,11 @@ _PRESETS: tuple[Preset, ...] = (
         "llama3-2.5m",
         "2 layers, d=256, vocab 1024: the throughput benchmark model",
         ArchitectureConfig.llama3_2p5m(),
+    ),
+    Preset(
+        "llama3-1b",
+        "16 layers, d=2048, vocab 32768: Llama 3.2 1B-shaped, for GPU throughput",
+        ArchitectureConfig.llama3_1b(),
     ),
     Preset("qwen2-tiny", "Qwen2 layout (q/k/v biases), test size", ArchitectureConfig.qwen2_tiny()),
     Preset("qwen3-tiny", "Qwen3 layout (q/k norms), test size", ArchitectureConfig.qwen3_tiny()),

@@ -17,6 +17,7 @@ import grpc
 from google.protobuf import json_format
 
 from tunix_rt.common import outgoing
+from tunix_rt.training.live_job import LiveJob
 from tunix_rt.v1 import (
     inference_pb2,
     inference_service_pb2,
@@ -107,3 +108,25 @@ async def evaluate(
         return Outcome(error=(code, details))
     finally:
         await channel.close()
+
+
+async def evaluate_job(
+    live: LiveJob, registry_settings: outgoing.OutgoingSettings, default_address: str
+) -> None:
+    """Evaluates the job's registered version when it asked for it (at `default_address` unless
+    its settings name one); the job still succeeds when the evaluation fails (its error is kept
+    in the result)."""
+    settings = live.spec.completion_evaluation
+    if not settings:
+        return
+    live.phase = "EVALUATING_MODEL"
+    address = str(settings.get("inference_address") or default_address)
+    request = request_of(settings, live.registered_version, live.spec.dataset, live.job_id)
+    live.emit_log(f"evaluating {live.registered_version} on {live.spec.dataset}")
+    outcome = await evaluate(
+        # The inference service is dialled with the token and TLS CA of the registry's link.
+        registry_settings.to(address),
+        request,
+        live.emit_log,
+    )
+    live.evaluation, live.evaluation_error = outcome.evaluation, outcome.error

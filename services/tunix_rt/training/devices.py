@@ -3,18 +3,40 @@
 CPU slots are configurable (a share of the host's cores each). Accelerators are found the way the
 frameworks would see them, without initialising any framework in the service process (which would
 grab GPU memory): GPUs from `nvidia-smi`, whose indices are what CUDA_VISIBLE_DEVICES takes.
+Each device carries its peak FLOP/s (training.peak_flops): a GPU's from the datasheet table, a CPU
+slot's from a ~0.5 s matmul probe taken here once per process, before the service serves.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 
+from tunix_rt.training import peak_flops
 from tunix_rt.training.scheduler import Device
 
 
 def cpu_slots(count: int) -> list[Device]:
-    return [Device(id=f"cpu:{n}", kind="cpu", platform="cpu") for n in range(count)]
+    """`count` slots sharing the host's cores, each with the probed matmul peak of its cores
+    (as build_manager shares them: cpu_count // count each)."""
+    peak = peak_flops.cpu_slot_peak(slot_cores(count))
+    return [
+        Device(
+            id=f"cpu:{n}",
+            kind="cpu",
+            platform="cpu",
+            peak_flops_fp32=peak.fp32 if peak else 0.0,
+            peak_flops_bf16=peak.bf16 if peak else 0.0,
+            peak_flops_source=peak.source if peak else "",
+        )
+        for n in range(count)
+    ]
+
+
+def slot_cores(slot_count: int) -> int:
+    """The host cores each of `slot_count` CPU slots gets."""
+    return max(1, (os.cpu_count() or 1) // max(1, slot_count))
 
 
 def nvidia_gpus(timeout: float = 10.0) -> list[Device]:
@@ -35,6 +57,7 @@ def nvidia_gpus(timeout: float = 10.0) -> list[Device]:
     gpus = []
     for line in out.strip().splitlines():
         index, name, memory_mib = (part.strip() for part in line.split(","))
+        peak = peak_flops.gpu_peak(name)
         gpus.append(
             Device(
                 id=f"gpu:{int(index)}",
@@ -44,6 +67,9 @@ def nvidia_gpus(timeout: float = 10.0) -> list[Device]:
                 memory_bytes=int(float(memory_mib)) << 20,
                 # bf16 tensor cores arrived with Ampere (A100, H100, RTX 30xx and later).
                 supports_bfloat16=not any(old in name for old in ("V100", "T4", "P100", "K80")),
+                peak_flops_fp32=peak.fp32 if peak else 0.0,
+                peak_flops_bf16=peak.bf16 if peak else 0.0,
+                peak_flops_source=peak.source if peak else "",
             )
         )
     return gpus
@@ -68,6 +94,9 @@ def worker_environment(kind: str, ids: list[str], cores_per_slot: int) -> dict[s
         "JAX_PLATFORMS": "cpu",
         "OMP_NUM_THREADS": threads,
         "OPENBLAS_NUM_THREADS": threads,
+        # The job's MFU denominator: the probe inventory took (cached); a GPU worker looks its
+        # card up in the same table itself.
+        **peak_flops.environment(peak_flops.cpu_slot_peak(cores_per_slot), len(ids)),
     }
     if len(ids) > 1:
         # Several CPU slots train data-parallel: XLA shows one host device per slot.

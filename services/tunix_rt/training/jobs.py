@@ -4,7 +4,8 @@ recover, and the jobs' views — with the registry run as every job's durable st
 Each job is a registry run with the same id; its `config` holds {"spec": TrainSpec JSON, ...}.
 State changes go through TransitionRun (legal transitions only, enforced by the registry); every
 event gets its sequence from the job's event hub, which batches it into the run's history. The
-rest is a LiveJob (live_job.py); each attempt runs in a worker process (worker_process.py).
+rest is a LiveJob (live_job.py); each attempt runs through the executor (executors/): a worker
+process here, or ranks on a Ray cluster's nodes.
 
 A job's end is read-after-write consistent: its events are stored before the registry makes it
 terminal and its final state change before any stream delivers it; a caller that sees the end
@@ -26,6 +27,7 @@ from google.protobuf import json_format, struct_pb2
 from tunix_rt.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from tunix_rt.training import completion_eval, job_listing, job_spec, worker_process
 from tunix_rt.training.event_hub import FellBehind, JobEvents
+from tunix_rt.training.executors.base import Executor, LocalExecutor, assignment_of, nodes_of
 from tunix_rt.training.job_listing import JobFilter
 from tunix_rt.training.job_view import carry_over, training_job
 from tunix_rt.training.live_job import LiveJob
@@ -61,8 +63,10 @@ class JobManager:
         kill_grace_seconds: float = 10.0,
         inference_address: str = "",
         event_flush_interval: float | None = None,
+        executor: Executor | None = None,
     ) -> None:
         self.registry = registry
+        self.executor: Executor = executor or LocalExecutor(scheduler.devices)
         self.scheduler = scheduler
         self.data_dir = data_dir
         self.owner = owner
@@ -106,7 +110,7 @@ class JobManager:
         self._shutting_down = True
         for live in self.jobs.values():
             if live.process is not None:
-                worker_process.ask_to_stop(live.process)
+                live.process.ask_to_stop()
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=self.kill_grace_seconds + 5)
         for live in self.jobs.values():
@@ -237,13 +241,7 @@ class JobManager:
 
     async def _run(self, live: LiveJob, devices: list[Device]) -> None:
         """Runs one attempt of a job on `devices` and records how it ended."""
-        assignment = run_pb2.DeviceAssignment(
-            kind=devices[0].kind,
-            count=len(devices),
-            ids=[d.id for d in devices],
-            platform=devices[0].platform,
-            host=self.host,
-        )
+        assignment = assignment_of(devices, self.host)
         live.attempt += 1
         live.failure, live.cancel_reason, live.phase = None, None, "PREPARING"
         try:
@@ -253,10 +251,9 @@ class JobManager:
                 QUEUED,
                 f"started on {', '.join(assignment.ids)}",
                 devices=assignment,
-                config_update={
-                    "devices": json_format.MessageToDict(assignment),
-                    "attempt": live.attempt,
-                },
+                config_update={"devices": json_format.MessageToDict(assignment)}
+                | nodes_of(devices)
+                | {"attempt": live.attempt},
             )
         except Exception:
             log.exception("could not start job %s", live.job_id)
@@ -265,8 +262,11 @@ class JobManager:
             return
         try:
             code = await self._work(live, assignment)
-            if code == 0 and live.registered_version and live.cancel_reason is None:
-                await self._evaluate_on_completion(live)
+            ended_well = code == 0 and live.registered_version and live.cancel_reason is None
+            if ended_well and not self._shutting_down:
+                await completion_eval.evaluate_job(
+                    live, self.registry.settings, self.inference_address
+                )
             await self._finish(live, code)
         except Exception as exc:  # the service itself failed: never leave the job RUNNING
             log.exception("job %s failed in the service", live.job_id)
@@ -281,11 +281,25 @@ class JobManager:
                     await live.events.close()
                 except Exception:  # the registry is down: the job's run still ended
                     log.warning("could not store the events of job %s", live.job_id, exc_info=True)
+                if live.requeued:
+                    await self._requeue(live)
             self._kick()
+
+    async def _requeue(self, live: LiveJob) -> None:
+        """Queues a job whose attempt lost a node again, to resume from its latest checkpoint
+        on the nodes it fits next; fails it when what is left of the cluster never fits it."""
+        again = self._live(live.job_id, live.spec, live.events.last_sequence)
+        again.attempt = live.attempt
+        request = job_spec.device_request_of(job_spec.job_from_spec(live.spec))
+        try:
+            self.scheduler.submit(live.job_id, request, live.spec.priority)
+        except FailedPrecondition as refused:
+            with contextlib.suppress(Exception):
+                await self._transition(again, FAILED, QUEUED, f"NODE_LOST: {refused}")
 
     async def _work(self, live: LiveJob, assignment: run_pb2.DeviceAssignment) -> int:
         """Runs the attempt's worker to its end, applying its reports; its exit code."""
-        process = await worker_process.start(
+        process = await self.executor.start(
             live.spec,
             self.data_dir / "jobs" / live.job_id,
             live.attempt,
@@ -296,11 +310,14 @@ class JobManager:
             self.registry.settings.environment(),
         )
         live.process = process
-        if live.cancel_reason is not None:  # cancelled while starting
-            worker_process.stop(process, self.kill_grace_seconds)
-        async for event in worker_process.reports(process):
-            await self._on_worker_event(live, event)
-        return await process.wait()
+        try:
+            if live.cancel_reason is not None:  # cancelled while starting
+                process.stop(self.kill_grace_seconds)
+            async for event in process.reports():
+                await self._on_worker_event(live, event)
+            return await process.wait()
+        finally:
+            await process.close()
 
     async def _on_worker_event(self, live: LiveJob, event: dict[str, Any]) -> None:
         if event["event"] != "checkpoint":
@@ -319,37 +336,16 @@ class JobManager:
         )
         live.emit_checkpoint(step, checkpoint.checkpoint.name)
 
-    async def _evaluate_on_completion(self, live: LiveJob) -> None:
-        """Evaluates the registered version when the job asked for it; the job still succeeds
-        when the evaluation fails (its error is kept in the result)."""
-        settings = live.spec.completion_evaluation
-        if not settings or self._shutting_down:
-            return
-        live.phase = "EVALUATING_MODEL"
-        address = str(settings.get("inference_address") or self.inference_address)
-        request = completion_eval.request_of(
-            settings, live.registered_version, live.spec.dataset, live.job_id
-        )
-        live.emit_log(f"evaluating {live.registered_version} on {live.spec.dataset}")
-        outcome = await completion_eval.evaluate(
-            # The inference service is dialled with the token and TLS CA of the registry's link.
-            self.registry.settings.to(address),
-            request,
-            live.emit_log,
-        )
-        live.evaluation, live.evaluation_error = outcome.evaluation, outcome.error
-
     async def _finish(self, live: LiveJob, code: int) -> None:
         result = live.result()
+        lost = live.process.lost_nodes if live.process is not None else []
+        live.requeued = bool(lost) and live.cancel_reason is None and not self._shutting_down
         # Registered before the shutdown: done (a requeued rerun would register a second time).
-        if self._shutting_down and not (code == 0 and live.registered_version):
-            await self._transition(
-                live,
-                QUEUED,
-                RUNNING,
-                "the training service shut down; will resume",
-                config_update={"result": result},
-            )
+        if (self._shutting_down or live.requeued) and not (code == 0 and live.registered_version):
+            reason = "the training service shut down; will resume"
+            if live.requeued:
+                reason = f"NODE_LOST: {', '.join(lost)} left the cluster; will resume"
+            await self._transition(live, QUEUED, RUNNING, reason, config_update={"result": result})
             return
         if live.cancel_reason is not None:
             await self._transition(
@@ -398,7 +394,7 @@ class JobManager:
             return
         live.cancel_reason, live.end_state, live.phase = reason, end_state, "STOPPING"
         if live.process is not None and live.process.returncode is None:
-            worker_process.stop(live.process, self.kill_grace_seconds)
+            live.process.stop(self.kill_grace_seconds)
 
     async def resume(self, job_id: str) -> None:
         run = await self.get_run(job_id)

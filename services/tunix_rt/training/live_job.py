@@ -10,7 +10,6 @@ manager's.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from typing import Any
 from google.protobuf import timestamp_pb2
 
 from tunix_rt.training.event_hub import JobEvents
+from tunix_rt.training.executors.base import Attempt
 from tunix_rt.training.spec import TrainSpec
 from tunix_rt.v1 import run_pb2
 
@@ -57,7 +57,8 @@ class LiveJob:
     # fails): a caller that sees the terminal state then waits until the job's final events are
     # stored (jobs.py).
     ending: bool = False
-    process: asyncio.subprocess.Process | None = None
+    process: Attempt | None = None  # its workers (training.executors)
+    requeued: bool = False  # its attempt lost a node: it queues again once its events are stored
     started: float = 0.0  # monotonic time training started, for the ETA
     first_step: int = 0
 

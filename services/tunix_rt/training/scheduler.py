@@ -34,6 +34,12 @@ class Device:
     supports_bfloat16: bool = False
     holder: str | None = None  # the job id holding it
     allocate_time: float | None = None
+    # Peak dense FLOP/s (training.peak_flops): float32, bfloat16 and where they come from.
+    peak_flops_fp32: float = 0.0
+    peak_flops_bf16: float = 0.0
+    peak_flops_source: str = ""
+    # The node that owns it, `{address}/{node id}`, under the Ray executor; "" on this host.
+    host: str = ""
 
     @property
     def index(self) -> int:
@@ -86,6 +92,8 @@ class Scheduler:
     aging_seconds: float = 600.0
     backfill_window_seconds: float = 300.0
     clock: Callable[[], float] = time.monotonic
+    # What the inventory is, in refusals: "this host", or a cluster under the Ray executor.
+    place: str = "this host"
     _queue: list[QueuedJob] = field(default_factory=list)
     _sequence: int = 0
 
@@ -117,14 +125,14 @@ class Scheduler:
         missing = sorted(set(request.ids) - {d.id for d in self.devices})
         if missing:
             raise FailedPrecondition(
-                f"this host has no device {', '.join(missing)}: it has {self._describe_host()} "
+                f"{self.place} has no device {', '.join(missing)}: it has {self._describe_host()} "
                 "(see ListDevices)",
                 reason="DEVICES_UNAVAILABLE",
                 metadata={"requested": str(request), "host": self._describe_host()},
             )
         if request.count > have:
             raise FailedPrecondition(
-                f"this host can never run {request.count} {kind} device(s): it has "
+                f"{self.place} can never run {request.count} {kind} device(s): it has "
                 f"{self._describe_host()}",
                 reason="DEVICES_UNAVAILABLE",
                 metadata={"requested": f"{kind}:{request.count}", "host": self._describe_host()},

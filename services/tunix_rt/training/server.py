@@ -1,7 +1,8 @@
 """The training server: devices → scheduler → job manager (recovering this service's jobs from the
 registry) → servicer → grpc.aio server.
 
-Run it with `tunix-rt serve training [--host --port --registry ADDR --data-dir DIR --cpu-slots N]`.
+Run it with `tunix-rt serve training [--host --port --registry ADDR --data-dir DIR --cpu-slots N]`;
+with `--ray ADDRESS` (or `auto`) its jobs run on a Ray cluster's nodes (training.executors).
 The data directory holds this service's identity (so a restart recovers its own jobs) and each
 job's working directory (spec, worker logs, checkpoints, the final model). The registry, the
 workers and evaluation on completion are dialled with the service's own bearer token and
@@ -20,7 +21,7 @@ from tunix_rt.common.config import ServerConfig, from_env
 from tunix_rt.common.outgoing import OutgoingSettings
 from tunix_rt.common.server import RunningServer, ServiceRegistration, run, start_server
 from tunix_rt.training.completion_eval import INFERENCE_ENV
-from tunix_rt.training.devices import inventory
+from tunix_rt.training.executors.base import Executor, LocalExecutor
 from tunix_rt.training.jobs import JobManager
 from tunix_rt.training.registry_link import RegistryLink
 from tunix_rt.training.scheduler import Scheduler
@@ -49,16 +50,20 @@ async def build_manager(
     probe_gpus: bool = True,
     inference_address: str | None = None,
     event_flush_interval: float | None = None,
+    ray_address: str = "",
+    checkpoint_uri: str = "",
 ) -> JobManager:
     registry = RegistryLink(registry_settings)
     # Absolute: workers run in job directories under it, and Orbax refuses relative checkpoint
     # paths (`serve training --data-dir data/training` as the README writes it).
     data_dir = await asyncio.to_thread(data_dir.resolve)
-    devices = await asyncio.to_thread(inventory, cpu_slots, probe_gpus)
+    executor = await asyncio.to_thread(
+        make_executor, ray_address, cpu_slots, probe_gpus, checkpoint_uri
+    )
     cores = max(1, (os.cpu_count() or 1) // max(1, cpu_slots))
     manager = JobManager(
         registry,
-        Scheduler(devices),
+        Scheduler(executor.devices(), place=executor.place),
         data_dir,
         owner=instance_id(data_dir),
         host=socket.gethostname(),
@@ -66,9 +71,22 @@ async def build_manager(
         # Evaluation on completion goes to this inference service (flag, else the environment).
         inference_address=inference_address or os.environ.get(INFERENCE_ENV) or "",
         event_flush_interval=event_flush_interval,
+        executor=executor,
     )
     await manager.recover()
     return manager
+
+
+def make_executor(
+    ray_address: str, cpu_slots: int, probe_gpus: bool, checkpoint_uri: str = ""
+) -> Executor:
+    """The Ray cluster's executor with `ray_address`, else this host's (blocking); workers copy
+    checkpoints to `checkpoint_uri` when given (checkpoint_store)."""
+    if not ray_address:
+        return LocalExecutor.of_host(cpu_slots, probe_gpus, checkpoint_uri)
+    from tunix_rt.training.executors.ray_cluster import RayExecutor
+
+    return RayExecutor(ray_address, checkpoint_uri)
 
 
 async def build_sweeps(manager: JobManager) -> SweepManager:
@@ -115,11 +133,14 @@ async def start_training(
     inference_address: str | None = None,
     config: ServerConfig | None = None,
     event_flush_interval: float | None = None,
+    ray_address: str = "",
+    checkpoint_uri: str = "",
 ) -> RunningTraining:
     """Starts a training service (tests, `tunix-rt up`); `config` overrides host and port, and
     its token and TLS CA are also how the service dials the registry and inference.
     `event_flush_interval` is the seconds between batches of job events to the registry
-    (default event_hub.FLUSH_INTERVAL)."""
+    (default event_hub.FLUSH_INTERVAL). `ray_address` runs jobs on that Ray cluster;
+    `checkpoint_uri` is where workers copy checkpoints (an fsspec URI)."""
     server_config = config or ServerConfig(host=host, port=port)
     manager = await build_manager(
         OutgoingSettings.of_server(registry_address, server_config),
@@ -128,6 +149,8 @@ async def start_training(
         probe_gpus,
         inference_address,
         event_flush_interval,
+        ray_address,
+        checkpoint_uri,
     )
     try:
         sweeps = await build_sweeps(manager)
@@ -153,6 +176,8 @@ def run_training(
     cpu_slots: int | None,
     metrics_port: int | None,
     inference: str | None = None,
+    ray: str | None = None,
+    checkpoint_uri: str | None = None,
 ) -> None:
     """Serves until SIGTERM or SIGINT (the body of `tunix-rt serve training`)."""
     config: ServerConfig = from_env("training", host=host, port=port, metrics_port=metrics_port)
@@ -164,7 +189,12 @@ def run_training(
     async def build() -> list[ServiceRegistration]:
         registry_settings = OutgoingSettings.of_server(address, config)
         manager = await build_manager(
-            registry_settings, directory, slots, inference_address=inference
+            registry_settings,
+            directory,
+            slots,
+            inference_address=inference,
+            ray_address=ray or os.environ.get("TUNIX_RT_RAY") or "",
+            checkpoint_uri=checkpoint_uri or os.environ.get("TUNIX_RT_CHECKPOINT_URI") or "",
         )
         sweeps = await build_sweeps(manager)
         holder.append((manager, sweeps))

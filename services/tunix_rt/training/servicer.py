@@ -108,13 +108,16 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
                 platform=device.platform,
                 description=device.description,
                 memory_bytes=device.memory_bytes,
-                host=self._jobs.host,
+                host=device.host or self._jobs.host,
                 state=device_pb2.DEVICE_STATE_ALLOCATED
                 if device.holder
                 else device_pb2.DEVICE_STATE_AVAILABLE,
                 training_job=f"trainingJobs/{device.holder}" if device.holder else "",
                 backends=[BACKEND_ENUM[b] for b in backend_choice.supported(device.kind)],
                 supports_bfloat16=device.supports_bfloat16,
+                peak_flops_fp32=device.peak_flops_fp32,
+                peak_flops_bf16=device.peak_flops_bf16,
+                peak_flops_source=device.peak_flops_source,
             )
             if device.allocate_time is not None:
                 # allocate_time is monotonic: shift it onto the wall clock.

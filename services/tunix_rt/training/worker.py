@@ -27,6 +27,7 @@ from tunix_rt.models.interchange.archive import CONTENT_TYPE, pack_model_dir, un
 from tunix_rt.training import code_version
 from tunix_rt.training import worker_protocol as wp
 from tunix_rt.training.backends.base import Example, NonFiniteLoss, Stopped, TrainData
+from tunix_rt.training.checkpoint_store import CheckpointStore
 from tunix_rt.training.spec import TrainSpec
 from tunix_rt.v1 import dataset_pb2, model_pb2, registry_service_pb2_grpc
 from tunix_rt.v1 import registry_service_pb2 as rpb
@@ -41,6 +42,7 @@ class PipeReporter:
         self._out = out
         self.stop_requested = False
         self.last_metrics: dict[str, float] = {}
+        self.store: CheckpointStore | None = None  # where checkpoints are copied, if anywhere
 
     def _send(self, event: str, **fields: Any) -> None:
         self._out.write(wp.encode(event, **fields))
@@ -60,6 +62,8 @@ class PipeReporter:
         self._send("progress", step=step, total_steps=total_steps, epoch=epoch)
 
     def checkpoint(self, step: int, path: str, metrics: dict[str, float]) -> None:
+        if self.store is not None:  # the durable copy first: the service records its URI
+            path = self.store.push(Path(path).parents[1], step)
         self._send("checkpoint", step=step, path=path, metrics=metrics)
 
     def should_stop(self) -> bool:
@@ -193,12 +197,18 @@ def run(args: argparse.Namespace, reporter: PipeReporter) -> int:
         spec = TrainSpec.from_json(
             {**spec.to_json(), "base": {**spec.to_json()["base"], "checkpoint_dir": str(base_dir)}}
         )
+    if os.environ.get(wp.RANK_ENV, "0") == "0":  # rank 0 writes (and so reads) the copies
+        reporter.store = CheckpointStore.of_environment(spec.job_id)
+    if reporter.store is not None and (pulled := reporter.store.pull(workdir)):
+        reporter.log(f"copied the checkpoint of step {pulled} from the checkpoint store")
     backend = load_backend(spec.backend)
     if backend is None:
         reporter.failed("UNSUPPORTED_BACKEND", f"backend {spec.backend!r} is not available")
         return wp.EXIT_FAILED
     try:
-        result = backend.train(spec, data, workdir, reporter)
+        # One rank of a job spread over nodes (torch only: the executor refuses others).
+        ranked = int(os.environ.get(wp.WORLD_ENV) or 1) > 1
+        result = (backend.train_rank if ranked else backend.train)(spec, data, workdir, reporter)
     except NonFiniteLoss as exc:
         reporter.failed("NON_FINITE_LOSS", str(exc), step=exc.step)
         return wp.EXIT_FAILED
@@ -206,6 +216,8 @@ def run(args: argparse.Namespace, reporter: PipeReporter) -> int:
         return wp.EXIT_CANCELLED
     if reporter.should_stop():
         return wp.EXIT_CANCELLED
+    if result is None:  # a rank other than 0 of a multi-node job: rank 0 registers
+        return 0
     reporter.phase("REGISTERING")
     artifact = upload(stub, pack_model_dir(result.model_dir))
     provenance = provenance_of(

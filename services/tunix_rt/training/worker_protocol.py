@@ -24,6 +24,11 @@ from typing import Any
 EXIT_FAILED = 3
 EXIT_CANCELLED = 4
 
+# Set by the Ray executor (executors/ray_ranks.py) on each rank of a job spanning nodes: this
+# worker is rank TUNIX_RT_RANK of TUNIX_RT_WORLD_SIZE, rank 0's process group at
+# TUNIX_RT_RENDEZVOUS (host:port); rank 0 alone writes events that the service applies.
+RANK_ENV, WORLD_ENV, RENDEZVOUS_ENV = "TUNIX_RT_RANK", "TUNIX_RT_WORLD_SIZE", "TUNIX_RT_RENDEZVOUS"
+
 
 def encode(event: str, **fields: Any) -> bytes:
     return (json.dumps({"event": event, **fields}, allow_nan=True) + "\n").encode()

@@ -133,6 +133,8 @@ class ProgressView:
             parts.append(f"loss={self.metrics['loss']:.4g}")
         if "tokens_per_second" in self.metrics:
             parts.append(f"{format_rate(self.metrics['tokens_per_second'])} tok/s")
+        if "mfu" in self.metrics:
+            parts.append(f"MFU {100 * self.metrics['mfu']:.1f}%")
         eta = self.eta_seconds()
         if eta is not None:
             parts.append(f"ETA {format_duration(eta)}")

@@ -20,6 +20,7 @@ from tunix_rt.client.cli.output import (
     echo_json,
     echo_table,
     format_metrics,
+    format_mfu,
     format_time,
     json_option,
     plain_json,
@@ -138,6 +139,8 @@ def show_run(state: CliState, name: str, as_json: bool) -> None:
             ("error", run.error.message if run.HasField("error") else "-"),
             ("events", run.last_sequence),
             ("latest metrics", format_metrics(latest)),
+            # Model FLOPs utilisation of the latest step (the training service's count and peak).
+            ("MFU", format_mfu(latest) or "-"),
             ("config", json.dumps(config, ensure_ascii=False, sort_keys=True)),
         ]
     )

@@ -18,7 +18,7 @@ import grpc
 
 from tunix_rt.client import names
 from tunix_rt.client.cli.follow import follow_job
-from tunix_rt.client.cli.output import echo_json, echo_table, json_option
+from tunix_rt.client.cli.output import echo_json, echo_table, format_flops, json_option
 from tunix_rt.client.cli.state import CliState, ServiceOption, pass_state
 from tunix_rt.client.training import TrainingClient
 from tunix_rt.client.training_job import (
@@ -258,19 +258,37 @@ def train(
 @json_option
 @pass_state
 def devices(state: CliState, kind: str | None, as_json: bool) -> None:
-    """List the training host's devices and the job holding each."""
+    """List the training host's devices and the job holding each; on a Ray cluster, each
+    device's node (`ADDRESS/NODE-ID`, the id cut to 12 hex digits), sorted by node."""
     found = list(training_client(state).list_devices(kind=kind))
+    found.sort(key=lambda d: d.host)  # stable: a host's devices keep their order
     if as_json:
         echo_json(found)
         return
     echo_table(
-        ["ID", "KIND", "PLATFORM", "MEMORY", "STATE", "JOB", "DESCRIPTION"],
+        [
+            "ID",
+            "NODE",
+            "KIND",
+            "PLATFORM",
+            "MEMORY",
+            "PEAK FP32/BF16",
+            "STATE",
+            "JOB",
+            "DESCRIPTION",
+        ],
         (
             [
                 d.id,
+                # `ADDRESS/NODE-ID` with the node id cut to 12 hex digits (`--json`: whole).
+                d.host[: d.host.find("/") + 13] if "/" in d.host else d.host or "-",
                 DEVICE_KIND_NAMES.get(d.kind, "-"),
                 d.platform or "-",
                 _format_bytes(d.memory_bytes),
+                # The MFU denominators (`--json` says where they come from: peak_flops_source).
+                f"{format_flops(d.peak_flops_fp32)} / {format_flops(d.peak_flops_bf16)}"
+                if d.peak_flops_fp32
+                else "-",
                 DEVICE_STATE_NAMES.get(d.state, "-"),
                 names.short_id(d.training_job) if d.training_job else "-",
                 d.description or "-",

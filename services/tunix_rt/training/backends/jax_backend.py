@@ -26,7 +26,7 @@ from tunix_rt.models import presets
 from tunix_rt.models.jax import model as model_lib
 from tunix_rt.models.jax.model_dir import load_model, load_model_dir
 from tunix_rt.models.jax.model_dir import write_model_dir as _write_model_dir
-from tunix_rt.training.backends import preparation, results, resume
+from tunix_rt.training.backends import mfu, preparation, results, resume
 from tunix_rt.training.backends.adamw import make_schedule
 from tunix_rt.training.backends.base import (
     EVALUATING,
@@ -92,6 +92,21 @@ def _provenance(devices: list[Any], mesh: Any, dtype: Any, model: nnx.Module) ->
     }
 
 
+def _meter(
+    spec: TrainSpec, prep: preparation.Prepared, devices: list[Any], dtype: Any
+) -> mfu.FlopsMeter:
+    """The job's FLOPs count and device peak (MFU in its metric stream)."""
+    return mfu.FlopsMeter.of(
+        prep.arch,
+        prep.max_seq_len,
+        spec.lora,
+        kind="cpu" if devices[0].platform == "cpu" else "gpu",
+        device_count=len(devices),
+        device_name=devices[0].device_kind,
+        bfloat16=np.dtype(dtype) == np.dtype(jax.numpy.bfloat16),
+    )
+
+
 def train(spec: TrainSpec, data: TrainData, workdir: Path, reporter: Reporter) -> TrainResult:
     """Trains (or resumes) the job in `workdir`; see the module docstring. The spec was
     validated at submission (job_spec). Raises NonFiniteLoss, Stopped (cancelled; no checkpoint
@@ -110,6 +125,8 @@ def train(spec: TrainSpec, data: TrainData, workdir: Path, reporter: Reporter) -
     )
     platform_name = devices[0].platform
     dtype = model_lib.compute_dtype(hyper.precision, platform_name)
+    meter = _meter(spec, prep, devices, dtype)
+    reporter = mfu.MfuReporter(reporter, meter)
     mesh = make_mesh(devices)
     with entered(mesh):
         model = _build_model(spec, arch, prep.base_dir)
@@ -164,4 +181,5 @@ def train(spec: TrainSpec, data: TrainData, workdir: Path, reporter: Reporter) -
         )
     metrics = results.final_metrics(loop.last_metrics, final_eval, loop.mean_tokens_per_second())
     provenance = {**_provenance(devices, mesh, dtype, model), **prep.provenance(start)}
+    provenance.update(meter.provenance(loop.mean_tokens_per_second()))
     return TrainResult(model_dir, total, metrics, provenance)

@@ -27,7 +27,7 @@ import torch
 
 from tunix_rt.models.torch import model as model_lib
 from tunix_rt.models.torch.model_dir import load_model_dir, write_model_dir
-from tunix_rt.training.backends import preparation, results, resume
+from tunix_rt.training.backends import mfu, preparation, results, resume
 from tunix_rt.training.backends.adamw import make_schedule
 from tunix_rt.training.backends.base import (
     EVALUATING,
@@ -40,6 +40,7 @@ from tunix_rt.training.backends.base import (
 )
 from tunix_rt.training.backends.preparation import Prepared
 from tunix_rt.training.backends.torch import checkpoint, trainer
+from tunix_rt.training.backends.torch import parallel as parallel_lib
 from tunix_rt.training.backends.torch.evaluation import Evaluator
 from tunix_rt.training.backends.torch.generate import Generator, generate
 from tunix_rt.training.backends.torch.parallel import (
@@ -50,7 +51,7 @@ from tunix_rt.training.backends.torch.parallel import (
 )
 from tunix_rt.training.spec import TrainSpec
 
-__all__ = ["Generator", "generate", "load_model_dir", "train"]
+__all__ = ["Generator", "generate", "load_model_dir", "train", "train_rank"]
 
 LIBRARIES = ("torch", "transformers", "peft", "tokenizers", "safetensors", "numpy")
 
@@ -113,6 +114,23 @@ def _provenance(
     }
 
 
+def _meter(
+    spec: TrainSpec, prep: Prepared, parallel: Parallel, autocast: torch.dtype | None
+) -> mfu.FlopsMeter:
+    """The job's FLOPs count and device peak (MFU in its metric stream)."""
+    return mfu.FlopsMeter.of(
+        prep.arch,
+        prep.max_seq_len,
+        spec.lora,
+        kind="gpu" if parallel.device.type == "cuda" else "cpu",
+        device_count=parallel.world,
+        device_name=_device_kind(parallel.device),
+        bfloat16=autocast == torch.bfloat16,
+        # On CPU every rank is a process holding its node's slots (one rank on one host).
+        processes=parallel.world if parallel.device.type == "cpu" else 1,
+    )
+
+
 def train(spec: TrainSpec, data: TrainData, workdir: Path, reporter: Reporter) -> TrainResult:
     """Trains (or resumes) the job in `workdir`; see the module docstring. The spec was
     validated at submission (job_spec). Raises NonFiniteLoss, Stopped (cancelled; no checkpoint
@@ -130,6 +148,26 @@ def train(spec: TrainSpec, data: TrainData, workdir: Path, reporter: Reporter) -
         result = run_data_parallel(world, target, reporter)
     assert result is not None  # rank 0's
     return result
+
+
+def train_rank(
+    spec: TrainSpec, data: TrainData, workdir: Path, reporter: Reporter
+) -> TrainResult | None:
+    """`train` as one rank of a job the Ray executor spread over nodes (its place in the job
+    from the environment, parallel.node_rank); rank 0 reports and returns the result, the others
+    return None. Every rank shares `workdir` (the job's directory on storage every node
+    reaches): rank 0 trains the tokenizer there before the others load it, as
+    run_data_parallel does before it spawns."""
+    rank = parallel_lib.node_rank()
+    assert rank is not None, "train_rank runs only as a rank of a multi-node job"
+    reporter.phase(PREPARING)
+    _cpu_threads()
+    with parallel_lib.joined(*rank) as parallel:
+        if parallel.is_main:
+            arch, base_dir = preparation.architecture(spec)
+            preparation.load_tokenizer(data, workdir, arch, base_dir)
+        parallel.all_sum([0.0])  # a barrier: the tokenizer is saved
+        return _train(spec, data, workdir, parallel, reporter if parallel.is_main else None)
 
 
 def _train(
@@ -150,6 +188,8 @@ def _train(
         checkpoint.restore(workdir, start, module, optimizer)
         reporter.log(f"resumed from the checkpoint of step {start}")
     autocast = model_lib.autocast_dtype(hyper.precision, parallel.device)
+    meter = _meter(spec, prep, parallel, autocast)
+    reporter = mfu.MfuReporter(reporter, meter) if main else reporter
     reporter.log(
         f"{prep.stats.examples} train examples, {hyper.batching} batches of {hyper.batch_size}x"
         f"{prep.max_seq_len}, padding {prep.padding:.1%}, "
@@ -195,6 +235,7 @@ def _train(
     if final_eval:
         reporter.metrics(plan.total_steps, final_eval)
     provenance = _provenance(module, parallel, autocast, prep, start)
+    provenance.update(meter.provenance(loop.mean_tokens_per_second()))
     model_dir = write_model_dir(
         workdir / "model",
         module,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import os
 import signal
 import socket
 from collections.abc import Callable, Iterator
@@ -23,6 +24,8 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+
+from tunix_rt.training import worker_protocol as wp
 
 
 @dataclass(frozen=True)
@@ -79,14 +82,19 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def _group(rank: int, world: int, port: int) -> Iterator[Parallel]:
+def _group(
+    rank: int, world: int, port: int, host: str = "127.0.0.1", local: int | None = None
+) -> Iterator[Parallel]:
+    """Joins the process group at rank 0's `host:port`; `local` is this rank's GPU index on its
+    node (the rank itself when every rank is on one host)."""
+    local = rank if local is None else local
     if torch.cuda.is_available():
-        torch.cuda.set_device(rank)
-        backend, device = "nccl", torch.device("cuda", rank)
-    else:  # gloo on CPU: only the tests run several CPU ranks (to check the sharding math)
+        torch.cuda.set_device(local)
+        backend, device = "nccl", torch.device("cuda", local)
+    else:  # gloo on CPU: the tests' ranks and the Ray executor's multi-node CPU jobs
         backend, device = "gloo", torch.device("cpu")
     dist.init_process_group(
-        backend, init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world
+        backend, init_method=f"tcp://{host}:{port}", rank=rank, world_size=world
     )
     try:
         yield Parallel(rank, world, device)
@@ -123,3 +131,21 @@ def run_data_parallel(world: int, target: Callable[[Parallel, Any], Any], report
             child.join(timeout=60)
             if child.is_alive():
                 child.kill()
+
+
+def node_rank() -> tuple[int, int, str] | None:
+    """(rank, world size, rank 0's host:port) when the executor started this worker as one rank
+    of a job spanning nodes; None for a worker that is the whole job."""
+    world = int(os.environ.get(wp.WORLD_ENV) or 1)
+    if world <= 1:
+        return None
+    return int(os.environ[wp.RANK_ENV]), world, os.environ[wp.RENDEZVOUS_ENV]
+
+
+@contextlib.contextmanager
+def joined(rank: int, world: int, rendezvous: str) -> Iterator[Parallel]:
+    """This worker as rank `rank` of a multi-node job: one process per node (per GPU on GPU
+    nodes, which see only that GPU), so its device is the node's first."""
+    host, _, port = rendezvous.rpartition(":")
+    with _group(rank, world, int(port), host, local=0) as parallel:
+        yield parallel

@@ -154,6 +154,19 @@ export interface Device {
   backends: Backend[];
   /** Output only. Whether the device computes in bfloat16 natively. */
   supportsBfloat16: boolean;
+  /**
+   * Output only. The device's peak dense float32 matmul rate in FLOP/s (for a GPU its TF32
+   * tensor-core rate), the denominator of a job's `mfu` metric; 0 when unknown.
+   */
+  peakFlopsFp32: number;
+  /** Output only. The device's peak dense bfloat16 matmul rate in FLOP/s; 0 when unknown. */
+  peakFlopsBf16: number;
+  /**
+   * Output only. Where the peak figures come from: `datasheet (H100, dense)` for a GPU the
+   * service knows by name, `probe (...)` for a CPU slot (its share of a float32 matmul measured
+   * on the host when the service started); empty when unknown.
+   */
+  peakFlopsSource: string;
 }
 
 /** What a job asks for: a number of devices of one kind, allocated all or nothing (gang). */
@@ -191,6 +204,9 @@ function createBaseDevice(): Device {
     allocateTime: undefined,
     backends: [],
     supportsBfloat16: false,
+    peakFlopsFp32: 0,
+    peakFlopsBf16: 0,
+    peakFlopsSource: "",
   };
 }
 
@@ -235,6 +251,15 @@ export const Device: MessageFns<Device> = {
     }
     if (message.supportsBfloat16 !== false) {
       writer.uint32(88).bool(message.supportsBfloat16);
+    }
+    if (message.peakFlopsFp32 !== 0) {
+      writer.uint32(97).double(message.peakFlopsFp32);
+    }
+    if (message.peakFlopsBf16 !== 0) {
+      writer.uint32(105).double(message.peakFlopsBf16);
+    }
+    if (message.peakFlopsSource !== "") {
+      writer.uint32(114).string(message.peakFlopsSource);
     }
     return writer;
   },
@@ -350,6 +375,30 @@ export const Device: MessageFns<Device> = {
             message.supportsBfloat16 = reader.bool();
             continue;
           }
+          case 12: {
+            if (tag !== 97) {
+              break;
+            }
+
+            message.peakFlopsFp32 = reader.double();
+            continue;
+          }
+          case 13: {
+            if (tag !== 105) {
+              break;
+            }
+
+            message.peakFlopsBf16 = reader.double();
+            continue;
+          }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.peakFlopsSource = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -393,6 +442,21 @@ export const Device: MessageFns<Device> = {
         : isSet(object.supports_bfloat16)
         ? globalThis.Boolean(object.supports_bfloat16)
         : false,
+      peakFlopsFp32: isSet(object.peakFlopsFp32)
+        ? globalThis.Number(object.peakFlopsFp32)
+        : isSet(object.peak_flops_fp32)
+        ? globalThis.Number(object.peak_flops_fp32)
+        : 0,
+      peakFlopsBf16: isSet(object.peakFlopsBf16)
+        ? globalThis.Number(object.peakFlopsBf16)
+        : isSet(object.peak_flops_bf16)
+        ? globalThis.Number(object.peak_flops_bf16)
+        : 0,
+      peakFlopsSource: isSet(object.peakFlopsSource)
+        ? globalThis.String(object.peakFlopsSource)
+        : isSet(object.peak_flops_source)
+        ? globalThis.String(object.peak_flops_source)
+        : "",
     };
   },
 
@@ -431,6 +495,15 @@ export const Device: MessageFns<Device> = {
     if (message.supportsBfloat16 !== false) {
       obj.supportsBfloat16 = message.supportsBfloat16;
     }
+    if (message.peakFlopsFp32 !== 0) {
+      obj.peakFlopsFp32 = floatToJson(message.peakFlopsFp32);
+    }
+    if (message.peakFlopsBf16 !== 0) {
+      obj.peakFlopsBf16 = floatToJson(message.peakFlopsBf16);
+    }
+    if (message.peakFlopsSource !== "") {
+      obj.peakFlopsSource = message.peakFlopsSource;
+    }
     return obj;
   },
 
@@ -452,6 +525,9 @@ export const Device: MessageFns<Device> = {
     message.allocateTime = object.allocateTime ?? undefined;
     message.backends = object.backends?.map((e) => e) || [];
     message.supportsBfloat16 = object.supportsBfloat16 ?? false;
+    message.peakFlopsFp32 = object.peakFlopsFp32 ?? 0;
+    message.peakFlopsBf16 = object.peakFlopsBf16 ?? 0;
+    message.peakFlopsSource = object.peakFlopsSource ?? "";
     return message;
   },
 };
@@ -560,6 +636,10 @@ export const DeviceRequest: MessageFns<DeviceRequest> = {
     return message;
   },
 };
+
+function floatToJson(value: number | null | undefined): number | string | null | undefined {
+  return typeof value === "number" && !globalThis.Number.isFinite(value) ? globalThis.String(value) : value;
+}
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | bigint | undefined;
 

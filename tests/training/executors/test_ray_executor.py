@@ -1,0 +1,178 @@
+"""The training service on a real three-node Ray cluster (conftest.py): devices per node (and in
+`tunix-rt devices`), the never-fits refusal naming the cluster, a data-parallel job across two
+nodes whose losses match the same job on one node, cancelling a multi-node job and a rank dying
+(every rank gone, its placement group released), and a job that loses its node resuming on
+another from the checkpoint store."""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Any
+
+import grpc
+import pytest
+from click.testing import CliRunner
+from google.protobuf import json_format
+
+from tests.training.executors.conftest import NODES, RayStack
+from tests.training.helpers import get, history, losses, submit, tiny_job, wait_for, wait_until
+from tunix_rt.client.cli import main
+from tunix_rt.v1 import device_pb2, run_pb2
+from tunix_rt.v1 import registry_service_pb2 as rpb
+from tunix_rt.v1 import training_service_pb2 as tpb
+
+SUCCEEDED, CANCELLED = run_pb2.RUN_STATE_SUCCEEDED, run_pb2.RUN_STATE_CANCELLED
+ENDED = {SUCCEEDED, CANCELLED, run_pb2.RUN_STATE_FAILED}
+
+
+def torch_job(stack: RayStack, devices: str, **hyper: Any) -> Any:
+    return tiny_job(stack.dataset, "torch", devices=devices, **hyper)
+
+
+def run_config(stack: RayStack, job_id: str) -> dict[str, Any]:
+    run = stack.registry_stub.GetRun(rpb.GetRunRequest(name=f"runs/{job_id}")).run
+    return json_format.MessageToDict(run.config)
+
+
+def test_devices_are_the_cluster_nodes_cpus_each_named_by_its_node(ray_stack: RayStack) -> None:
+    import ray
+
+    listed = ray_stack.training_stub.ListDevices(tpb.ListDevicesRequest()).devices
+    devices = [d for d in listed if d.kind == device_pb2.DEVICE_KIND_CPU]
+    assert [d.id for d in devices] == [f"cpu:{n}" for n in range(NODES)]
+    node_ids = {n["NodeID"] for n in ray.nodes() if n["Alive"]}  # type: ignore[no-untyped-call]
+    hosts = [d.host for d in devices]
+    assert {h.split("/")[1] for h in hosts} == node_ids  # one CPU per node, every node listed
+    assert all(h.startswith("127.0.0.1/") for h in hosts)
+    # `tunix-rt devices` lists them by node.
+    argv = ["--training", ray_stack.training.address, "devices"]
+    listed = CliRunner().invoke(main, argv)
+    assert listed.exit_code == 0, listed.output
+    header, *rows = listed.stdout.splitlines()
+    assert header.split()[:2] == ["ID", "NODE"]
+    short = sorted(h[: len("127.0.0.1/") + 12] for h in hosts)
+    assert sorted(row.split()[1] for row in rows if row.startswith("cpu:")) == short
+
+
+def test_a_job_wider_than_the_cluster_is_refused_at_once_saying_what_it_has(
+    ray_stack: RayStack,
+) -> None:
+    with pytest.raises(grpc.RpcError) as caught:
+        submit(ray_stack.training_stub, torch_job(ray_stack, f"cpu:{NODES + 1}"))
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    message = caught.value.details()
+    assert f"can never run {NODES + 1} cpu" in message
+    assert f"Ray cluster ({NODES} node(s)" in message
+
+
+@pytest.mark.slow
+def test_a_two_node_data_parallel_job_matches_the_same_job_on_one_node(
+    ray_stack: RayStack,
+) -> None:
+    stub = ray_stack.training_stub
+    hyper = {"max_steps": 8, "batch_size": 4, "checkpoint_interval_steps": 0}
+    spread = submit(stub, torch_job(ray_stack, "cpu:2", **hyper), "ray-dp-2")
+    single = submit(stub, torch_job(ray_stack, "cpu:1", **hyper), "ray-dp-1")
+    for job in (spread, single):
+        done = wait_for(stub, job.name, ENDED, timeout=280)
+        assert done.state == SUCCEEDED, done.error.message
+    two = losses(history(ray_stack.registry_stub, "runs/ray-dp-2"))
+    one = losses(history(ray_stack.registry_stub, "runs/ray-dp-1"))
+    assert sorted(two) == sorted(one) == list(range(1, 9))
+    for step in one:  # same global batch: rank r takes rows r::2 of each micro-batch
+        assert abs(two[step] - one[step]) <= 1e-4, (step, two[step], one[step])
+    nodes = run_config(ray_stack, "ray-dp-2")["nodes"]
+    assert len(nodes) == 2 and len({n["node"] for n in nodes}) == 2
+    assert len(run_config(ray_stack, "ray-dp-1")["nodes"]) == 1
+    version = get(stub, spread.name).registered_model_version
+    registered = ray_stack.registry_stub.GetModelVersion(rpb.GetModelVersionRequest(name=version))
+    provenance = json_format.MessageToDict(registered.model_version.provenance)
+    assert provenance["device_count"] == 2
+    assert provenance["devices"]["host"].count("127.0.0.1/") == 2
+
+
+@pytest.mark.slow
+def test_cancelling_a_multi_node_job_ends_every_rank_and_releases_its_placement_group(
+    ray_stack: RayStack,
+) -> None:
+    from ray.util.placement_group import placement_group_table
+
+    stub = ray_stack.training_stub
+    job = submit(stub, torch_job(ray_stack, "cpu:2", max_steps=5000), "ray-cancel")
+    wait_until(lambda: get(stub, job.name).step >= 1, timeout=180, what="training to start")
+    attempt: Any = ray_stack.training.manager.jobs["ray-cancel"].process
+    pids = list(attempt.pids)
+    assert len(pids) == 2
+    stub.CancelTrainingJob(tpb.CancelTrainingJobRequest(name=job.name, reason="test"))
+    assert wait_for(stub, job.name, ENDED, timeout=60).state == CANCELLED
+    for pid in pids:
+        wait_until(lambda pid=pid: not _alive(pid), timeout=30, what=f"rank pid {pid} to end")
+    groups = [g for g in placement_group_table().values() if "ray-cancel" in g["name"]]
+    assert groups and all(g["state"] == "REMOVED" for g in groups)
+    free = stub.ListDevices(tpb.ListDevicesRequest()).devices
+    assert all(d.state == device_pb2.DEVICE_STATE_AVAILABLE for d in free)
+
+
+@pytest.mark.slow
+def test_a_rank_that_dies_fails_the_job_and_takes_every_rank_down(ray_stack: RayStack) -> None:
+    from ray.util.placement_group import placement_group_table
+
+    stub = ray_stack.training_stub
+    job = submit(stub, torch_job(ray_stack, "cpu:2", max_steps=5000), "ray-rank-dies")
+    wait_until(lambda: get(stub, job.name).step >= 1, timeout=180, what="training to start")
+    attempt: Any = ray_stack.training.manager.jobs["ray-rank-dies"].process
+    pids = list(attempt.pids)
+    os.kill(pids[1], signal.SIGKILL)  # rank 1, not the one that reports
+    done = wait_for(stub, job.name, ENDED, timeout=60)
+    assert done.state == run_pb2.RUN_STATE_FAILED
+    assert "SIGKILL" in done.error.message
+    for pid in pids:
+        wait_until(lambda pid=pid: not _alive(pid), timeout=30, what=f"rank pid {pid} to end")
+    groups = [g for g in placement_group_table().values() if "ray-rank-dies" in g["name"]]
+    assert groups and all(g["state"] == "REMOVED" for g in groups)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (ended, not yet reaped by its Ray worker parent) has no command line left.
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            return "zombie" not in status.read()
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.slow
+def test_a_job_that_loses_its_node_is_requeued_and_resumes_on_another_from_its_checkpoint(
+    ray_stack: RayStack,
+) -> None:
+    """Last in this module: it takes a node out of the shared cluster for good."""
+    stub = ray_stack.training_stub
+    hyper = {"max_steps": 16, "batch_size": 4, "checkpoint_interval_steps": 4}
+    straight = submit(stub, torch_job(ray_stack, "cpu:1", **hyper), "ray-straight")
+    assert wait_for(stub, straight.name, ENDED, timeout=200).state == SUCCEEDED
+    job = submit(stub, torch_job(ray_stack, "cpu:1", **hyper), "ray-lost")
+    wait_until(lambda: get(stub, job.name).step >= 6, timeout=180, what="step 6")
+    first_node = run_config(ray_stack, "ray-lost")["nodes"][0]["node"]
+    node_id = first_node.rpartition("/")[2]
+    [node] = [n for n in ray_stack.cluster.worker_nodes if n.node_id == node_id]
+    ray_stack.cluster.remove_node(node)
+    done = wait_for(stub, job.name, ENDED, timeout=240)
+    assert done.state == SUCCEEDED, done.error.message
+    assert done.attempt == 2
+    events = history(ray_stack.registry_stub, "runs/ray-lost")
+    reasons = [e.state_change.reason for e in events if e.WhichOneof("payload") == "state_change"]
+    assert any(r.startswith(f"NODE_LOST: {first_node}") for r in reasons), reasons
+    logs = [e.log.message for e in events if e.WhichOneof("payload") == "log"]
+    # The second attempt's job directory is new: it resumed from the store's copy.
+    assert any(m.startswith("copied the checkpoint of step") for m in logs), logs
+    assert any(m.startswith("resumed from the checkpoint of step") for m in logs), logs
+    second_node = run_config(ray_stack, "ray-lost")["nodes"][0]["node"]
+    assert second_node != first_node
+    final = losses(history(ray_stack.registry_stub, "runs/ray-straight"))
+    resumed = losses(events)
+    assert abs(resumed[16] - final[16]) <= 1e-6, (resumed[16], final[16])

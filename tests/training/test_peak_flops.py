@@ -1,0 +1,67 @@
+"""Device peak FLOP/s (tunix_rt.training.peak_flops): the datasheet table and the CPU probe."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+
+from tunix_rt.training import devices, peak_flops
+
+TERA = 1e12
+
+
+@pytest.mark.parametrize(
+    ("name", "fp32", "bf16"),
+    [
+        ("NVIDIA H100 80GB HBM3", 494.5, 989.5),
+        ("NVIDIA H100 PCIe", 378.0, 756.5),
+        ("NVIDIA H100 NVL", 417.5, 835.5),
+        ("NVIDIA H200", 494.5, 989.5),
+        ("NVIDIA A100-SXM4-40GB", 156.0, 312.0),
+        ("NVIDIA A100 80GB PCIe", 156.0, 312.0),
+        ("NVIDIA L40S", 183.0, 362.05),
+        ("NVIDIA L4", 60.0, 121.0),
+        ("NVIDIA A10G", 62.5, 125.0),
+        ("NVIDIA GeForce RTX 4090", 82.6, 165.2),
+        ("Tesla V100-SXM2-16GB", 15.7, 15.7),
+        ("Tesla T4", 8.1, 8.1),
+    ],
+)
+def test_known_gpus_get_their_dense_datasheet_peak(name: str, fp32: float, bf16: float) -> None:
+    peak = peak_flops.gpu_peak(name)
+    assert peak is not None
+    assert peak.fp32 == pytest.approx(fp32 * TERA)
+    assert peak.bf16 == pytest.approx(bf16 * TERA)
+    assert peak.source.startswith("datasheet")
+    assert peak.for_dtype(bfloat16=True) == peak.bf16
+
+
+def test_an_unknown_gpu_has_no_peak() -> None:
+    assert peak_flops.gpu_peak("Imaginary Accelerator 9000") is None
+
+
+def test_the_cpu_probe_is_taken_once_per_process_and_shared_by_slots() -> None:
+    per_core = peak_flops.cpu_probe()
+    # A 1024² float32 matmul runs at a few GFLOP/s at the very least on any core we serve from.
+    assert per_core > 1e9
+    start = time.perf_counter()
+    assert peak_flops.cpu_probe() == per_core
+    assert time.perf_counter() - start < 0.01  # cached
+    # Slots get the probed core times their cores, and together no more than the host.
+    slots = devices.cpu_slots(2)
+    assert slots[0].peak_flops_fp32 == pytest.approx(per_core * devices.slot_cores(2))
+    assert sum(d.peak_flops_fp32 for d in slots) <= per_core * max(2, os.cpu_count() or 1)
+    assert all(d.peak_flops_source.startswith("probe") for d in slots)
+    assert all(d.peak_flops_bf16 == d.peak_flops_fp32 for d in slots)
+
+
+def test_a_cpu_worker_is_handed_its_slots_peak() -> None:
+    env = devices.worker_environment("cpu", ["cpu:0", "cpu:1"], 1)
+    handed = json.loads(env[peak_flops.ENV])
+    assert handed["count"] == 2
+    slot = peak_flops.cpu_slot_peak(1)
+    assert slot is not None and handed["fp32"] == pytest.approx(slot.fp32)
+    assert peak_flops.ENV not in devices.worker_environment("gpu", ["gpu:0"], 1)
