@@ -6,16 +6,23 @@
 # 1. bootstrap the virtualenv (scripts/bootstrap.sh);
 # 2. start the registry, the inference service and the training service on free loopback ports
 #    with a fresh data directory (DEMO_DIR, default a new temporary directory; kept afterwards);
-# 3. import the shipped dataset datasets/reasoning-train-v1.jsonl (2,000 traces);
-# 4. build a dataset with a seeded 90/10 split and show its stats;
-# 5. export a few rendered SFT examples;
-# 6. train a small model from scratch on CPU (DEMO_PRESET, default llama3-small; DEMO_STEPS
-#    optimizer steps; the backend the service measured faster on CPU) with live metrics, register
-#    it as `reasoning-small@candidate`, and have the training service evaluate it on the held-out
-#    eval split through the inference service (the evaluation is recorded in the registry);
-# 7. generate with it, print the leaderboard and the evaluation's per-category accuracy;
-# 8. export it as a Hugging Face directory and load that with plain transformers;
-# 9. stop the services.
+# 3. generate DEMO_ROWS reasoning traces straight into the registry as dataset `reasoning-gen`
+#    (`tunix-rt datasets generate`: trace format v2, none of the held-out prompts) and show its
+#    stats; import the held-out eval set datasets/reasoning-evalset-v1.jsonl (200 items);
+# 4. export a few rendered SFT examples;
+# 5. train a small model from scratch on CPU (DEMO_PRESET, default llama3-small; DEMO_STEPS
+#    optimizer steps; the backend the service measured faster on CPU) with live metrics and
+#    register it as `reasoning-small@candidate`;
+# 6. evaluate it greedily on the 200 held-out items through the inference service (`tunix-rt
+#    eval`, recorded in the registry) and print the accuracy by category and difficulty;
+# 7. generate with it; export it as a Hugging Face directory and load that with plain
+#    transformers; plot the run's curves;
+# 8. stop the services.
+#
+# DEMO_PROFILE picks the recipe (docs/recipes.md): `default` (16,000 traces, 1,300 steps: about
+# 10 minutes on 2 CPU cores) or `long` (100,000 traces, 9,000 steps: under an hour).
+# While it runs, the web dashboard (`tunix-rt dashboard`, on DEMO_DASHBOARD_PORT, default a free
+# port; 0 for none) shows the same job in a browser: its URL is printed once the services are up.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -37,8 +44,16 @@ export TUNIX_RT_REGISTRY="127.0.0.1:$PORT"
 export TUNIX_RT_TRAINING="127.0.0.1:$TRAINING_PORT"
 export TUNIX_RT_INFERENCE="127.0.0.1:$INFERENCE_PORT"
 export TUNIX_RT_LOG_FORMAT=text
+DEMO_PROFILE="${DEMO_PROFILE:-default}"
+case "$DEMO_PROFILE" in
+    default) PROFILE_ROWS=16000 PROFILE_STEPS=1300 ;;
+    long) PROFILE_ROWS=100000 PROFILE_STEPS=9000 ;;
+    *) echo "DEMO_PROFILE must be default or long, not $DEMO_PROFILE" >&2; exit 2 ;;
+esac
 DEMO_PRESET="${DEMO_PRESET:-llama3-small}"
-DEMO_STEPS="${DEMO_STEPS:-300}"
+DEMO_ROWS="${DEMO_ROWS:-$PROFILE_ROWS}"
+DEMO_STEPS="${DEMO_STEPS:-$PROFILE_STEPS}"
+DEMO_STARTED=$SECONDS
 
 echo "==> starting the registry on $TUNIX_RT_REGISTRY (data: $DEMO_DIR)"
 "$CLI" serve registry --host 127.0.0.1 --port "$PORT" --data-dir "$DEMO_DIR/registry" \
@@ -46,8 +61,9 @@ echo "==> starting the registry on $TUNIX_RT_REGISTRY (data: $DEMO_DIR)"
 SERVER_PID=$!
 TRAINING_PID=""
 INFERENCE_PID=""
+DASHBOARD_PID=""
 cleanup() {
-    for pid in $TRAINING_PID $INFERENCE_PID $SERVER_PID; do
+    for pid in $DASHBOARD_PID $TRAINING_PID $INFERENCE_PID $SERVER_PID; do
         kill -TERM "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
     done
@@ -92,25 +108,33 @@ echo "==> starting the training service on $TUNIX_RT_TRAINING (1 CPU slot)"
 TRAINING_PID=$!
 wait_healthy "$TUNIX_RT_TRAINING" tunix_rt.v1.TrainingService
 
-echo "==> importing datasets/reasoning-train-v1.jsonl"
-"$CLI" traces import datasets/reasoning-train-v1.jsonl --source reasoning-train-v1
+DASHBOARD_PORT="${DEMO_DASHBOARD_PORT:-$(free_port)}"
+if [[ "$DASHBOARD_PORT" != 0 ]]; then
+    "$CLI" dashboard --port "$DASHBOARD_PORT" >"$DEMO_DIR/dashboard.log" 2>&1 &
+    DASHBOARD_PID=$!
+    echo "==> the web dashboard: http://127.0.0.1:$DASHBOARD_PORT (jobs, live curves, models, leaderboard)"
+fi
 
-echo "==> creating dataset 'reasoning-v1' (seeded 90/10 split)"
-"$CLI" datasets create reasoning-v1 --source reasoning-train-v1 --eval-fraction 0.1 --seed 42 \
-    --description "shipped reasoning traces, train v1"
+echo "==> generating $DEMO_ROWS reasoning traces into dataset 'reasoning-gen' (profile $DEMO_PROFILE)"
+"$CLI" datasets generate --rows "$DEMO_ROWS" --seed 7 --name reasoning-gen --eval-fraction 0.01 \
+    --split-seed 42
 
 echo "==> dataset stats"
-"$CLI" datasets show reasoning-v1
+"$CLI" datasets show reasoning-gen
+
+echo "==> importing the held-out eval set (200 items, none of their prompts in reasoning-gen)"
+"$CLI" evalsets import datasets/reasoning-evalset-v1.jsonl --name reasoning-eval-v1 \
+    --description "held-out reasoning items (datasets/reasoning-eval-v1.jsonl)"
 
 echo "==> three SFT examples from the eval split (chat template: chatml)"
-"$CLI" datasets export reasoning-v1 --split eval --format sft --chat-template chatml \
-    -o "$DEMO_DIR/reasoning-v1-eval.sft.jsonl"
-head -n 3 "$DEMO_DIR/reasoning-v1-eval.sft.jsonl"
+"$CLI" datasets export reasoning-gen --split eval --format sft --chat-template chatml \
+    -o "$DEMO_DIR/reasoning-gen-eval.sft.jsonl"
+head -n 3 "$DEMO_DIR/reasoning-gen-eval.sft.jsonl"
 
-echo "==> training $DEMO_PRESET for $DEMO_STEPS steps on cpu:1, then evaluating it (live below)"
-"$CLI" train --dataset reasoning-v1 --model "$DEMO_PRESET" --steps "$DEMO_STEPS" --devices cpu:1 \
-    --lr 3e-3 --batch-size 8 --seq-len 256 --eval-interval 100 --checkpoint-interval 100 \
-    --register-as reasoning-small --alias candidate --job-id demo-train --evaluate --follow
+echo "==> training $DEMO_PRESET for $DEMO_STEPS steps on cpu:1 (live below)"
+"$CLI" train --dataset reasoning-gen --model "$DEMO_PRESET" --steps "$DEMO_STEPS" --devices cpu:1 \
+    --lr 2e-3 --batch-size 8 --seq-len 256 --eval-interval 500 --checkpoint-interval 500 \
+    --register-as reasoning-small --alias candidate --job-id demo-train --follow
 
 echo "==> the job (backend chosen, registered version, its evaluation)"
 "$CLI" jobs show demo-train
@@ -121,14 +145,11 @@ echo "==> the registered model"
 echo "==> generating with it (greedy)"
 "$CLI" generate reasoning-small@candidate "What is 15 + 27?" --max-new-tokens 96
 
-EVALUATION="$("$CLI" jobs show demo-train --json | "$PY" -c 'import json, sys; print(json.load(sys.stdin).get("evaluation", ""))')"
-if [[ -n "$EVALUATION" ]]; then
-    echo "==> its evaluation (metrics overall and by category/difficulty, first items)"
-    "$CLI" evaluations show "$EVALUATION" --items 5
-fi
-
-echo "==> leaderboard of dataset reasoning-v1 (answer accuracy on the held-out eval split)"
-"$CLI" leaderboard --dataset reasoning-v1
+echo "==> evaluating it greedily on the 200 held-out items through the inference service"
+EVALUATION="$("$CLI" eval reasoning-small@candidate --eval-set reasoning-eval-v1 \
+    --max-new-tokens 192 --no-progress --json | "$PY" -c 'import json, sys; print(json.load(sys.stdin)["evaluation"]["name"])')"
+echo "==> the held-out evaluation: answer accuracy overall and by category/difficulty, first items"
+"$CLI" evaluations show "$EVALUATION" --items 5
 
 echo "==> exporting it as a Hugging Face directory and loading that with plain transformers"
 "$CLI" models export reasoning-small@candidate "$DEMO_DIR/hf-export"
@@ -145,4 +166,4 @@ PYEOF
 echo "==> plotting the run's curves to $DEMO_DIR/demo-train.png"
 "$CLI" runs plot demo-train -o "$DEMO_DIR/demo-train.png"
 
-echo "==> done: the services' data is in $DEMO_DIR"
+echo "==> done in $((SECONDS - DEMO_STARTED)) s after the bootstrap: the services' data is in $DEMO_DIR"

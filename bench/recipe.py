@@ -1,0 +1,143 @@
+"""The main job's recipe, one lever at a time: train a from-scratch model on generated traces and
+score it greedily on the 200 held-out items, exactly as the services do it, in one process.
+
+    .venv/bin/python bench/recipe.py --rows 16000 --steps 1200 --lr 2e-3 --tag v2-letters
+    .venv/bin/python bench/recipe.py --trace-format v1 --bpe-letters --tag v1-bpe
+
+The pipeline is the services' own code: `tunix_rt.datagen` (traces, held-out prompts excluded),
+the SFT rendering, `train_tokenizer`, packing, the torch model and loss, AdamW with warmup and
+cosine decay, `Generator` (greedy, KV cache) and `extract_answer`/`answers_match`. What it skips is
+the gRPC around them, so a lever can be measured without starting services; `make demo` is the
+end-to-end check of the chosen recipe. Each run appends a JSON line to --out (docs/recipes.md
+tabulates them). Accuracy on 200 items moves by about ±4 points between seeds: compare levers
+with more than one seed before trusting a gap that small.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tunix_rt import datagen
+from tunix_rt.common.rendering import render_prompt, render_target
+from tunix_rt.models import presets
+from tunix_rt.models.answers import answers_match, extract_answer
+from tunix_rt.models.tokenizer import train_tokenizer
+from tunix_rt.models.torch.model import config_for, create_model
+from tunix_rt.training import packing
+from tunix_rt.training.backends.adamw import BETAS, EPS
+from tunix_rt.training.backends.base import Example
+from tunix_rt.training.backends.torch.generate import Generator
+from tunix_rt.training.backends.torch.loss import to_inputs, token_losses
+
+ROOT = Path(__file__).resolve().parents[1]
+HELD_OUT = ROOT / "datasets" / "reasoning-eval-v1.jsonl"
+
+
+def _args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--rows", type=int, default=16000, help="generated train traces")
+    p.add_argument("--seed", type=int, default=0, help="data and initialisation seed")
+    p.add_argument("--trace-format", default=datagen.DEFAULT_FORMAT, choices=datagen.FORMATS)
+    p.add_argument("--bpe-letters", action="store_true", help="let BPE merge any letters")
+    p.add_argument("--preset", default="llama3-small")
+    p.add_argument("--steps", type=int, default=1200)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--warmup", type=int, default=50)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--seq-len", type=int, default=256)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--max-new-tokens", type=int, default=192)
+    p.add_argument("--tag", default="")
+    p.add_argument("--out", type=Path, default=ROOT / "build" / "recipe-results.jsonl")
+    return p.parse_args()
+
+
+def _examples(a: argparse.Namespace) -> list[Example]:
+    traces = datagen.generate(a.rows, a.seed + 1001, trace_format=a.trace_format)
+    return [
+        Example(
+            "t",
+            render_prompt(t["prompt"]),
+            render_target([s["content"] for s in t["steps"]], t["final_answer"]),
+            t["final_answer"],
+        )
+        for t in traces
+    ]
+
+
+def _schedule(a: argparse.Namespace, step: int) -> float:
+    if step < a.warmup:
+        return float(a.lr * (step + 1) / a.warmup)
+    frac = min(1.0, (step - a.warmup) / max(1, a.steps - a.warmup))
+    return float(a.lr * 0.5 * (1 + math.cos(math.pi * frac)))
+
+
+def _train(a: argparse.Namespace, model: Any, batcher: packing.Batcher) -> float:
+    decay = [p for p in model.parameters() if p.ndim >= 2]
+    other = [p for p in model.parameters() if p.ndim < 2]
+    groups = [{"params": decay, "weight_decay": 0.01}, {"params": other, "weight_decay": 0.0}]
+    optimizer = torch.optim.AdamW(groups, lr=a.lr, betas=BETAS, eps=EPS)
+    model.train()
+    started, tokens = time.perf_counter(), 0
+    for step in range(a.steps):
+        for group in optimizer.param_groups:
+            group["lr"] = _schedule(a, step)
+        batch = batcher.batch(step)
+        total, _ = token_losses(model, to_inputs(batch, torch.device("cpu")))
+        (total / max(1, batch.num_target_tokens)).backward()  # type: ignore[no-untyped-call]
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        tokens += batch.num_tokens
+        if step % 100 == 0 or step == a.steps - 1:
+            loss = float(total.detach()) / max(1, batch.num_target_tokens)
+            seconds = time.perf_counter() - started
+            print(f"step {step + 1}/{a.steps} loss {loss:.4f} {tokens / seconds:,.0f} tok/s")
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    a = _args()
+    torch.set_num_threads(a.threads)
+    print(f"cpu: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads")
+    train = _examples(a)
+    texts = [t for e in train for t in (e.prompt, e.target)]
+    arch = presets.get(a.preset).config
+    tokenizer = train_tokenizer(texts, arch.vocab_size, split_letters=not a.bpe_letters)
+    encoded, _ = packing.encode_examples(train, tokenizer, a.seq_len)
+    batcher = packing.make_batcher(
+        "packed", encoded, a.batch_size, a.seq_len, a.seed, tokenizer.pad_id()
+    )
+    model = create_model(config_for(arch, tokenizer), a.seed)
+    train_s = _train(a, model, batcher)
+    items = [json.loads(line) for line in HELD_OUT.read_text().splitlines() if line.strip()]
+    prompts = [render_prompt(item["prompt"]) for item in items]
+    outputs = Generator(model, tokenizer)(prompts, a.max_new_tokens, 0.0, None, None, 0, 32)
+    by_category: dict[str, list[int]] = defaultdict(list)
+    for item, output in zip(items, outputs, strict=True):
+        correct = answers_match(extract_answer(output), item["final_answer"])
+        by_category[item["meta"]["category"]].append(int(correct))
+    accuracy = sum(sum(v) for v in by_category.values()) / len(items)
+    categories = {k: sum(v) / len(v) for k, v in sorted(by_category.items())}
+    print(
+        f"{a.tag}: held-out accuracy {accuracy:.3f} "
+        + " ".join(f"{k}={v:.2f}" for k, v in categories.items())
+        + f" (training {train_s:.0f} s)"
+    )
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    with a.out.open("a") as out:
+        record = {**{k: str(v) for k, v in vars(a).items()}, "accuracy": accuracy}
+        out.write(json.dumps({**record, "categories": categories, "train_s": train_s}) + "\n")
+
+
+if __name__ == "__main__":
+    main()
