@@ -19,7 +19,7 @@
 #    transformers; plot the run's curves;
 # 8. stop the services.
 #
-# DEMO_PROFILE picks the recipe (docs/recipes.md): `default` (16,000 traces, 1,300 steps: about
+# DEMO_PROFILE picks the recipe (docs/recipes.md): `default` (16,000 traces, 1,200 steps: about
 # 10 minutes on 2 CPU cores) or `long` (100,000 traces, 9,000 steps: under an hour).
 # While it runs, the web dashboard (`tunix-rt dashboard`, on DEMO_DASHBOARD_PORT, default a free
 # port; 0 for none) shows the same job in a browser: its URL is printed once the services are up.
@@ -46,7 +46,7 @@ export TUNIX_RT_INFERENCE="127.0.0.1:$INFERENCE_PORT"
 export TUNIX_RT_LOG_FORMAT=text
 DEMO_PROFILE="${DEMO_PROFILE:-default}"
 case "$DEMO_PROFILE" in
-    default) PROFILE_ROWS=16000 PROFILE_STEPS=1300 ;;
+    default) PROFILE_ROWS=16000 PROFILE_STEPS=1200 ;;
     long) PROFILE_ROWS=100000 PROFILE_STEPS=9000 ;;
     *) echo "DEMO_PROFILE must be default or long, not $DEMO_PROFILE" >&2; exit 2 ;;
 esac
@@ -133,7 +133,7 @@ head -n 3 "$DEMO_DIR/reasoning-gen-eval.sft.jsonl"
 
 echo "==> training $DEMO_PRESET for $DEMO_STEPS steps on cpu:1 (live below)"
 "$CLI" train --dataset reasoning-gen --model "$DEMO_PRESET" --steps "$DEMO_STEPS" --devices cpu:1 \
-    --lr 2e-3 --batch-size 8 --seq-len 256 --eval-interval 500 --checkpoint-interval 500 \
+    --lr 2e-3 --batch-size 8 --seq-len 256 --eval-interval 600 --checkpoint-interval 600 \
     --register-as reasoning-small --alias candidate --job-id demo-train --follow
 
 echo "==> the job (backend chosen, registered version, its evaluation)"
@@ -143,7 +143,8 @@ echo "==> the registered model"
 "$CLI" models show reasoning-small@candidate
 
 echo "==> generating with it (greedy)"
-"$CLI" generate reasoning-small@candidate "What is 15 + 27?" --max-new-tokens 96
+# The first call to the model loads and compiles it (~30-40 s on 2 cores): a longer deadline.
+"$CLI" --timeout 300 generate reasoning-small@candidate "What is 15 + 27?" --max-new-tokens 160
 
 echo "==> evaluating it greedily on the 200 held-out items through the inference service"
 EVALUATION="$("$CLI" eval reasoning-small@candidate --eval-set reasoning-eval-v1 \

@@ -29,7 +29,7 @@ def test_the_services_add_serve_and_up() -> None:
     assert _command("dashboard") is dashboard_cli.dashboard
     serve = _command("serve")
     assert isinstance(serve, click.Group)
-    assert sorted(serve.commands) == ["inference", "registry", "training"]
+    assert sorted(serve.commands) == ["dashboard", "inference", "registry", "training"]
     assert _command("up") is launcher_cli.up
 
 

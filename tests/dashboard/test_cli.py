@@ -38,12 +38,14 @@ def secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[MainJobSe
 
 
 @contextmanager
-def dashboard_command(*global_options: str) -> Iterator[str]:
-    """`tunix-rt GLOBAL_OPTIONS dashboard` in a subprocess; yields its URL once it answers."""
+def dashboard_command(*global_options: str, serve: bool = False) -> Iterator[str]:
+    """`tunix-rt GLOBAL_OPTIONS dashboard` (or `… serve dashboard`) in a subprocess; yields its
+    URL once it answers."""
     port = _free_port()
     command = [sys.executable, "-m", "tunix_rt.client.cli", *global_options]
+    subcommand = ["serve", "dashboard"] if serve else ["dashboard"]
     process = subprocess.Popen(
-        [*command, "dashboard", "--port", str(port)],
+        [*command, *subcommand, "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -71,11 +73,14 @@ def _options(services: MainJobServices, ca: Path, *extra: str) -> list[str]:
     return [*addresses, f"--tls-ca={ca}", *extra]
 
 
+@pytest.mark.parametrize("serve", [False, True], ids=["dashboard", "serve-dashboard"])
 def test_the_token_and_ca_of_the_cli_reach_every_service(
-    secure: tuple[MainJobServices, Path],
+    secure: tuple[MainJobServices, Path], serve: bool
 ) -> None:
+    """`tunix-rt serve dashboard` (beside the services' serve commands) is the same command,
+    with the options given before `serve` carried over."""
     services, ca = secure
-    with dashboard_command(*_options(services, ca, f"--token={TOKEN}")) as url:
+    with dashboard_command(*_options(services, ca, f"--token={TOKEN}"), serve=serve) as url:
         for path in ("/jobs", "/devices", "/runs", "/models", "/datasets", "/sweeps"):
             page = httpx.get(f"{url}{path}", timeout=30)
             assert page.status_code == 200, path

@@ -20,6 +20,8 @@ The CLI imports this module on every run, so it imports only click: each command
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -87,6 +89,25 @@ def global_registry(ctx: click.Context, registry: str | None) -> str | None:
 @click.group()
 def serve() -> None:
     """Run a tunix-rt server in the foreground."""
+
+
+@serve.command(
+    "dashboard",
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    add_help_option=False,
+)
+@click.argument("arguments", nargs=-1, type=click.UNPROCESSED)
+def serve_dashboard(arguments: tuple[str, ...]) -> None:
+    """The web dashboard, beside the services: `tunix-rt dashboard` with the same arguments
+    (`--port 8080`, `--help`). The dashboard is a client and service code imports no client
+    code, so this replaces the process with that command; the root's --registry, --training,
+    --inference, --token and --tls-ca given before `serve` carry over."""
+    # The root's options are exactly what came before `serve` on the command line (some of them
+    # keep their values in the context's meta rather than its params).
+    argv = sys.argv[1:]
+    forwarded = argv[: argv.index("serve")] if "serve" in argv else []
+    command = [sys.executable, "-m", "tunix_rt.client.cli", *forwarded, "dashboard", *arguments]
+    os.execv(sys.executable, command)
 
 
 @serve.command("registry")
