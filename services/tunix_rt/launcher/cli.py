@@ -94,14 +94,15 @@ def serve() -> None:
 @serve.command(
     "dashboard",
     context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
-    add_help_option=False,
 )
 @click.argument("arguments", nargs=-1, type=click.UNPROCESSED)
 def serve_dashboard(arguments: tuple[str, ...]) -> None:
-    """The web dashboard, beside the services: `tunix-rt dashboard` with the same arguments
-    (`--port 8080`, `--help`). The dashboard is a client and service code imports no client
-    code, so this replaces the process with that command; the root's --registry, --training,
-    --inference, --token and --tls-ca given before `serve` carry over."""
+    """The web dashboard beside the services: runs `tunix-rt dashboard ARGUMENTS` (for example
+    `--port 8080 --host 127.0.0.1`; see `tunix-rt dashboard --help`), with the options given
+    before `serve` (--registry, --training, --inference, --token, --tls-ca)."""
+    # The dashboard is a client and service code imports no client code, so this replaces the
+    # process with that command (signals then reach the dashboard itself). `--help` is this
+    # command's own: a help listing must never replace the process that asked for it.
     # The root's options are exactly what came before `serve` on the command line (some of them
     # keep their values in the context's meta rather than its params).
     argv = sys.argv[1:]
