@@ -56,11 +56,12 @@ def make_model_dir(
     from tunix_rt.models import presets
     from tunix_rt.models.jax.model import create_model
     from tunix_rt.models.jax.model_dir import write_model_dir
-    from tunix_rt.models.tokenizer import splits_letters, train_tokenizer
+    from tunix_rt.models.tokenizer import train_tokenizer
 
     arch = presets.get(preset).config
     texts = [json.loads(line)["prompt"] for line in MINI.read_text().splitlines() if line.strip()]
-    tokenizer = train_tokenizer(texts, arch.vocab_size, splits_letters(arch.family))
+    # The GPT-2-style split (split_letters=False): the engine tests count tokens of this tokenizer.
+    tokenizer = train_tokenizer(texts, arch.vocab_size, split_letters=False)
     model = create_model(arch, seed)
     return write_model_dir(
         path, model, arch, tokenizer, chat_template=chat_template, training_step=0
