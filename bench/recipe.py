@@ -21,6 +21,7 @@ import math
 import platform
 import time
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -49,14 +50,23 @@ def _args() -> argparse.Namespace:
     p.add_argument("--trace-format", default=datagen.DEFAULT_FORMAT, choices=datagen.FORMATS)
     p.add_argument("--bpe-letters", action="store_true", help="let BPE merge any letters")
     p.add_argument("--preset", default="llama3-small")
+    p.add_argument(
+        "--arch",
+        action="append",
+        default=[],
+        metavar="FIELD=N",
+        help="override an architecture field of the preset (as a job's architecture_overrides)",
+    )
     p.add_argument("--steps", type=int, default=1200)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--warmup", type=int, default=50)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--seq-len", type=int, default=256)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast in training")
     p.add_argument("--max-new-tokens", type=int, default=192)
     p.add_argument("--tag", default="")
+    p.add_argument("--dump", type=Path, help="write every held-out output here (JSON lines)")
     p.add_argument("--out", type=Path, default=ROOT / "build" / "recipe-results.jsonl")
     return p.parse_args()
 
@@ -92,7 +102,8 @@ def _train(a: argparse.Namespace, model: Any, batcher: packing.Batcher) -> float
         for group in optimizer.param_groups:
             group["lr"] = _schedule(a, step)
         batch = batcher.batch(step)
-        total, _ = token_losses(model, to_inputs(batch, torch.device("cpu")))
+        autocast = torch.bfloat16 if a.bf16 else None
+        total, _ = token_losses(model, to_inputs(batch, torch.device("cpu")), autocast)
         (total / max(1, batch.num_target_tokens)).backward()  # type: ignore[no-untyped-call]
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
@@ -112,6 +123,8 @@ def main() -> None:
     train = _examples(a)
     texts = [t for e in train for t in (e.prompt, e.target)]
     arch = presets.get(a.preset).config
+    overrides = dict(item.split("=", 1) for item in a.arch)
+    arch = replace(arch, **{k: type(getattr(arch, k))(v) for k, v in overrides.items()})
     tokenizer = train_tokenizer(texts, arch.vocab_size, split_letters=not a.bpe_letters)
     encoded, _ = packing.encode_examples(train, tokenizer, a.seq_len)
     batcher = packing.make_batcher(
@@ -123,9 +136,12 @@ def main() -> None:
     prompts = [render_prompt(item["prompt"]) for item in items]
     outputs = Generator(model, tokenizer)(prompts, a.max_new_tokens, 0.0, None, None, 0, 32)
     by_category: dict[str, list[int]] = defaultdict(list)
+    dump = a.dump.open("w") if a.dump else None
     for item, output in zip(items, outputs, strict=True):
         correct = answers_match(extract_answer(output), item["final_answer"])
         by_category[item["meta"]["category"]].append(int(correct))
+        if dump:
+            dump.write(json.dumps({**item["meta"], "output": output, "correct": correct}) + "\n")
     accuracy = sum(sum(v) for v in by_category.values()) / len(items)
     categories = {k: sum(v) / len(v) for k, v in sorted(by_category.items())}
     print(

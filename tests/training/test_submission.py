@@ -200,3 +200,25 @@ def test_presets_are_listed_with_the_backends_that_build_them(stack: Stack) -> N
         tpb.ListArchitecturePresetsRequest(family="qwen3")
     ).presets
     assert [p.name for p in qwen] == ["qwen3-tiny"]
+
+
+@pytest.mark.parametrize(
+    ("backend", "precision", "resolved"),
+    [
+        ("torch", backend_pb2.PRECISION_UNSPECIFIED, backend_pb2.PRECISION_FLOAT32),
+        ("torch", backend_pb2.PRECISION_MIXED_BFLOAT16, backend_pb2.PRECISION_MIXED_BFLOAT16),
+        ("torch", backend_pb2.PRECISION_BFLOAT16, backend_pb2.PRECISION_MIXED_BFLOAT16),
+        ("jax", backend_pb2.PRECISION_BFLOAT16, backend_pb2.PRECISION_BFLOAT16),
+        ("jax", backend_pb2.PRECISION_FLOAT32, backend_pb2.PRECISION_FLOAT32),
+    ],
+)
+def test_the_resolved_precision_is_what_the_backend_runs_on_cpu(
+    stack: Stack,
+    backend: str,
+    precision: backend_pb2.Precision,
+    resolved: backend_pb2.Precision,
+) -> None:
+    job = tiny_job(stack.dataset, backend=backend, precision=precision)
+    request = tpb.CreateTrainingJobRequest(training_job=job, validate_only=True)
+    shown = stack.training_stub.CreateTrainingJob(request).training_job
+    assert shown.resolved_precision == resolved

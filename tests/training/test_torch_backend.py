@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from tests.training.test_jax_backend import ROOT, CollectingReporter, _example
 from tests.training.test_jax_backend import make_spec as jax_spec
@@ -251,3 +252,22 @@ def test_two_data_parallel_ranks_follow_the_single_process_curve(
     for step, loss in single.losses().items():
         assert ranks.losses()[step] == pytest.approx(loss, rel=1e-4), step
     assert [c[0] for c in ranks.of("checkpoint")] == [4, 6]
+
+
+def test_mixed_precision_on_cpu_autocasts_and_stays_close(data: TrainData, tmp_path: Path) -> None:
+    """An explicit mixed_bfloat16 job on CPU computes in bfloat16 (what makes it ~1.4x faster on
+    CPUs with AVX-512 BF16), keeps float32 weights, and tracks the float32 loss closely; `auto`
+    on CPU stays float32."""
+    assert model_lib.autocast_dtype("auto", torch.device("cpu")) is None
+    assert model_lib.autocast_dtype("float32", torch.device("cpu")) is None
+    assert model_lib.autocast_dtype("bfloat16", torch.device("cpu")) == torch.bfloat16
+    common: dict[str, Any] = dict(eval_interval_steps=0, checkpoint_interval_steps=0)
+    f32, bf16 = CollectingReporter(), CollectingReporter()
+    torch_backend.train(make_spec(2, hyper=common), data, tmp_path / "f32", f32)
+    spec = make_spec(2, hyper={**common, "precision": "mixed_bfloat16"})
+    result = torch_backend.train(spec, data, tmp_path / "bf16", bf16)
+    assert result.provenance["compute_dtype"] == "bfloat16"
+    assert bf16.losses()[1] == pytest.approx(f32.losses()[1], rel=0.02)
+    assert bf16.losses()[1] != f32.losses()[1]
+    weights = load_file(result.model_dir / "model.safetensors")
+    assert {t.dtype for t in weights.values()} == {torch.float32}

@@ -158,6 +158,7 @@ class TrainingClient(SweepMethods, ServiceClient[TrainingServiceStub]):
         labels: dict[str, str] | None = None,
         backend: str | None = None,
         evaluate: bool = False,
+        precision: str | None = None,
     ) -> training_job_pb2.TrainingJob:
         """Queues a job built by build_training_job. `model` is a ModelSource or the CLI's model
         argument (a preset, `name@alias`, `name/version` or an absolute checkpoint directory)."""
@@ -183,6 +184,7 @@ class TrainingClient(SweepMethods, ServiceClient[TrainingServiceStub]):
             labels=labels,
             backend=backend,
             evaluate=evaluate,
+            precision=precision,
         )
         return self.submit_job(
             job, job_id=job_id, request_id=request_id, validate_only=validate_only

@@ -132,12 +132,14 @@ def build_training_job(
     labels: dict[str, str] | None = None,
     backend: str | None = None,
     evaluate: bool = False,
+    precision: str | None = None,
 ) -> training_job_pb2.TrainingJob:
     """A TrainingJob from plain values; every None is left unset so the service's default applies.
 
     `lora_rank` trains a LoRA adapter of that rank (full fine-tuning when None); `register_as`
     names the model the result is registered under (default: the job's id); `backend` "jax" or
     "torch" pins the backend (None: the service picks the faster one for the devices);
+    `precision` is "auto", "float32", "mixed_bfloat16" or "bfloat16";
     `evaluate` asks the training service to evaluate the registered version on the dataset's
     eval split through the inference service when the job succeeds."""
     if max_steps is not None and num_epochs is not None:
@@ -171,6 +173,8 @@ def build_training_job(
     )
     if backend is not None:
         job.backend = f"BACKEND_{backend.upper()}"  # type: ignore[assignment]
+    if precision is not None:
+        job.hyperparameters.precision = f"PRECISION_{precision.upper()}"  # type: ignore[assignment]
     if evaluate:
         job.completion_evaluation.SetInParent()
     return job

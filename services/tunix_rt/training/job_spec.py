@@ -34,7 +34,7 @@ _SCHEDULE_ENUM: dict[str, training_job_pb2.LearningRateSchedule] = {
     "constant": training_job_pb2.LEARNING_RATE_SCHEDULE_CONSTANT,
     "linear": training_job_pb2.LEARNING_RATE_SCHEDULE_LINEAR,
 }
-_PRECISION_ENUM: dict[str, backend_pb2.Precision] = {
+PRECISION_ENUM: dict[str, backend_pb2.Precision] = {
     "auto": backend_pb2.PRECISION_UNSPECIFIED,
     "float32": backend_pb2.PRECISION_FLOAT32,
     "mixed_bfloat16": backend_pb2.PRECISION_MIXED_BFLOAT16,
@@ -59,7 +59,7 @@ _SCHEDULES = {
     training_job_pb2.LEARNING_RATE_SCHEDULE_UNSPECIFIED: "cosine",
     **{value: name for name, value in _SCHEDULE_ENUM.items()},
 }
-_PRECISIONS = {value: name for name, value in _PRECISION_ENUM.items()}
+_PRECISIONS = {value: name for name, value in PRECISION_ENUM.items()}
 _BATCHING = {
     training_job_pb2.BATCHING_STRATEGY_UNSPECIFIED: "packed",
     **{value: name for name, value in _BATCHING_ENUM.items()},
@@ -424,7 +424,7 @@ def job_from_spec(spec: TrainSpec) -> training_job_pb2.TrainingJob:
     hp.eval_max_examples = h.eval_max_examples
     hp.eval_max_new_tokens = h.eval_max_new_tokens
     hp.chat_template = h.chat_template
-    hp.precision = _PRECISION_ENUM[h.precision]
+    hp.precision = PRECISION_ENUM[h.precision]
     hp.batching = _BATCHING_ENUM[h.batching]
     if spec.lora is not None:
         job.lora.rank = spec.lora.rank

@@ -34,17 +34,24 @@ def training_job(
     job.name = f"trainingJobs/{spec.job_id}"
     job.run = f"runs/{spec.job_id}"
     job.resolved_backend = job_spec.BACKEND_ENUM[spec.backend]
-    job.resolved_precision = (
-        backend_pb2.PRECISION_FLOAT32
-        if spec.device_kind == "cpu"
-        else backend_pb2.PRECISION_MIXED_BFLOAT16
-    )
+    job.resolved_precision = _resolved_precision(spec)
     if run is None:
         return job
     _add_run(job, run)
     if live is not None:
         _add_live(job, run.state, live, queue_position)
     return job
+
+
+def _resolved_precision(spec: TrainSpec) -> backend_pb2.Precision:
+    """What the backends do with the requested precision: `auto` is float32 on CPUs and mixed
+    bfloat16 elsewhere; torch has no pure-bfloat16 training, so its `bfloat16` is mixed."""
+    precision = spec.hyper.precision
+    if precision == "auto":
+        precision = "float32" if spec.device_kind == "cpu" else "mixed_bfloat16"
+    if precision == "bfloat16" and spec.backend == "torch":
+        precision = "mixed_bfloat16"
+    return job_spec.PRECISION_ENUM[precision]
 
 
 def _add_run(job: training_job_pb2.TrainingJob, run: run_pb2.Run) -> None:

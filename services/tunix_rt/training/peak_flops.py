@@ -2,8 +2,10 @@
 
 GPUs: the vendor's dense (not 2:4-sparse) tensor-core figure by model name, from the table below.
 CPUs: measured, because the CPU model behind a host changes and no table covers it: float32
-2048 * 2048 matmuls in numpy (BLAS, all the process's threads) for about 0.3 s, the best of
-several, once per process (`cpu_probe` is cached). The training service takes the probe at start
+1024² matmuls in numpy on one BLAS thread for about 0.3 s, the best of several, once per process
+(`cpu_probe` is cached); on a CPU with native bfloat16 (AVX-512 BF16 or AMX) the same in torch's
+bfloat16 when torch is installed (2.3x float32 on a Zen 4 core), else bfloat16's peak is
+float32's. The training service takes the probe at start
 (devices.inventory) and hands each job its devices' peaks; a worker that got none measures or
 looks up its own (`for_job`). Plain Python and numpy: no ML framework in the service process.
 """
@@ -99,12 +101,36 @@ while time.perf_counter() < deadline:
     best = min(best, time.perf_counter() - start)
 print(2.0 * size**3 / best)
 """
+# The bfloat16 probe: torch's oneDNN matmul, only where the CPU has bfloat16 instructions
+# (elsewhere torch emulates it, slower than float32, and nobody should pick it); prints 0 when
+# there is nothing to measure.
+_PROBE_BF16 = """
+import importlib.util, sys, time
+seconds, size = float(sys.argv[1]), int(sys.argv[2])
+flags = open("/proc/cpuinfo").read() if sys.platform == "linux" else ""
+if not importlib.util.find_spec("torch") or not ({"avx512_bf16", "amx_bf16"} & set(flags.split())):
+    print(0.0)
+    raise SystemExit
+import torch
+torch.set_num_threads(1)
+gen = torch.Generator().manual_seed(0)
+a = torch.randn(size, size, generator=gen).to(torch.bfloat16)
+b = torch.randn(size, size, generator=gen).to(torch.bfloat16)
+a @ b
+best, deadline = float("inf"), time.perf_counter() + seconds
+while time.perf_counter() < deadline:
+    start = time.perf_counter()
+    a @ b
+    best = min(best, time.perf_counter() - start)
+print(2.0 * size**3 / best)
+"""
 _ONE_THREAD = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
 
 
 @functools.cache
-def cpu_probe(seconds: float = 0.3, size: int = 1024) -> float:
-    """One core's float32 matmul FLOP/s: the best of repeated `size`² matmuls over about
+def cpu_probe(seconds: float = 0.3, size: int = 1024, bfloat16: bool = False) -> float:
+    """One core's float32 (or, with `bfloat16`, native bfloat16: 0 where the CPU or the
+    environment has none) matmul FLOP/s: the best of repeated `size`² matmuls over about
     `seconds` on one BLAS thread (after a warm-up); 0 when the probe fails. Cached per process.
 
     One thread, then times the cores, rather than every thread at once: on a shared host a
@@ -116,7 +142,7 @@ def cpu_probe(seconds: float = 0.3, size: int = 1024) -> float:
     """
     try:
         out = subprocess.run(
-            [sys.executable, "-c", _PROBE, str(seconds), str(size)],
+            [sys.executable, "-c", _PROBE_BF16 if bfloat16 else _PROBE, str(seconds), str(size)],
             env={**os.environ, **_ONE_THREAD},
             capture_output=True,
             text=True,
@@ -130,14 +156,19 @@ def cpu_probe(seconds: float = 0.3, size: int = 1024) -> float:
 
 def cpu_slot_peak(cores_per_slot: int) -> Peak | None:
     """One CPU slot's peak: the probed core's times the slot's cores; None when the probe
-    failed. bfloat16 is not probed: the frameworks' CPU paths we train with have no faster
-    bfloat16 matmul on the CPUs we run on (docs/benchmarks.md, MFU), so its peak is float32's."""
+    failed. bfloat16's is probed only on CPUs with bfloat16 instructions (a job that asks for
+    mixed_bfloat16 there computes in it); elsewhere it is float32's."""
     per_core = cpu_probe()
     if per_core <= 0:
         return None
     cores = min(os.cpu_count() or 1, cores_per_slot)
-    per_slot = per_core * cores
-    return Peak(per_slot, per_slot, f"probe (numpy float32 1024² matmul on 1 core, x{cores})")
+    bf16_core = cpu_probe(bfloat16=True)
+    source = "probe (numpy float32 1024² matmul on 1 core"
+    if bf16_core > 0:
+        source += ", torch bfloat16 likewise"
+    else:
+        bf16_core = per_core
+    return Peak(per_core * cores, bf16_core * cores, f"{source}, x{cores})")
 
 
 def environment(peak: Peak | None, count: int) -> dict[str, str]:

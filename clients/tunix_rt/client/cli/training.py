@@ -157,6 +157,12 @@ def choose_default_model(client: TrainingClient) -> ModelSource:
     help="The training backend. [default: the faster one measured for the devices]",
 )
 @click.option(
+    "--precision",
+    type=click.Choice(["auto", "float32", "mixed_bfloat16", "bfloat16"]),
+    help="Numeric precision. auto: bfloat16 compute on GPUs and TPUs, float32 on CPUs; "
+    "mixed_bfloat16 on a CPU with AVX-512 BF16 or AMX trains ~1.4x faster. [default: auto]",
+)
+@click.option(
     "--evaluate",
     is_flag=True,
     help="Evaluate the registered version on the eval split when the job succeeds "
@@ -194,6 +200,7 @@ def train(
     job_id: str | None,
     display_name: str,
     backend: str | None,
+    precision: str | None,
     evaluate: bool,
     validate_only: bool,
     follow: bool,
@@ -240,6 +247,7 @@ def train(
             display_name=display_name,
             backend=backend,
             evaluate=evaluate,
+            precision=precision,
         )
     except grpc.RpcError as error:
         if source.kind == "base_model_version" and error.code() == grpc.StatusCode.NOT_FOUND:
