@@ -8,6 +8,8 @@ and a mistyped preset."""
 # ruff: noqa: F811
 from __future__ import annotations
 
+import json
+
 from click.testing import CliRunner, Result
 
 from tests.training.conftest import (
@@ -93,3 +95,29 @@ def test_a_mistyped_preset_names_the_preset_it_resembles(stack: Stack) -> None:
     typo = cli(stack, "train", "--dataset", stack.dataset, "--model", "llama3-tin")
     assert typo.exit_code == 1
     assert "not a preset (did you mean llama3-tiny?) nor a registered model" in typo.stderr
+
+
+def test_precision_and_architecture_overrides_reach_the_job(stack: Stack) -> None:
+    argv = ["train", "--dataset", stack.dataset, "--model", "llama3-tiny", "--backend", "torch"]
+    shown = cli(
+        stack,
+        *argv,
+        "--precision",
+        "mixed_bfloat16",
+        "--arch",
+        "num_layers=3",
+        "--arch",
+        "rope_theta=10000",
+        "--validate-only",
+    )
+    assert shown.exit_code == 0, shown.output
+    job = json.loads(shown.stdout)
+    assert job["hyperparameters"]["precision"] == "PRECISION_MIXED_BFLOAT16"
+    assert job["resolved_precision"] == "PRECISION_MIXED_BFLOAT16"
+    assert job["architecture_overrides"] == {"num_layers": 3, "rope_theta": 10000}
+    # The CLI refuses what is not FIELD=NUMBER; the service names a field that does not exist.
+    bad = cli(stack, *argv, "--arch", "num_layers", "--validate-only")
+    assert bad.exit_code == 2 and "is not FIELD=NUMBER" in bad.stderr
+    unknown = cli(stack, *argv, "--arch", "depth=3", "--validate-only")
+    assert unknown.exit_code == 1
+    assert "architecture_overrides.depth" in unknown.stderr

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import grpc
@@ -159,6 +159,7 @@ class TrainingClient(SweepMethods, ServiceClient[TrainingServiceStub]):
         backend: str | None = None,
         evaluate: bool = False,
         precision: str | None = None,
+        architecture_overrides: Mapping[str, float] | None = None,
     ) -> training_job_pb2.TrainingJob:
         """Queues a job built by build_training_job. `model` is a ModelSource or the CLI's model
         argument (a preset, `name@alias`, `name/version` or an absolute checkpoint directory)."""
@@ -185,6 +186,7 @@ class TrainingClient(SweepMethods, ServiceClient[TrainingServiceStub]):
             backend=backend,
             evaluate=evaluate,
             precision=precision,
+            architecture_overrides=architecture_overrides,
         )
         return self.submit_job(
             job, job_id=job_id, request_id=request_id, validate_only=validate_only

@@ -8,7 +8,7 @@ value could be one (`TrainingClient.model_source`).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -133,13 +133,15 @@ def build_training_job(
     backend: str | None = None,
     evaluate: bool = False,
     precision: str | None = None,
+    architecture_overrides: Mapping[str, float] | None = None,
 ) -> training_job_pb2.TrainingJob:
     """A TrainingJob from plain values; every None is left unset so the service's default applies.
 
     `lora_rank` trains a LoRA adapter of that rank (full fine-tuning when None); `register_as`
     names the model the result is registered under (default: the job's id); `backend` "jax" or
     "torch" pins the backend (None: the service picks the faster one for the devices);
-    `precision` is "auto", "float32", "mixed_bfloat16" or "bfloat16";
+    `precision` is "auto", "float32", "mixed_bfloat16" or "bfloat16"; `architecture_overrides`
+    changes fields of a preset's architecture (`{"num_layers": 6, "rope_theta": 10000}`);
     `evaluate` asks the training service to evaluate the registered version on the dataset's
     eval split through the inference service when the job succeeds."""
     if max_steps is not None and num_epochs is not None:
@@ -173,6 +175,8 @@ def build_training_job(
     )
     if backend is not None:
         job.backend = f"BACKEND_{backend.upper()}"  # type: ignore[assignment]
+    if architecture_overrides:
+        job.architecture_overrides.update(dict(architecture_overrides))
     if precision is not None:
         job.hyperparameters.precision = f"PRECISION_{precision.upper()}"  # type: ignore[assignment]
     if evaluate:

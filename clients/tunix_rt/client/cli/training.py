@@ -110,6 +110,22 @@ def choose_default_model(client: TrainingClient) -> ModelSource:
     return ModelSource("preset", smallest.name)
 
 
+def _architecture_overrides(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> dict[str, float]:
+    """`FIELD=NUMBER` pairs as a dict; the service checks the fields and their ranges."""
+    overrides: dict[str, float] = {}
+    for value in values:
+        field, sep, number = value.partition("=")
+        try:
+            overrides[field.strip()] = float(number)
+        except ValueError:
+            sep = ""
+        if not sep or not field.strip():
+            raise click.BadParameter(f"{value!r} is not FIELD=NUMBER", ctx, param)
+    return overrides
+
+
 @click.command("train")
 @click.option("--dataset", required=True, help="The dataset to train on (its train split).")
 @click.option(
@@ -157,6 +173,15 @@ def choose_default_model(client: TrainingClient) -> ModelSource:
     help="The training backend. [default: the faster one measured for the devices]",
 )
 @click.option(
+    "--arch",
+    "arch",
+    multiple=True,
+    callback=_architecture_overrides,
+    metavar="FIELD=VALUE",
+    help="Change a field of the preset's architecture, e.g. --arch num_layers=6 --arch "
+    "rope_theta=10000 (fields: `tunix-rt presets --json`); repeatable.",
+)
+@click.option(
     "--precision",
     type=click.Choice(["auto", "float32", "mixed_bfloat16", "bfloat16"]),
     help="Numeric precision. auto: bfloat16 compute on GPUs and TPUs, float32 on CPUs; "
@@ -200,6 +225,7 @@ def train(
     job_id: str | None,
     display_name: str,
     backend: str | None,
+    arch: dict[str, float],
     precision: str | None,
     evaluate: bool,
     validate_only: bool,
@@ -248,6 +274,7 @@ def train(
             backend=backend,
             evaluate=evaluate,
             precision=precision,
+            architecture_overrides=arch,
         )
     except grpc.RpcError as error:
         if source.kind == "base_model_version" and error.code() == grpc.StatusCode.NOT_FOUND:
