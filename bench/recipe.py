@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import platform
 import time
 from collections import defaultdict
@@ -34,10 +33,12 @@ from tunix_rt.models.answers import answers_match, extract_answer
 from tunix_rt.models.tokenizer import train_tokenizer
 from tunix_rt.models.torch.model import config_for, create_model
 from tunix_rt.training import packing
-from tunix_rt.training.backends.adamw import BETAS, EPS
+from tunix_rt.training.backends.adamw import make_schedule
 from tunix_rt.training.backends.base import Example
 from tunix_rt.training.backends.torch.generate import Generator
 from tunix_rt.training.backends.torch.loss import to_inputs, token_losses
+from tunix_rt.training.backends.torch.trainer import make_optimizer
+from tunix_rt.training.spec import Hyperparameters
 
 ROOT = Path(__file__).resolve().parents[1]
 HELD_OUT = ROOT / "datasets" / "reasoning-eval-v1.jsonl"
@@ -59,7 +60,7 @@ def _args() -> argparse.Namespace:
     )
     p.add_argument("--steps", type=int, default=1200)
     p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--warmup", type=int, default=50)
+    p.add_argument("--warmup", type=int, help="warmup steps [default: 5 %% of --steps]")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--seq-len", type=int, default=256)
     p.add_argument("--threads", type=int, default=2)
@@ -84,23 +85,18 @@ def _examples(a: argparse.Namespace) -> list[Example]:
     ]
 
 
-def _schedule(a: argparse.Namespace, step: int) -> float:
-    if step < a.warmup:
-        return float(a.lr * (step + 1) / a.warmup)
-    frac = min(1.0, (step - a.warmup) / max(1, a.steps - a.warmup))
-    return float(a.lr * 0.5 * (1 + math.cos(math.pi * frac)))
-
-
 def _train(a: argparse.Namespace, model: Any, batcher: packing.Batcher) -> float:
-    decay = [p for p in model.parameters() if p.ndim >= 2]
-    other = [p for p in model.parameters() if p.ndim < 2]
-    groups = [{"params": decay, "weight_decay": 0.01}, {"params": other, "weight_decay": 0.0}]
-    optimizer = torch.optim.AdamW(groups, lr=a.lr, betas=BETAS, eps=EPS)
+    # The services' optimizer and schedule: AdamW with decay on matrices only, 5 % warmup (as a
+    # job's default) and cosine decay to 10 % of the peak.
+    hyper = Hyperparameters(learning_rate=a.lr, max_steps=a.steps, batch_size=a.batch_size)
+    warmup = a.warmup if a.warmup is not None else max(0, a.steps // 20)
+    schedule = make_schedule(hyper, a.steps, warmup)
+    optimizer = make_optimizer(model, hyper)
     model.train()
     started, tokens = time.perf_counter(), 0
     for step in range(a.steps):
         for group in optimizer.param_groups:
-            group["lr"] = _schedule(a, step)
+            group["lr"] = float(schedule(step))
         batch = batcher.batch(step)
         autocast = torch.bfloat16 if a.bf16 else None
         total, _ = token_losses(model, to_inputs(batch, torch.device("cpu")), autocast)

@@ -135,7 +135,7 @@ EOF
 run_pytest() {
     local junit_dir rc=0 ran
     junit_dir="$(mktemp -d)"
-    local args=(--cov --cov-branch --cov-report=term "--cov-fail-under=$COV_MIN"
+    local args=(--cov --cov-branch --cov-report=term "--cov-fail-under=$COV_MIN" --durations=15
         "--junitxml=$junit_dir/junit.xml")
     [[ -n "$PYTEST_MARKERS" ]] && args+=(-m "$PYTEST_MARKERS")
     "$VENV/bin/pytest" "${args[@]}" "$@" || rc=$?

@@ -19,8 +19,8 @@
 #    transformers; plot the run's curves;
 # 8. stop the services.
 #
-# DEMO_PROFILE picks the recipe (docs/recipes.md): `default` (16,000 traces, 1,200 steps: about
-# 10 minutes on 2 CPU cores) or `long` (100,000 traces, 9,000 steps: under an hour).
+# DEMO_PROFILE picks the recipe (docs/recipes.md): `default` (16,000 traces, 1,600 steps: about
+# 10 minutes on 2 CPU cores) or `long` (100,000 traces, 10,000 steps: under an hour).
 # While it runs, the web dashboard (`tunix-rt dashboard`, on DEMO_DASHBOARD_PORT, default a free
 # port; 0 for none) shows the same job in a browser: its URL is printed once the services are up.
 set -euo pipefail
@@ -46,8 +46,8 @@ export TUNIX_RT_INFERENCE="127.0.0.1:$INFERENCE_PORT"
 export TUNIX_RT_LOG_FORMAT=text
 DEMO_PROFILE="${DEMO_PROFILE:-default}"
 case "$DEMO_PROFILE" in
-    default) PROFILE_ROWS=16000 PROFILE_STEPS=1200 ;;
-    long) PROFILE_ROWS=100000 PROFILE_STEPS=9000 ;;
+    default) PROFILE_ROWS=16000 PROFILE_STEPS=1600 ;;
+    long) PROFILE_ROWS=100000 PROFILE_STEPS=10000 ;;
     *) echo "DEMO_PROFILE must be default or long, not $DEMO_PROFILE" >&2; exit 2 ;;
 esac
 DEMO_PRESET="${DEMO_PRESET:-llama3-small}"

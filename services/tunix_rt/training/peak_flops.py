@@ -85,37 +85,28 @@ def gpu_peak(name: str) -> Peak | None:
     return None
 
 
-# The probe, run in a child Python with one BLAS thread (argv: seconds, size; prints FLOP/s).
+# The probe, run in a child Python with one BLAS thread (argv: seconds, size, dtype; prints
+# FLOP/s). float32 in numpy; bfloat16 in torch's oneDNN matmul, only where the CPU has bfloat16
+# instructions (elsewhere torch emulates it, slower than float32, and nobody should pick it):
+# it prints 0 when there is nothing to measure.
 _PROBE = """
-import sys, time
-import numpy as np
-seconds, size = float(sys.argv[1]), int(sys.argv[2])
-rng = np.random.default_rng(0)
-a = rng.standard_normal((size, size), dtype=np.float32)
-b = rng.standard_normal((size, size), dtype=np.float32)
-a @ b
-best, deadline = float("inf"), time.perf_counter() + seconds
-while time.perf_counter() < deadline:
-    start = time.perf_counter()
-    a @ b
-    best = min(best, time.perf_counter() - start)
-print(2.0 * size**3 / best)
-"""
-# The bfloat16 probe: torch's oneDNN matmul, only where the CPU has bfloat16 instructions
-# (elsewhere torch emulates it, slower than float32, and nobody should pick it); prints 0 when
-# there is nothing to measure.
-_PROBE_BF16 = """
 import importlib.util, sys, time
-seconds, size = float(sys.argv[1]), int(sys.argv[2])
-flags = open("/proc/cpuinfo").read() if sys.platform == "linux" else ""
-if not importlib.util.find_spec("torch") or not ({"avx512_bf16", "amx_bf16"} & set(flags.split())):
-    print(0.0)
-    raise SystemExit
-import torch
-torch.set_num_threads(1)
-gen = torch.Generator().manual_seed(0)
-a = torch.randn(size, size, generator=gen).to(torch.bfloat16)
-b = torch.randn(size, size, generator=gen).to(torch.bfloat16)
+seconds, size, dtype = float(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+if dtype == "float32":
+    import numpy as np
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((size, size), dtype=np.float32)
+    b = rng.standard_normal((size, size), dtype=np.float32)
+else:
+    flags = open("/proc/cpuinfo").read().split() if sys.platform == "linux" else []
+    if not importlib.util.find_spec("torch") or not {"avx512_bf16", "amx_bf16"} & set(flags):
+        print(0.0)
+        raise SystemExit
+    import torch
+    torch.set_num_threads(1)
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(size, size, generator=gen).to(torch.bfloat16)
+    b = torch.randn(size, size, generator=gen).to(torch.bfloat16)
 a @ b
 best, deadline = float("inf"), time.perf_counter() + seconds
 while time.perf_counter() < deadline:
@@ -140,9 +131,10 @@ def cpu_probe(seconds: float = 0.3, size: int = 1024, bfloat16: bool = False) ->
     matmuls catches a quiet moment; 1024² already runs at BLAS's full rate on one core. A child
     process because BLAS fixes its thread count when it loads, and this one may have loaded it.
     """
+    dtype = "bfloat16" if bfloat16 else "float32"
     try:
         out = subprocess.run(
-            [sys.executable, "-c", _PROBE_BF16 if bfloat16 else _PROBE, str(seconds), str(size)],
+            [sys.executable, "-c", _PROBE, str(seconds), str(size), dtype],
             env={**os.environ, **_ONE_THREAD},
             capture_output=True,
             text=True,
