@@ -126,6 +126,18 @@ def _architecture_overrides(
     return overrides
 
 
+def _model_source(client: TrainingClient, model: str | None) -> ModelSource:
+    """Where `--model` says training starts; without it, the default preset (said on stderr)."""
+    if model is None:
+        source = choose_default_model(client)
+        click.echo(f"model: preset {source.value}", err=True)
+        return source
+    try:
+        return client.model_source(model)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="'--model'") from None
+
+
 @click.command("train")
 @click.option("--dataset", required=True, help="The dataset to train on (its train split).")
 @click.option(
@@ -242,14 +254,7 @@ def train(
     if validate_only and follow:
         raise click.UsageError("--validate-only creates no job to --follow")
     client = training_client(state)
-    if model is None:
-        source = choose_default_model(client)
-        click.echo(f"model: preset {source.value}", err=True)
-    else:
-        try:
-            source = client.model_source(model)
-        except ValueError as error:
-            raise click.BadParameter(str(error), param_hint="'--model'") from None
+    source = _model_source(client, model)
     try:
         job = client.create_job(
             dataset,
