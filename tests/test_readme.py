@@ -169,7 +169,8 @@ def test_the_walkthrough_runs_as_written(
     out, err = result.stdout, result.stderr
     # What the walkthrough's comments promise.
     assert "arith-2: cancelled" in out
-    assert "arith-2: queued" in out and "resuming from" in out
+    # The resumed job is queued, or already running when a device was free before the reply.
+    assert re.search(r"arith-2: (queued|running)[^\n]*, resuming from", out), out[-4000:]
     assert "eval answer accuracy (in-training, up to 64 examples)" in out
     assert "models/my-model/versions/2" in out
     assert "loading my-model@candidate…" in err
