@@ -15,6 +15,7 @@ sits under the measured figure by more than seed noise. Marked slow: ~2 minutes 
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter, defaultdict
 from dataclasses import replace
 from pathlib import Path
@@ -50,7 +51,16 @@ GATE_FAMILIES = (
 # count, and still sits 10 points over the best constant answer (0.20).
 FLOOR = 0.30
 
-pytestmark = pytest.mark.slow
+# Left out of `make test` unless asked for: 2 minutes of 2 quiet cores, 5 on a busy machine,
+# which would take the suite past its 20-minute budget.
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.timeout(1200),
+    pytest.mark.skipif(
+        os.environ.get("TUNIX_RT_RECIPE_GATE") != "1",
+        reason="the recipe gate trains for minutes: run it with TUNIX_RT_RECIPE_GATE=1",
+    ),
+]
 
 
 def _examples(rows: int, seed: int) -> list[Example]:
