@@ -20,6 +20,7 @@ from tunix_rt.client import names
 from tunix_rt.client.cli.follow import follow_job
 from tunix_rt.client.cli.output import echo_json, echo_table, format_flops, json_option
 from tunix_rt.client.cli.state import CliState, ServiceOption, pass_state
+from tunix_rt.client.inference import PRECISIONS
 from tunix_rt.client.training import TrainingClient
 from tunix_rt.client.training_job import (
     DEVICE_KIND_NAMES,
@@ -195,7 +196,7 @@ def _model_source(client: TrainingClient, model: str | None) -> ModelSource:
 )
 @click.option(
     "--precision",
-    type=click.Choice(["auto", "float32", "mixed_bfloat16", "bfloat16"]),
+    type=click.Choice(sorted(PRECISIONS)),
     help="Numeric precision. auto: bfloat16 compute on GPUs and TPUs, float32 on CPUs; "
     "mixed_bfloat16 on a CPU with AVX-512 BF16 or AMX trains ~1.4x faster. [default: auto]",
 )
