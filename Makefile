@@ -3,6 +3,8 @@
 #
 #   make test        the whole test suite (what CI runs): scripts/check.sh
 #   make test-fast   the same without tests marked slow
+#   make test-gate   the main job's recipe gate (tests/training/test_recipe_gate.py, ~2-5 min of
+#                    training; CI runs it after make test)
 #                    (extra pytest arguments: make test PYTEST_ARGS="-k registry -x")
 #   make demo        the main job end to end on the embedded defaults: scripts/demo.sh
 #   make protos      regenerate clients/tunix_rt/v1 from protos/
@@ -19,7 +21,7 @@ export VENV
 PY := $(VENV)/bin/python
 BOOTSTRAP := bash scripts/bootstrap.sh
 
-.PHONY: help test test-fast demo protos lint fmt bench lock bootstrap clean
+.PHONY: help test test-fast test-gate demo protos lint fmt bench lock bootstrap clean
 
 help:
 	@sed -n 's/^#   make /make /p' Makefile
@@ -29,6 +31,9 @@ test:
 
 test-fast:
 	PYTEST_MARKERS="not slow" bash scripts/check.sh $(PYTEST_ARGS)
+
+test-gate: bootstrap
+	TUNIX_RT_RECIPE_GATE=1 $(VENV)/bin/pytest -p no:cacheprovider -q -s tests/training/test_recipe_gate.py
 
 demo:
 	bash scripts/demo.sh

@@ -20,6 +20,7 @@ import json
 import platform
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,13 @@ def _args() -> argparse.Namespace:
     p.add_argument("--max-new-tokens", type=int, default=192)
     p.add_argument("--tag", default="")
     p.add_argument("--dump", type=Path, help="write every held-out output here (JSON lines)")
+    p.add_argument(
+        "--eval-at",
+        type=lambda v: [int(x) for x in v.split(",") if x],
+        default=[],
+        metavar="STEP,…",
+        help="also score the held-out items after these steps (a long run's curve)",
+    )
     p.add_argument("--out", type=Path, default=ROOT / "build" / "recipe-results.jsonl")
     return p.parse_args()
 
@@ -85,7 +93,9 @@ def _examples(a: argparse.Namespace) -> list[Example]:
     ]
 
 
-def _train(a: argparse.Namespace, model: Any, batcher: packing.Batcher) -> float:
+def _train(
+    a: argparse.Namespace, model: Any, batcher: packing.Batcher, at: Callable[[int], None]
+) -> float:
     # The services' optimizer and schedule: AdamW with decay on matrices only, 5 % warmup (as a
     # job's default) and cosine decay to 10 % of the peak.
     hyper = Hyperparameters(learning_rate=a.lr, max_steps=a.steps, batch_size=a.batch_size)
@@ -109,6 +119,11 @@ def _train(a: argparse.Namespace, model: Any, batcher: packing.Batcher) -> float
             loss = float(total.detach()) / max(1, batch.num_target_tokens)
             seconds = time.perf_counter() - started
             print(f"step {step + 1}/{a.steps} loss {loss:.4f} {tokens / seconds:,.0f} tok/s")
+        if step + 1 in a.eval_at and step + 1 < a.steps:
+            paused = time.perf_counter()
+            at(step + 1)
+            model.train()
+            started += time.perf_counter() - paused  # evaluation is not training time
     return time.perf_counter() - started
 
 
@@ -127,12 +142,20 @@ def main() -> None:
         "packed", encoded, a.batch_size, a.seq_len, a.seed, tokenizer.pad_id()
     )
     model = create_model(config_for(arch, tokenizer), a.seed)
-    train_s = _train(a, model, batcher)
     items = [json.loads(line) for line in HELD_OUT.read_text().splitlines() if line.strip()]
+    train_s = _train(a, model, batcher, lambda step: _score(a, model, tokenizer, items, step, 0.0))
+    _score(a, model, tokenizer, items, a.steps, train_s)
+
+
+def _score(
+    a: argparse.Namespace, model: Any, tokenizer: Any, items: list[Any], step: int, train_s: float
+) -> None:
+    """Scores the held-out items greedily; prints the table and appends a record to --out."""
+    model.eval()
     prompts = [render_prompt(item["prompt"]) for item in items]
     outputs = Generator(model, tokenizer)(prompts, a.max_new_tokens, 0.0, None, None, 0, 32)
     by_category: dict[str, list[int]] = defaultdict(list)
-    dump = a.dump.open("w") if a.dump else None
+    dump = a.dump.open("w") if a.dump and step == a.steps else None
     for item, output in zip(items, outputs, strict=True):
         correct = answers_match(extract_answer(output), item["final_answer"])
         by_category[item["meta"]["category"]].append(int(correct))
@@ -141,13 +164,13 @@ def main() -> None:
     accuracy = sum(sum(v) for v in by_category.values()) / len(items)
     categories = {k: sum(v) / len(v) for k, v in sorted(by_category.items())}
     print(
-        f"{a.tag}: held-out accuracy {accuracy:.3f} "
+        f"{a.tag} step {step}: held-out accuracy {accuracy:.3f} "
         + " ".join(f"{k}={v:.2f}" for k, v in categories.items())
-        + f" (training {train_s:.0f} s)"
+        + (f" (training {train_s:.0f} s)" if train_s else "")
     )
     a.out.parent.mkdir(parents=True, exist_ok=True)
     with a.out.open("a") as out:
-        record = {**{k: str(v) for k, v in vars(a).items()}, "accuracy": accuracy}
+        record = {**{k: str(v) for k, v in vars(a).items()}, "step": step, "accuracy": accuracy}
         out.write(json.dumps({**record, "categories": categories, "train_s": train_s}) + "\n")
 
 

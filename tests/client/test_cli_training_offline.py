@@ -45,7 +45,7 @@ from tunix_rt.client.training_job import (
     needs_presets,
     parse_device_request,
 )
-from tunix_rt.v1 import device_pb2, run_pb2, training_job_pb2
+from tunix_rt.v1 import backend_pb2, device_pb2, run_pb2, training_job_pb2
 from tunix_rt.v1 import registry_service_pb2 as registry_pb
 from tunix_rt.v1 import training_service_pb2 as pb
 
@@ -225,6 +225,22 @@ def test_the_job_built_from_plain_arguments() -> None:
     assert not defaults.hyperparameters.HasField("seed")
     with pytest.raises(ValueError):
         build_training_job("d", max_steps=1, num_epochs=1.0)
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("auto", backend_pb2.PRECISION_UNSPECIFIED),
+        ("float32", backend_pb2.PRECISION_FLOAT32),
+        ("mixed_bfloat16", backend_pb2.PRECISION_MIXED_BFLOAT16),
+        ("bfloat16", backend_pb2.PRECISION_BFLOAT16),
+    ],
+)
+def test_every_precision_name_the_cli_offers_builds_a_job(name: str, expected: int) -> None:
+    """`--precision auto` (what make demo passes on a CPU without bfloat16) is the service's
+    default, not an enum label of its own."""
+    job = build_training_job("d", precision=name)
+    assert job.hyperparameters.precision == expected
 
 
 def test_job_names() -> None:

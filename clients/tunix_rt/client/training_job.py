@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from tunix_rt.client import names
+from tunix_rt.client.inference import PRECISIONS
 from tunix_rt.client.service_client import set_given
 from tunix_rt.v1 import device_pb2, training_job_pb2
 
@@ -178,7 +179,7 @@ def build_training_job(
     if architecture_overrides:
         job.architecture_overrides.update(dict(architecture_overrides))
     if precision is not None:
-        job.hyperparameters.precision = f"PRECISION_{precision.upper()}"  # type: ignore[assignment]
+        job.hyperparameters.precision = PRECISIONS[precision]
     if evaluate:
         job.completion_evaluation.SetInParent()
     return job

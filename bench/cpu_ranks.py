@@ -1,0 +1,142 @@
+"""A 2-slot CPU job as one process or as two data-parallel ranks: the torch backend's own `train`,
+same job, same global batch, alternating rounds in one run.
+
+Run: `PYTHONPATH=clients:services .venv/bin/python bench/cpu_ranks.py [--preset llama3-small]
+[--steps 40] [--rounds 2] [--precision mixed_bfloat16]`.
+
+Both arms call `torch_backend.train` on generated v2 traces (`tunix_rt.datagen`) with the demo's
+batch (8 packed rows of 256 tokens). "one process" is the job with `device_count=1` and all the
+host's threads (what a 1-slot job of a 1-slot service gets); "ranks" is `device_count=2`: two
+gloo ranks, each with half the threads, rows split between them and gradients all-reduced every
+step (what a 2-slot job gets). Tokens/s is the job's own metric (the global batch's tokens over
+the step time as rank 0 measures it), median over the steps after the first 5. The final losses
+are printed too: the ranks must follow the one process's curve (to bfloat16's noise in mixed
+precision).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from tunix_rt import datagen
+from tunix_rt.common.rendering import render_prompt, render_target
+from tunix_rt.training.backends import torch_backend
+from tunix_rt.training.backends.base import Example, TrainData
+from tunix_rt.training.spec import BaseModel, Hyperparameters, Registration, TrainSpec
+
+SKIP = 5
+
+
+class Collect:
+    """A Reporter that keeps the job's per-step metrics."""
+
+    def __init__(self) -> None:
+        self.steps: dict[int, dict[str, float]] = {}
+
+    def metrics(self, step: int, values: dict[str, float]) -> None:
+        self.steps.setdefault(step, {}).update(values)
+
+    def log(self, message: str, level: str = "INFO") -> None: ...
+    def phase(self, phase: str) -> None: ...
+    def progress(self, step: int, total_steps: int, epoch: float) -> None: ...
+    def checkpoint(self, step: int, path: str, metrics: dict[str, float]) -> None: ...
+
+    def should_stop(self) -> bool:
+        return False
+
+
+def _data(rows: int) -> TrainData:
+    traces = datagen.generate(rows, 7)
+    examples = [
+        Example(
+            "t",
+            render_prompt(t["prompt"]),
+            render_target([s["content"] for s in t["steps"]], t["final_answer"]),
+            t["final_answer"],
+        )
+        for t in traces
+    ]
+    return TrainData(train=examples, eval=examples[:8])
+
+
+def _spec(a: argparse.Namespace, slots: int) -> TrainSpec:
+    hyper = Hyperparameters(
+        learning_rate=2e-3,
+        max_steps=a.steps,
+        batch_size=8,
+        max_seq_len=256,
+        precision=a.precision,
+        checkpoint_interval_steps=0,
+        eval_interval_steps=0,
+        eval_max_examples=1,
+        eval_max_new_tokens=1,
+    )
+    return TrainSpec(
+        job_id="bench",
+        dataset="datasets/generated",
+        base=BaseModel(preset=a.preset),
+        backend="torch",
+        hyper=hyper,
+        lora=None,
+        device_kind="cpu",
+        device_count=slots,
+        priority=0,
+        registration=Registration(model="models/bench"),
+    )
+
+
+def _run(a: argparse.Namespace, data: TrainData, slots: int) -> tuple[float, float]:
+    reporter = Collect()
+    with tempfile.TemporaryDirectory() as workdir:
+        torch_backend.train(_spec(a, slots), data, Path(workdir), reporter)
+    rates = [
+        m["tokens_per_second"]
+        for s, m in reporter.steps.items()
+        if s > SKIP and "tokens_per_second" in m
+    ]
+    last = max(s for s, m in reporter.steps.items() if "loss" in m)
+    return statistics.median(rates), reporter.steps[last]["loss"]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--preset", default="llama3-small")
+    p.add_argument("--steps", type=int, default=40)
+    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--rows", type=int, default=2000)
+    p.add_argument("--precision", default="mixed_bfloat16")
+    a = p.parse_args()
+    cores = os.cpu_count() or 1
+    os.environ["OMP_NUM_THREADS"] = str(cores)  # the job's share: every core (as a worker gets)
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    print(f"cpu: {cpu}, {cores} cores; {a.preset}, batch 8x256, {a.steps} steps, {a.precision}")
+    data = _data(a.rows)
+    results: dict[str, list[tuple[float, float]]] = {"one process": [], "2 ranks": []}
+    for round_ in range(a.rounds):
+        for name, slots in (("one process", 1), ("2 ranks", 2)):
+            rate, loss = _run(a, data, slots)
+            results[name].append((rate, loss))
+            print(f"round {round_ + 1} {name}: {rate:,.0f} tokens/s, final loss {loss:.4f}")
+    medians: dict[str, Any] = {k: statistics.median(r for r, _ in v) for k, v in results.items()}
+    best = {k: max(r for r, _ in v) for k, v in results.items()}
+    print(
+        f"2 ranks ÷ one process: median {medians['2 ranks'] / medians['one process']:.2f}, "
+        f"best {best['2 ranks'] / best['one process']:.2f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
