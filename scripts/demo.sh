@@ -19,10 +19,8 @@
 #    transformers; plot the run's curves;
 # 8. stop the services.
 #
-# DEMO_PROFILE picks the recipe (docs/recipes.md): `default` (16,000 traces, 1,800 steps: about
+# DEMO_PROFILE picks the recipe (docs/recipes.md): `default` (16,000 traces, 1,600 steps: about
 # 10 minutes on 2 CPU cores) or `long` (100,000 traces, 10,000 steps: under an hour).
-# DEMO_SLOTS (default 2 where the host has 2 cores or more): the training service's CPU slots,
-# all given to the job, which the torch backend trains as one data-parallel rank per slot.
 # While it runs, the web dashboard (`tunix-rt dashboard`, on DEMO_DASHBOARD_PORT, default a free
 # port; 0 for none) shows the same job in a browser: its URL is printed once the services are up.
 set -euo pipefail
@@ -48,7 +46,7 @@ export TUNIX_RT_INFERENCE="127.0.0.1:$INFERENCE_PORT"
 export TUNIX_RT_LOG_FORMAT=text
 DEMO_PROFILE="${DEMO_PROFILE:-default}"
 case "$DEMO_PROFILE" in
-    default) PROFILE_ROWS=16000 PROFILE_STEPS=1800 ;;
+    default) PROFILE_ROWS=16000 PROFILE_STEPS=1600 ;;
     long) PROFILE_ROWS=100000 PROFILE_STEPS=10000 ;;
     *) echo "DEMO_PROFILE must be default or long, not $DEMO_PROFILE" >&2; exit 2 ;;
 esac
@@ -61,9 +59,6 @@ if grep -qwE 'avx512_bf16|amx_bf16' /proc/cpuinfo 2>/dev/null; then
 else
     DEMO_PRECISION="${DEMO_PRECISION:-auto}"
 fi
-# Two 1-thread ranks train llama3-small ~1.13x faster than one 2-thread process on 2 Zen 4 cores
-# (bench/cpu_ranks.py): small matmuls scale poorly over intra-op threads.
-if (($(nproc) >= 2)); then DEMO_SLOTS="${DEMO_SLOTS:-2}"; else DEMO_SLOTS="${DEMO_SLOTS:-1}"; fi
 DEMO_ROWS="${DEMO_ROWS:-$PROFILE_ROWS}"
 DEMO_STEPS="${DEMO_STEPS:-$PROFILE_STEPS}"
 DEMO_EVAL_INTERVAL=$(((DEMO_STEPS + 1) / 2))
@@ -115,9 +110,9 @@ echo "==> starting the inference service on $TUNIX_RT_INFERENCE"
 INFERENCE_PID=$!
 wait_healthy "$TUNIX_RT_INFERENCE" tunix_rt.v1.InferenceService
 
-echo "==> starting the training service on $TUNIX_RT_TRAINING ($DEMO_SLOTS CPU slots)"
+echo "==> starting the training service on $TUNIX_RT_TRAINING (1 CPU slot)"
 "$CLI" serve training --host 127.0.0.1 --port "$TRAINING_PORT" --registry "$TUNIX_RT_REGISTRY" \
-    --inference "$TUNIX_RT_INFERENCE" --data-dir "$DEMO_DIR/training" --cpu-slots "$DEMO_SLOTS" \
+    --inference "$TUNIX_RT_INFERENCE" --data-dir "$DEMO_DIR/training" --cpu-slots 1 \
     >"$DEMO_DIR/training.log" 2>&1 &
 TRAINING_PID=$!
 wait_healthy "$TUNIX_RT_TRAINING" tunix_rt.v1.TrainingService
@@ -145,8 +140,8 @@ echo "==> three SFT examples from the eval split (chat template: chatml)"
     -o "$DEMO_DIR/reasoning-gen-eval.sft.jsonl"
 head -n 3 "$DEMO_DIR/reasoning-gen-eval.sft.jsonl"
 
-echo "==> training $DEMO_PRESET for $DEMO_STEPS steps on cpu:$DEMO_SLOTS, precision $DEMO_PRECISION (live below)"
-"$CLI" train --dataset reasoning-gen --model "$DEMO_PRESET" --steps "$DEMO_STEPS" --devices "cpu:$DEMO_SLOTS" \
+echo "==> training $DEMO_PRESET for $DEMO_STEPS steps on cpu:1, precision $DEMO_PRECISION (live below)"
+"$CLI" train --dataset reasoning-gen --model "$DEMO_PRESET" --steps "$DEMO_STEPS" --devices cpu:1 \
     --lr 2e-3 --batch-size 8 --seq-len 256 --precision "$DEMO_PRECISION" \
     --eval-interval "$DEMO_EVAL_INTERVAL" --checkpoint-interval "$DEMO_EVAL_INTERVAL" \
     --register-as reasoning-small --alias candidate --job-id demo-train --follow

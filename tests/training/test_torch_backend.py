@@ -8,6 +8,7 @@ tests fine-tune its model directory. Resumed losses must equal the uninterrupted
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -27,9 +28,10 @@ from tunix_rt.models.presets import ArchitectureConfig
 from tunix_rt.models.tokenizer import train_tokenizer
 from tunix_rt.models.torch import model as model_lib
 from tunix_rt.training import packing
-from tunix_rt.training.backends import torch_backend
+from tunix_rt.training.backends import preparation, torch_backend
 from tunix_rt.training.backends.base import NonFiniteLoss, Stopped, TrainData, TrainResult
 from tunix_rt.training.backends.torch.loss import to_inputs, token_losses
+from tunix_rt.training.backends.torch.parallel import run_data_parallel
 from tunix_rt.training.spec import BaseModel, Registration, TrainSpec
 
 # Loading a directory into the JAX backend meets the deprecations test_jax_backend filters.
@@ -232,27 +234,24 @@ def test_a_diverging_run_fails_with_non_finite_loss(data: TrainData, tmp_path: P
 
 
 @pytest.mark.slow
-def test_a_job_on_two_cpu_slots_trains_as_two_ranks_with_a_thread_each(
-    data: TrainData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_two_data_parallel_ranks_follow_the_single_process_curve(
+    data: TrainData, tmp_path: Path
 ) -> None:
-    """A CPU job holding two slots runs data-parallel (one gloo rank per slot, each with its
-    slot's share of the job's threads) and follows the one-process curve: the multi-GPU code
-    path (rows split over ranks, loss normalised by the global target count, DDP gradient
-    averaging, rank 0 reporting and checkpointing) with gloo instead of NCCL."""
-    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # the job's share, as the service sets it
+    """The multi-GPU code path (rows split over ranks, loss normalised by the global target
+    count, DDP gradient averaging, rank 0 reporting) run with two gloo ranks on the CPU."""
     spec = make_spec(6, hyper=dict(eval_max_examples=2, eval_max_new_tokens=4))
-    one = CollectingReporter()
-    torch_backend.train(spec, data, tmp_path / "one", one)
-    assert torch_backend.local_ranks(replace(spec, device_count=2)) == 2
-    two = CollectingReporter()
-    result = torch_backend.train(replace(spec, device_count=2), data, tmp_path / "two", two)
-    assert result.total_steps == 6 and result.provenance["device_count"] == 2
-    started = next(m for _, m in two.of("log") if "train examples" in m)
-    assert "2 cpu device(s)" in started and "1 threads" in started, started
-    for step, loss in one.losses().items():
-        assert two.losses()[step] == pytest.approx(loss, rel=1e-4), step
-    assert sorted(two.losses()) == list(range(1, 7))
-    assert [c[0] for c in two.of("checkpoint")] == [4, 6]
+    single = CollectingReporter()
+    torch_backend.train(spec, data, tmp_path / "one", single)
+    ranks = CollectingReporter()
+    workdir = tmp_path / "two"
+    preparation.load_tokenizer(data, workdir, ArchitectureConfig.llama3_tiny(), None)
+    target = functools.partial(torch_backend._train, spec, data, workdir)
+    result = run_data_parallel(2, target, ranks)
+    assert result.total_steps == 6 and (result.model_dir / "model.safetensors").exists()
+    assert sorted(ranks.losses()) == list(range(1, 7))
+    for step, loss in single.losses().items():
+        assert ranks.losses()[step] == pytest.approx(loss, rel=1e-4), step
+    assert [c[0] for c in ranks.of("checkpoint")] == [4, 6]
 
 
 def test_mixed_precision_on_cpu_autocasts_and_stays_close(data: TrainData, tmp_path: Path) -> None:

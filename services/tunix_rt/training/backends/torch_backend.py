@@ -10,13 +10,8 @@ checkpoint events. It leaves:
     workdir/checkpoints/<step>/        weights + optimizer + data position + RNGs (the latest 3)
     workdir/model/                     the model directory to register (models.torch.model_dir)
 
-A job on one CPU slot or one GPU is one process (a CPU job's threads: its share of the cores,
-from OMP_NUM_THREADS). A job on several GPUs, or on several CPU slots, is data-parallel
-(torch/parallel.py): one rank per GPU over NCCL, or one rank per CPU slot over gloo, each with the
-slot's share of the threads. Why ranks rather than one process with all the threads: the small
-matmuls of the presets scale poorly across intra-op threads (2 Zen 4 cores, llama3-small, bf16:
-one 2-thread process 8,300 tokens/s, two 1-thread processes 2 x 5,100), so a 2-slot CPU job
-trains faster as two ranks. `load_model_dir` and `generate` are re-exported
+On CPU a job is one process (threads: the job's CPU share from OMP_NUM_THREADS); with several
+GPUs it is data-parallel (torch/parallel.py). `load_model_dir` and `generate` are re-exported
 for reading a trained model back (tests, benchmarks).
 """
 
@@ -74,27 +69,11 @@ class _Silent:
         return False
 
 
-def _cpu_threads(ranks: int = 1) -> None:
-    """Intra-op threads = the job's CPU share, which the service puts in OMP_NUM_THREADS, split
-    between the job's `ranks` on this host."""
+def _cpu_threads() -> None:
+    """Intra-op threads = the job's CPU share, which the service puts in OMP_NUM_THREADS."""
     threads = os.environ.get("OMP_NUM_THREADS", "")
     if threads.isdigit() and int(threads) > 0:
-        torch.set_num_threads(max(1, int(threads) // ranks))
-
-
-def _cpu_rank(
-    ranks: int, spec: TrainSpec, data: TrainData, workdir: Path, parallel: Parallel, reporter: Any
-) -> TrainResult | None:
-    """One of a CPU job's local ranks (one per slot): its share of the threads, then `_train`."""
-    _cpu_threads(ranks)
-    return _train(spec, data, workdir, parallel, reporter)
-
-
-def local_ranks(spec: TrainSpec) -> int:
-    """The processes a job runs as on one host: one per GPU, one per CPU slot."""
-    if spec.device_kind == "gpu":
-        return gpu_count()
-    return spec.device_count if spec.device_kind == "cpu" else 1
+        torch.set_num_threads(int(threads))
 
 
 def _build_model(spec: TrainSpec, prep: Prepared, device: torch.device) -> Any:
@@ -147,11 +126,8 @@ def _meter(
         device_count=parallel.world,
         device_name=_device_kind(parallel.device),
         bfloat16=autocast == torch.bfloat16,
-        # A multi-node CPU job's rank holds its node's slots (the peak the service handed it), so
-        # the job's peak is that times the ranks; one host's ranks share the job's slots.
-        processes=parallel.world
-        if parallel.device.type == "cpu" and parallel_lib.node_rank() is not None
-        else 1,
+        # On CPU every rank is a process holding its node's slots (one rank on one host).
+        processes=parallel.world if parallel.device.type == "cpu" else 1,
     )
 
 
@@ -159,7 +135,7 @@ def train(spec: TrainSpec, data: TrainData, workdir: Path, reporter: Reporter) -
     """Trains (or resumes) the job in `workdir`; see the module docstring. The spec was
     validated at submission (job_spec). Raises NonFiniteLoss, Stopped (cancelled; no checkpoint
     after the request), FailedPrecondition (a base model or resume it cannot use)."""
-    world = local_ranks(spec)
+    world = gpu_count() if spec.device_kind == "gpu" else 1
     reporter.phase(PREPARING)
     if world <= 1:
         _cpu_threads()
@@ -168,10 +144,7 @@ def train(spec: TrainSpec, data: TrainData, workdir: Path, reporter: Reporter) -
         # The tokenizer is trained (and saved) once, before the other ranks start and load it.
         arch, base_dir = preparation.architecture(spec)
         preparation.load_tokenizer(data, workdir, arch, base_dir)
-        if spec.device_kind == "cpu":
-            target = functools.partial(_cpu_rank, world, spec, data, workdir)
-        else:
-            target = functools.partial(_train, spec, data, workdir)
+        target = functools.partial(_train, spec, data, workdir)
         result = run_data_parallel(world, target, reporter)
     assert result is not None  # rank 0's
     return result

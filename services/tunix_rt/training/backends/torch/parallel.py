@@ -5,8 +5,7 @@ process itself is rank 0 (it keeps the reporter, the SIGTERM handler and the pip
 and spawns ranks 1..n-1; every rank builds the same data stream and takes rows `rank::world` of
 each micro-batch. Collectives per step: DDP's gradient all-reduce, one for the loss and one for
 the stop flag (rank 0's `should_stop`, so all ranks stop at the same step). Only rank 0 writes
-checkpoints, evaluates and writes the model directory. A CPU job of several slots runs the same
-way with one gloo rank per slot (torch_backend.local_ranks); one slot is one process (`single`).
+checkpoints, evaluates and writes the model directory. On CPU a job is one process (`single`).
 
 The CPU test suite runs this path with two gloo ranks on the CPU (same code but for the
 process-group backend); NCCL on real GPUs is untested here.
@@ -27,8 +26,6 @@ import torch
 import torch.distributed as dist
 
 from tunix_rt.training import worker_protocol as wp
-
-CPU_BUCKET_MB = 1024.0  # one bucket for any preset a CPU trains
 
 
 @dataclass(frozen=True)
@@ -59,16 +56,8 @@ class Parallel:
             return model
         from torch.nn.parallel import DistributedDataParallel
 
-        if self.device.type == "cuda":
-            return DistributedDataParallel(model, device_ids=[self.device.index])
-        # CPU ranks share the host's cores with their own all-reduce, so overlapping it with the
-        # backward pass buys nothing: one bucket (one all-reduce after the backward) and the
-        # gradients as views into it (no copy). Measured on 2 Zen 4 cores, llama3-small, bf16
-        # (bench/cpu_ranks.py): 2 ranks / one 2-thread process 1.13 median, against 0.88 with
-        # DDP's default 25 MB buckets.
-        return DistributedDataParallel(
-            model, bucket_cap_mb=CPU_BUCKET_MB, gradient_as_bucket_view=True
-        )
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(model, device_ids=ids)
 
     def no_sync(self, model: Any, last: bool) -> contextlib.AbstractContextManager[Any]:
         """DDP's no_sync for all but the last micro-batch of an accumulated step."""
