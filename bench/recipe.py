@@ -13,11 +13,15 @@ tabulates them). Accuracy on 200 items moves by about ±4 points between seeds: 
 with more than one seed before trusting a gap that small.
 """
 
+# The multiplication and division signs are the traces' own (tunix_rt.datagen.families).
+# ruff: noqa: RUF001, RUF002
+
 from __future__ import annotations
 
 import argparse
 import json
 import platform
+import random
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -59,6 +63,13 @@ def _args() -> argparse.Namespace:
         metavar="FIELD=N",
         help="override an architecture field of the preset (as a job's architecture_overrides)",
     )
+    p.add_argument(
+        "--facts",
+        type=int,
+        default=0,
+        help="add this many one-step fact rows (one-digit +, -, x and division with remainder, "
+        "in the traces' own wording) to the training rows",
+    )
     p.add_argument("--steps", type=int, default=1200)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--warmup", type=int, help="warmup steps [default: 5 %% of --steps]")
@@ -82,7 +93,7 @@ def _args() -> argparse.Namespace:
 
 def _examples(a: argparse.Namespace) -> list[Example]:
     traces = datagen.generate(a.rows, a.seed + 1001, trace_format=a.trace_format)
-    return [
+    rows = [
         Example(
             "t",
             render_prompt(t["prompt"]),
@@ -91,6 +102,36 @@ def _examples(a: argparse.Namespace) -> list[Example]:
         )
         for t in traces
     ]
+    rng = random.Random(a.seed + 2001)
+    facts = [_fact(rng) for _ in range(a.facts)]
+    rows += [
+        Example("f", render_prompt(p), render_target([w], answer), answer) for p, w, answer in facts
+    ]
+    random.Random(a.seed + 3001).shuffle(rows)
+    return rows
+
+
+def _fact(rng: random.Random) -> tuple[str, str, str]:
+    """A one-step fact as the traces write it (column sums, borrows, partial products, long
+    division's steps): (prompt, the step, the answer). The prompts ("Fact: 7 × 8") are unlike
+    any held-out prompt."""
+    op = rng.choice("+-×÷")
+    if op == "+":
+        x, y = rng.randrange(10), rng.randrange(10)
+        work, answer = f"{x} + {y} = {x + y}", str(x + y)
+    elif op == "-":
+        y = rng.randrange(10)
+        x = y + rng.randrange(10)
+        work, answer = f"{x} - {y} = {x - y}", str(x - y)
+    elif op == "×":
+        x, y = rng.randrange(10), rng.randrange(10)
+        work, answer = f"{x} × {y} = {x * y}", str(x * y)
+    else:
+        y = rng.randrange(2, 10)
+        x = rng.randrange(10 * y)
+        q, r = divmod(x, y)
+        work, answer = f"{x} ÷ {y} = {q}, remainder {r}", f"{q} remainder {r}"
+    return f"Fact: {work.split(' = ')[0]}", work, answer
 
 
 def _train(
