@@ -2,7 +2,8 @@
 `tunix-rt devices`), the never-fits refusal naming the cluster, a data-parallel job across two
 nodes whose losses match the same job on one node, cancelling a multi-node job and a rank dying
 (every rank gone, its placement group released), and a job that loses its node resuming on
-another from the checkpoint store."""
+another from the checkpoint store; then nodes joining and leaving the cluster while the service
+runs (the inventory refresh)."""
 
 from __future__ import annotations
 
@@ -176,3 +177,45 @@ def test_a_job_that_loses_its_node_is_requeued_and_resumes_on_another_from_its_c
     final = losses(history(ray_stack.registry_stub, "runs/ray-straight"))
     resumed = losses(events)
     assert abs(resumed[16] - final[16]) <= 1e-6, (resumed[16], final[16])
+
+
+def cpu_devices(stack: RayStack) -> list[Any]:
+    listed = stack.training_stub.ListDevices(tpb.ListDevicesRequest()).devices
+    return [d for d in listed if d.kind == device_pb2.DEVICE_KIND_CPU]
+
+
+@pytest.mark.slow
+def test_nodes_that_join_and_leave_while_the_service_runs_change_its_inventory(
+    ray_stack: RayStack,
+) -> None:
+    """After the node-loss test (the cluster has one node fewer): a node added to the running
+    cluster shows up in ListDevices under a new id, a job as wide as the grown cluster is taken
+    and runs across it, and a node removed while idle leaves the inventory again."""
+    from tunix_rt.training.executors.ray_cluster import LOOPBACK
+
+    stub = ray_stack.training_stub
+    before = cpu_devices(ray_stack)
+    wider = len(before) + 1
+    with pytest.raises(grpc.RpcError) as caught:
+        submit(stub, torch_job(ray_stack, f"cpu:{wider}"))
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    node = ray_stack.cluster.add_node(num_cpus=1, num_gpus=0, node_ip_address=LOOPBACK)
+    ray_stack.cluster.wait_for_nodes()
+    wait_until(lambda: len(cpu_devices(ray_stack)) == wider, timeout=60, what="the new node")
+    [added] = [d for d in cpu_devices(ray_stack) if d.id not in {b.id for b in before}]
+    assert added.host.endswith(f"/{node.node_id}")
+    # Ids are never reused: the new node's CPU is numbered after every id the service gave.
+    assert int(added.id.split(":")[1]) >= NODES
+    grown = torch_job(ray_stack, f"cpu:{wider}", max_steps=2, batch_size=2 * wider)
+    job = submit(stub, grown, "ray-grown")
+    done = wait_for(stub, job.name, ENDED, timeout=240)
+    assert done.state == SUCCEEDED, done.error.message
+    nodes = {n["node"] for n in run_config(ray_stack, "ray-grown")["nodes"]}
+    assert added.host in nodes and len(nodes) == wider
+    ray_stack.cluster.remove_node(node)
+    wait_until(
+        lambda: added.id not in {d.id for d in cpu_devices(ray_stack)},
+        timeout=60,
+        what="the removed node to leave the inventory",
+    )
+    assert [d.id for d in cpu_devices(ray_stack)] == [d.id for d in before]

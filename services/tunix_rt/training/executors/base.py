@@ -59,9 +59,14 @@ class Executor(Protocol):
 
     # "this host" or a description of the cluster, for the never-fits refusal.
     place: str
+    # Seconds between inventory refreshes; 0: the inventory is fixed (this host's).
+    inventory_interval: float
 
     def devices(self) -> list[Device]:
-        """The inventory the scheduler allocates from, taken once at start."""
+        """The inventory the scheduler allocates from (the same list, changed in place)."""
+
+    async def refresh(self) -> bool:
+        """Re-reads the inventory (nodes that joined or left a cluster); whether it changed."""
 
     async def start(
         self,
@@ -117,6 +122,7 @@ class LocalExecutor:
     """This host's devices (devices.inventory) and one worker process per attempt."""
 
     place = "this host"
+    inventory_interval = 0.0  # a host's devices are taken once, at start
 
     def __init__(self, devices: list[Device], checkpoint_uri: str = "") -> None:
         self._inventory = devices
@@ -131,6 +137,9 @@ class LocalExecutor:
 
     def devices(self) -> list[Device]:
         return self._inventory
+
+    async def refresh(self) -> bool:
+        return False
 
     async def start(
         self,

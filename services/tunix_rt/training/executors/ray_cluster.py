@@ -3,10 +3,14 @@ ranks on them (ray_ranks.py).
 
 `tunix-rt serve training --ray ADDRESS` connects this service to a running cluster as a Ray
 driver (`ray start --head` on one machine, `ray start --address HEAD` on the others); `--ray
-auto` starts a one-node Ray head in this process for trying it. The inventory is taken at start
-from the cluster's alive nodes: each GPU, and each CPU (one slot per core Ray schedules), becomes
-a device with a service-wide id (`gpu:0..`, `cpu:0..`) and its node (`Device.host`,
-`{address}/{node id}`); the scheduler allocates them as it allocates a host's.
+auto` starts a one-node Ray head in this process for trying it. The inventory is the cluster's
+alive nodes: each GPU, and each CPU (one slot per core Ray schedules), becomes a device with a
+service-wide id (`gpu:0..`, `cpu:0..`) and its node (`Device.host`, `{address}/{node id}`); the
+scheduler allocates them as it allocates a host's. It is taken at start and refreshed every
+INVENTORY_INTERVAL seconds (the job manager calls `refresh`): a node that joins adds its devices
+under ids never used before (a node that comes back after a restart is a new Ray node), a node
+that left takes its devices out, so a queued job that fits only with the new node starts, and a
+job wider than the cluster is refused against what the cluster has now.
 
 A cluster on loopback addresses (the tests, `--ray auto`) keeps every Ray process on 127.0.0.1:
 Ray otherwise rewrites a loopback bootstrap address to the machine's routable one, which a head
@@ -28,6 +32,8 @@ from tunix_rt.training.spec import TrainSpec
 from tunix_rt.v1 import run_pb2
 
 LOOPBACK = "127.0.0.1"
+# Seconds between inventory refreshes (one GCS call each), `TUNIX_RT_RAY_INVENTORY_SECONDS`.
+INVENTORY_INTERVAL = float(os.environ.get("TUNIX_RT_RAY_INVENTORY_SECONDS") or 5.0)
 # What keeps Ray from resolving 127.0.0.1 to the routable address (ray._private.services):
 # read when `ray` is first imported, so it is set before that.
 _LOCAL_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
@@ -73,11 +79,13 @@ def alive_nodes(ray: Any) -> list[Node]:
     return sorted(nodes, key=lambda n: (n.node_id in head, n.node_id))
 
 
-def devices_of(nodes: list[Node]) -> list[Device]:
-    """The devices of `nodes`: GPUs first (as devices.inventory lists a host's), then CPUs."""
+def devices_of(nodes: list[Node], counts: dict[str, int] | None = None) -> list[Device]:
+    """The devices of `nodes`: GPUs first (as devices.inventory lists a host's), then CPUs,
+    numbered per kind from `counts` (the next free index of each kind, advanced in place)."""
     gpus = [(node, "gpu", "cuda") for node in nodes for _ in range(node.gpus)]
     cpus = [(node, "cpu", "cpu") for node in nodes for _ in range(node.cpus)]
-    devices, counts = [], {"gpu": 0, "cpu": 0}
+    devices = []
+    counts = {"gpu": 0, "cpu": 0} if counts is None else counts
     for node, kind, platform in gpus + cpus:
         devices.append(
             Device(id=f"{kind}:{counts[kind]}", kind=kind, platform=platform, host=node.host)
@@ -113,12 +121,28 @@ class RayExecutor:
                 # Placement group names (`tunix-rt/{job}/{attempt}`) apart from other drivers'.
                 namespace="tunix-rt",
             )
+        self.inventory_interval = INVENTORY_INTERVAL
         self.nodes = alive_nodes(self.ray)
         self.place = describe(self.nodes)
-        self._devices = devices_of(self.nodes)
+        self._next_index = {"gpu": 0, "cpu": 0}
+        self._devices = devices_of(self.nodes, self._next_index)
 
     def devices(self) -> list[Device]:
         return self._devices
+
+    async def refresh(self) -> bool:
+        """Adds the devices of nodes that joined and forgets nodes that left (in place, on the
+        event loop: the list is the scheduler's); whether anything changed. Raises what Ray
+        raises when its GCS does not answer."""
+        alive = await asyncio.to_thread(alive_nodes, self.ray)
+        known = {n.host for n in self.nodes}
+        joined = [n for n in alive if n.host not in known]
+        left = known - {n.host for n in alive}
+        for host in left:
+            self.forget(host)
+        self.nodes.extend(joined)
+        self._devices.extend(devices_of(joined, self._next_index))
+        return bool(joined or left)
 
     def healthy(self) -> bool:
         """Whether this service still reaches the cluster (its GCS answers)."""
@@ -161,6 +185,7 @@ class RayExecutor:
         scheduler's list), so no job is placed on it again; its held devices go with it."""
         self._devices[:] = [d for d in self._devices if d.host != host]
         self.nodes = [n for n in self.nodes if n.host != host]
+        self.place = describe(self.nodes)
 
     async def close(self) -> None:
         await asyncio.sleep(0)
