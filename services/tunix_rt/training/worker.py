@@ -197,9 +197,11 @@ def run(args: argparse.Namespace, reporter: PipeReporter) -> int:
         spec = TrainSpec.from_json(
             {**spec.to_json(), "base": {**spec.to_json()["base"], "checkpoint_dir": str(base_dir)}}
         )
-    if os.environ.get(wp.RANK_ENV, "0") == "0":  # rank 0 writes (and so reads) the copies
-        reporter.store = CheckpointStore.of_environment(spec.job_id)
-    if reporter.store is not None and (pulled := reporter.store.pull(workdir)):
+    store = CheckpointStore.of_environment(spec.job_id)
+    if os.environ.get(wp.RANK_ENV, "0") == "0":  # rank 0 alone writes the copies
+        reporter.store = store
+    # Every rank reads them: a rank on another node resumes from the same step as rank 0.
+    if store is not None and (pulled := store.pull(workdir)):
         reporter.log(f"copied the checkpoint of step {pulled} from the checkpoint store")
     backend = load_backend(spec.backend)
     if backend is None:

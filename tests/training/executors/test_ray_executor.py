@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -91,6 +92,12 @@ def test_a_two_node_data_parallel_job_matches_the_same_job_on_one_node(
     provenance = json_format.MessageToDict(registered.model_version.provenance)
     assert provenance["device_count"] == 2
     assert provenance["devices"]["host"].count("127.0.0.1/") == 2
+    # With a checkpoint store every rank works in its own directory, as on nodes sharing no
+    # disk: rank 1 got rank 0's tokenizer over the process group, not from rank 0's directory.
+    attempt = ray_stack.training.manager.data_dir / "jobs" / "ray-dp-2" / "attempt-1"
+    tokenizer = Path("tokenizer") / "tokenizer.json"
+    own = attempt / "rank-1" / tokenizer
+    assert own.read_bytes() == (attempt / tokenizer).read_bytes()
 
 
 @pytest.mark.slow

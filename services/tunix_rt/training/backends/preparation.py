@@ -28,6 +28,9 @@ from tunix_rt.training import packing
 from tunix_rt.training.backends.base import Example, Reporter, TrainData
 from tunix_rt.training.spec import TrainSpec, resolve_schedule
 
+# Where a preset's tokenizer, trained on the train split, is saved in a job directory.
+TOKENIZER_DIR = "tokenizer"
+
 
 def architecture(spec: TrainSpec) -> tuple[presets.ArchitectureConfig, Path | None]:
     """(architecture, model directory to load weights and tokenizer from, or None)."""
@@ -51,7 +54,7 @@ def load_tokenizer(
     `workdir/tokenizer` and reused on resume)."""
     if base_dir is not None:
         return TextTokenizer.load(base_dir, special_ids_from_config(read_config(base_dir).raw))
-    saved = workdir / "tokenizer"
+    saved = workdir / TOKENIZER_DIR
     if (saved / "tokenizer.json").exists():
         return TextTokenizer.load(saved)
     texts = [text for e in data.train for text in (e.prompt, e.target)]

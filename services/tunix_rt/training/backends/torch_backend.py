@@ -155,9 +155,9 @@ def train_rank(
 ) -> TrainResult | None:
     """`train` as one rank of a job the Ray executor spread over nodes (its place in the job
     from the environment, parallel.node_rank); rank 0 reports and returns the result, the others
-    return None. Every rank shares `workdir` (the job's directory on storage every node
-    reaches): rank 0 trains the tokenizer there before the others load it, as
-    run_data_parallel does before it spawns."""
+    return None. Each rank has its own `workdir` (on its node) or they share one: rank 0 trains
+    (or reuses) the tokenizer and sends it to the others before they load it, as
+    run_data_parallel's ranks find it saved before they are spawned."""
     rank = parallel_lib.node_rank()
     assert rank is not None, "train_rank runs only as a rank of a multi-node job"
     reporter.phase(PREPARING)
@@ -166,7 +166,7 @@ def train_rank(
         if parallel.is_main:
             arch, base_dir = preparation.architecture(spec)
             preparation.load_tokenizer(data, workdir, arch, base_dir)
-        parallel.all_sum([0.0])  # a barrier: the tokenizer is saved
+        parallel_lib.share_directory(parallel, workdir / preparation.TOKENIZER_DIR)
         return _train(spec, data, workdir, parallel, reporter if parallel.is_main else None)
 
 

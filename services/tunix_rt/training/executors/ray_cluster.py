@@ -178,6 +178,8 @@ class RayExecutor:
             assignment,
             environment,
             self.forget,
+            # With a store, nothing a rank reads is on another node's disk: each has its own.
+            own_directories=bool(self.checkpoint_uri),
         )
 
     def forget(self, host: str) -> None:

@@ -160,9 +160,13 @@ async def start(
     assignment: run_pb2.DeviceAssignment,
     environment: Mapping[str, str],
     on_lost: Callable[[str], None],
+    own_directories: bool = False,
 ) -> RayAttempt:
     """Reserves the ranks' gang, starts a RankHost per rank and the workers in them;
-    `on_lost(node)` is told of a rank's node that left the cluster."""
+    `on_lost(node)` is told of a rank's node that left the cluster. With `own_directories`
+    (a checkpoint store holds what must outlive a node) rank r > 0 works in `workdir/rank-r`,
+    as on nodes that share no disk: it reads checkpoints from the store and its tokenizer from
+    rank 0 (torch_backend.train_rank), never from rank 0's directory."""
     from google.protobuf import json_format
     from ray.util.placement_group import placement_group, remove_placement_group
     from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
@@ -203,17 +207,19 @@ async def start(
     result = RayAttempt(ray, group, actors, [r.host for r in ranks], on_lost)
     try:
         rendezvous = await _get(ray, actors[0].rendezvous.remote()) if len(ranks) > 1 else ""
-        args = ["--workdir", str(workdir), "--registry", registry_address]
-        args += ["--run", f"runs/{spec.job_id}"]
+        directories = [
+            workdir / f"rank-{i}" if own_directories and i else workdir for i in range(len(ranks))
+        ]
+        args = ["--registry", registry_address, "--run", f"runs/{spec.job_id}"]
         devices = json_format.MessageToDict(assignment)
         common = {**environment, "TUNIX_RT_DEVICES": json.dumps(devices)}
         common["TUNIX_RT_ATTEMPT"] = str(attempt)
         starts = [
             actors[i].start.remote(
                 spec.dumps(),
-                args,
+                ["--workdir", str(directories[i]), *args],
                 {**common, **_environment(rank, i, len(ranks), rendezvous)},
-                str(workdir),
+                str(directories[i]),
             )
             for i, rank in enumerate(ranks)
         ]

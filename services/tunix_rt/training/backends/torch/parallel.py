@@ -20,6 +20,7 @@ import signal
 import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -64,6 +65,27 @@ class Parallel:
         if self.world == 1 or last:
             return contextlib.nullcontext()
         return model.no_sync()  # type: ignore[no-any-return]
+
+
+def share_directory(parallel: Parallel, directory: Path) -> None:
+    """Gives every rank rank 0's `directory` (small files: a tokenizer), sent over the process
+    group, so ranks on nodes that share no disk read the same files; also a barrier."""
+    files: list[Any] = [None]
+    if parallel.is_main:
+        files[0] = {
+            str(path.relative_to(directory)): path.read_bytes()
+            for path in sorted(directory.rglob("*"))
+            if path.is_file()
+        }
+    if parallel.world > 1:
+        dist.broadcast_object_list(files, src=0)
+    if parallel.is_main:
+        return
+    for name, content in files[0].items():
+        target = directory / name
+        if not target.exists() or target.read_bytes() != content:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
 
 
 def single() -> Parallel:
