@@ -10,7 +10,7 @@
 #    (`tunix-rt datasets generate`: trace format v2, none of the held-out prompts) and show its
 #    stats; import the held-out eval set datasets/reasoning-evalset-v1.jsonl (200 items);
 # 4. export a few rendered SFT examples;
-# 5. train a small model from scratch on CPU (DEMO_PRESET, default llama3-small; DEMO_STEPS
+# 5. train a small model from scratch on CPU (DEMO_PRESET, default llama3-1.3m; DEMO_STEPS
 #    optimizer steps; the backend the service measured faster on CPU) with live metrics and
 #    register it as `reasoning-small@candidate`;
 # 6. evaluate it greedily on the 200 held-out items through the inference service (`tunix-rt
@@ -19,8 +19,9 @@
 #    transformers; plot the run's curves;
 # 8. stop the services.
 #
-# DEMO_PROFILE picks the recipe (docs/recipes.md): `default` (16,000 traces, 1,600 steps: about
-# 10 minutes on 2 CPU cores) or `long` (100,000 traces, 10,000 steps: under an hour).
+# DEMO_PROFILE picks the recipe (docs/recipes.md): `default` (16,000 traces, llama3-1.3m, 2,800
+# steps: under 10 minutes on 2 CPU cores) or `long` (100,000 traces, llama3-small, 10,000 steps:
+# under an hour).
 # While it runs, the web dashboard (`tunix-rt dashboard`, on DEMO_DASHBOARD_PORT, default a free
 # port; 0 for none) shows the same job in a browser: its URL is printed once the services are up.
 set -euo pipefail
@@ -46,11 +47,11 @@ export TUNIX_RT_INFERENCE="127.0.0.1:$INFERENCE_PORT"
 export TUNIX_RT_LOG_FORMAT=text
 DEMO_PROFILE="${DEMO_PROFILE:-default}"
 case "$DEMO_PROFILE" in
-    default) PROFILE_ROWS=16000 PROFILE_STEPS=1600 ;;
-    long) PROFILE_ROWS=100000 PROFILE_STEPS=10000 ;;
+    default) PROFILE_ROWS=16000 PROFILE_STEPS=2800 PROFILE_PRESET=llama3-1.3m ;;
+    long) PROFILE_ROWS=100000 PROFILE_STEPS=10000 PROFILE_PRESET=llama3-small ;;
     *) echo "DEMO_PROFILE must be default or long, not $DEMO_PROFILE" >&2; exit 2 ;;
 esac
-DEMO_PRESET="${DEMO_PRESET:-llama3-small}"
+DEMO_PRESET="${DEMO_PRESET:-$PROFILE_PRESET}"
 # bfloat16 compute (float32 weights and optimizer) where the CPU has bfloat16 instructions: 1.4x
 # the tokens per second of float32 on 2 Zen 4 cores, which the step budget below assumes.
 # Elsewhere torch would emulate bfloat16, slower than float32: the service's float32 default.
