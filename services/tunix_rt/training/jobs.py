@@ -28,6 +28,7 @@ from tunix_rt.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from tunix_rt.training import completion_eval, job_listing, job_spec, worker_process
 from tunix_rt.training.event_hub import FellBehind, JobEvents
 from tunix_rt.training.executors.base import Executor, LocalExecutor, assignment_of, nodes_of
+from tunix_rt.training.inventory_watch import InventoryWatch
 from tunix_rt.training.job_listing import JobFilter
 from tunix_rt.training.job_view import carry_over, training_job
 from tunix_rt.training.live_job import LiveJob
@@ -79,7 +80,7 @@ class JobManager:
         self.jobs: dict[str, LiveJob] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._shutting_down = False
-        self._inventory_watch: asyncio.Task[None] | None = None
+        self._inventory = InventoryWatch(self.executor, self._kick)  # a cluster's nodes change
 
     # Lifecycle of the service.
 
@@ -105,31 +106,12 @@ class JobManager:
                 job_id, job_spec.device_request_of(job_spec.job_from_spec(spec)), spec.priority
             )
         self._kick()
-        if self.executor.inventory_interval > 0 and self._inventory_watch is None:
-            self._inventory_watch = asyncio.get_running_loop().create_task(self._watch_inventory())
-
-    async def _watch_inventory(self) -> None:
-        """Refreshes a cluster's inventory every `inventory_interval` seconds: queued jobs that
-        fit only with a node that joined start, refusals name what the cluster has now."""
-        while not self._shutting_down:
-            await asyncio.sleep(self.executor.inventory_interval)
-            try:
-                changed = await self.executor.refresh()
-            except Exception:  # the cluster does not answer now: try again next time
-                log.warning("could not refresh the inventory", exc_info=True)
-                continue
-            if changed and not self._shutting_down:
-                self.scheduler.place = self.executor.place
-                log.info("inventory changed: %s", self.executor.place)
-                self._kick()
+        self._inventory.start()
 
     async def close(self) -> None:
         """Stops every worker; their jobs go back to QUEUED so the next start resumes them."""
         self._shutting_down = True
-        if self._inventory_watch is not None:
-            self._inventory_watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._inventory_watch
+        await self._inventory.stop()
         for live in self.jobs.values():
             if live.process is not None:
                 live.process.ask_to_stop()
@@ -313,7 +295,6 @@ class JobManager:
         again = self._live(live.job_id, live.spec, live.events.last_sequence)
         again.attempt = live.attempt
         request = job_spec.device_request_of(job_spec.job_from_spec(live.spec))
-        self.scheduler.place = self.executor.place  # the cluster without the lost node
         try:
             self.scheduler.submit(live.job_id, request, live.spec.priority)
         except FailedPrecondition as refused:

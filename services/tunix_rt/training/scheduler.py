@@ -92,8 +92,9 @@ class Scheduler:
     aging_seconds: float = 600.0
     backfill_window_seconds: float = 300.0
     clock: Callable[[], float] = time.monotonic
-    # What the inventory is, in refusals: "this host", or a cluster under the Ray executor.
-    place: str = "this host"
+    # What the inventory is, in refusals: "this host", or (a function giving) the cluster under
+    # the Ray executor, whose nodes come and go.
+    place: str | Callable[[], str] = "this host"
     _queue: list[QueuedJob] = field(default_factory=list)
     _sequence: int = 0
 
@@ -108,6 +109,9 @@ class Scheduler:
     def _describe_host(self) -> str:
         counts = self.by_kind()
         return ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())) or "no devices"
+
+    def _place(self) -> str:
+        return self.place() if callable(self.place) else self.place
 
     def resolve_kind(self, request: DeviceRequest) -> str:
         """The concrete kind of a request: `any` is the host's accelerator kind, else cpu."""
@@ -125,14 +129,15 @@ class Scheduler:
         missing = sorted(set(request.ids) - {d.id for d in self.devices})
         if missing:
             raise FailedPrecondition(
-                f"{self.place} has no device {', '.join(missing)}: it has {self._describe_host()} "
+                f"{self._place()} has no device {', '.join(missing)}: it has "
+                f"{self._describe_host()} "
                 "(see ListDevices)",
                 reason="DEVICES_UNAVAILABLE",
                 metadata={"requested": str(request), "host": self._describe_host()},
             )
         if request.count > have:
             raise FailedPrecondition(
-                f"{self.place} can never run {request.count} {kind} device(s): it has "
+                f"{self._place()} can never run {request.count} {kind} device(s): it has "
                 f"{self._describe_host()}",
                 reason="DEVICES_UNAVAILABLE",
                 metadata={"requested": f"{kind}:{request.count}", "host": self._describe_host()},

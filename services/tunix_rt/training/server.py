@@ -63,7 +63,7 @@ async def build_manager(
     cores = max(1, (os.cpu_count() or 1) // max(1, cpu_slots))
     manager = JobManager(
         registry,
-        Scheduler(executor.devices(), place=executor.place),
+        Scheduler(executor.devices(), place=lambda: executor.place),
         data_dir,
         owner=instance_id(data_dir),
         host=socket.gethostname(),
