@@ -213,6 +213,10 @@ def test_nodes_that_join_and_leave_while_the_service_runs_change_its_inventory(
     assert added.host.endswith(f"/{node.node_id}")
     # Ids are never reused: the new node's CPU is numbered after every id the service gave.
     assert int(added.id.split(":")[1]) >= NODES
+    # Refusals name the cluster as it is now.
+    with pytest.raises(grpc.RpcError) as caught:
+        submit(stub, torch_job(ray_stack, f"cpu:{wider + 1}"))
+    assert f"Ray cluster ({wider} node(s)" in caught.value.details()
     grown = torch_job(ray_stack, f"cpu:{wider}", max_steps=2, batch_size=2 * wider)
     job = submit(stub, grown, "ray-grown")
     done = wait_for(stub, job.name, ENDED, timeout=240)

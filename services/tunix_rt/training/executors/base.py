@@ -57,8 +57,10 @@ class Attempt(Protocol):
 class Executor(Protocol):
     """Starts attempts on devices the scheduler allocated from `devices()`."""
 
-    # "this host" or a description of the cluster, for the never-fits refusal.
-    place: str
+    @property
+    def place(self) -> str:
+        """`this host`, or the cluster as it is now, for the never-fits refusal."""
+
     # Seconds between inventory refreshes; 0: the inventory is fixed (this host's).
     inventory_interval: float
 

@@ -123,9 +123,13 @@ class RayExecutor:
             )
         self.inventory_interval = INVENTORY_INTERVAL
         self.nodes = alive_nodes(self.ray)
-        self.place = describe(self.nodes)
         self._next_index = {"gpu": 0, "cpu": 0}
         self._devices = devices_of(self.nodes, self._next_index)
+
+    @property
+    def place(self) -> str:
+        """The cluster as it is now (nodes join and leave), for the never-fits refusal."""
+        return describe(self.nodes)
 
     def devices(self) -> list[Device]:
         return self._devices
@@ -187,7 +191,6 @@ class RayExecutor:
         scheduler's list), so no job is placed on it again; its held devices go with it."""
         self._devices[:] = [d for d in self._devices if d.host != host]
         self.nodes = [n for n in self.nodes if n.host != host]
-        self.place = describe(self.nodes)
 
     async def close(self) -> None:
         await asyncio.sleep(0)
