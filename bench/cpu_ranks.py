@@ -32,7 +32,6 @@ from typing import Any
 import torch
 
 from tunix_rt import datagen
-from tunix_rt.common.rendering import render_prompt, render_target
 from tunix_rt.training.backends import preparation, torch_backend
 from tunix_rt.training.backends.base import Example, TrainData
 from tunix_rt.training.backends.torch.parallel import run_data_parallel
@@ -60,16 +59,7 @@ class Collect:
 
 
 def _data(rows: int) -> TrainData:
-    traces = datagen.generate(rows, 7)
-    examples = [
-        Example(
-            "t",
-            render_prompt(t["prompt"]),
-            render_target([s["content"] for s in t["steps"]], t["final_answer"]),
-            t["final_answer"],
-        )
-        for t in traces
-    ]
+    examples = [Example.of_row(t) for t in datagen.generate(rows, 7)]
     return TrainData(train=examples, eval=examples[:8])
 
 

@@ -93,15 +93,7 @@ def _args() -> argparse.Namespace:
 
 def _examples(a: argparse.Namespace) -> list[Example]:
     traces = datagen.generate(a.rows, a.seed + 1001, trace_format=a.trace_format)
-    rows = [
-        Example(
-            "t",
-            render_prompt(t["prompt"]),
-            render_target([s["content"] for s in t["steps"]], t["final_answer"]),
-            t["final_answer"],
-        )
-        for t in traces
-    ]
+    rows = [Example.of_row(t) for t in traces]
     rng = random.Random(a.seed + 2001)
     facts = [_fact(rng) for _ in range(a.facts)]
     rows += [

@@ -25,7 +25,6 @@ import jax
 import optax
 from flax import nnx
 
-from tunix_rt.common.rendering import render_prompt, render_target
 from tunix_rt.models import presets
 from tunix_rt.models.jax import model as model_lib
 from tunix_rt.models.tokenizer import TextTokenizer, train_tokenizer
@@ -63,15 +62,7 @@ class StepTimes:
 
 def load_examples(limit: int) -> list[Example]:
     rows = [json.loads(line) for line in (ROOT / "datasets/reasoning-train-v1.jsonl").open()]
-    return [
-        Example(
-            "traces/bench",
-            render_prompt(r["prompt"]),
-            render_target([s["content"] for s in r["steps"]], r["final_answer"]),
-            r["final_answer"],
-        )
-        for r in rows[:limit]
-    ]
+    return [Example.of_row(r, "traces/bench") for r in rows[:limit]]
 
 
 def ours(

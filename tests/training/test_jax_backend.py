@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tunix_rt.common.rendering import render_prompt, render_target
 from tunix_rt.models.lora import LoraSpec
 from tunix_rt.training.backends import jax_backend
 from tunix_rt.training.backends.base import (
@@ -101,8 +100,7 @@ class CollectingReporter:
 
 
 def _example(row: dict[str, Any]) -> Example:
-    target = render_target([s["content"] for s in row["steps"]], row["final_answer"])
-    return Example("traces/t", render_prompt(row["prompt"]), target, row["final_answer"])
+    return Example.of_row(row)
 
 
 @pytest.fixture(scope="module")

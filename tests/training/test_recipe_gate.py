@@ -26,7 +26,7 @@ import torch
 
 from tests.training.test_jax_backend import CollectingReporter, make_spec
 from tunix_rt import datagen
-from tunix_rt.common.rendering import render_prompt, render_target
+from tunix_rt.common.rendering import render_prompt
 from tunix_rt.models.answers import answers_match, extract_answer
 from tunix_rt.models.torch.model_dir import load_model_dir
 from tunix_rt.training.backends import torch_backend
@@ -66,15 +66,8 @@ pytestmark = [
 
 
 def _examples(rows: int, seed: int) -> list[Example]:
-    return [
-        Example(
-            f"traces/{n}",
-            render_prompt(t["prompt"]),
-            render_target([s["content"] for s in t["steps"]], t["final_answer"]),
-            t["final_answer"],
-        )
-        for n, t in enumerate(datagen.generate(rows, seed, GATE_FAMILIES, trace_format="v2"))
-    ]
+    traces = datagen.generate(rows, seed, GATE_FAMILIES, trace_format="v2")
+    return [Example.of_row(t, f"traces/{n}") for n, t in enumerate(traces)]
 
 
 def _score(outputs: list[str], items: list[dict[str, Any]]) -> dict[str, float]:

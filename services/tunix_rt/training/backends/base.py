@@ -7,9 +7,12 @@ directory (checkpoints, the final model directory).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+
+from tunix_rt.common.rendering import render_prompt, render_target
 
 # The phases a backend reports (Reporter.phase), in the order a run goes through them; the
 # service shows them as TrainingJob.phase (TRAINING_JOB_PHASE_<name>).
@@ -30,6 +33,19 @@ class Example:
     prompt: str  # chat-templated prompt text
     target: str  # "steps ... Answer: X"
     answer: str  # the trace's final answer, for eval answer accuracy
+
+    @classmethod
+    def of_row(cls, row: Mapping[str, Any], trace: str = "traces/t") -> Example:
+        """A trace row as datasets/*.jsonl and tunix_rt.datagen write it (prompt, steps of
+        {content}, final_answer), rendered as the registry renders a stored trace: for
+        benchmarks and tests that train without a registry."""
+        steps = [step["content"] for step in row["steps"]]
+        return cls(
+            trace,
+            render_prompt(row["prompt"]),
+            render_target(steps, row["final_answer"]),
+            row["final_answer"],
+        )
 
 
 @dataclass(frozen=True)
