@@ -33,14 +33,14 @@ import torch
 
 from tunix_rt import datagen
 from tunix_rt.training.backends import preparation, torch_backend
-from tunix_rt.training.backends.base import Example, TrainData
+from tunix_rt.training.backends.base import Example, SilentReporter, TrainData
 from tunix_rt.training.backends.torch.parallel import run_data_parallel
 from tunix_rt.training.spec import BaseModel, Hyperparameters, Registration, TrainSpec
 
 SKIP = 5
 
 
-class Collect:
+class Collect(SilentReporter):
     """A Reporter that keeps the job's per-step metrics."""
 
     def __init__(self) -> None:
@@ -48,14 +48,6 @@ class Collect:
 
     def metrics(self, step: int, values: dict[str, float]) -> None:
         self.steps.setdefault(step, {}).update(values)
-
-    def log(self, message: str, level: str = "INFO") -> None: ...
-    def phase(self, phase: str) -> None: ...
-    def progress(self, step: int, total_steps: int, epoch: float) -> None: ...
-    def checkpoint(self, step: int, path: str, metrics: dict[str, float]) -> None: ...
-
-    def should_stop(self) -> bool:
-        return False
 
 
 def _data(rows: int) -> TrainData:

@@ -35,6 +35,7 @@ from tunix_rt.models.tokenizer import TextTokenizer, train_tokenizer
 from tunix_rt.models.torch import model as model_lib
 from tunix_rt.training import packing
 from tunix_rt.training.backends.adamw import make_schedule
+from tunix_rt.training.backends.base import SilentReporter
 from tunix_rt.training.backends.torch import trainer
 from tunix_rt.training.backends.torch.loss import attention_mask
 from tunix_rt.training.backends.torch.parallel import single
@@ -43,7 +44,7 @@ from tunix_rt.training.spec import Hyperparameters
 WARMUP_STEPS = 5
 
 
-class StepTimes:
+class StepTimes(SilentReporter):
     """A Reporter that keeps the step times the torch backend's loop reports."""
 
     def __init__(self) -> None:
@@ -52,14 +53,6 @@ class StepTimes:
     def metrics(self, step: int, values: dict[str, float]) -> None:
         if "step_time_seconds" in values:
             self.seconds[step] = values["step_time_seconds"]
-
-    def log(self, message: str, level: str = "INFO") -> None: ...
-    def phase(self, phase: str) -> None: ...
-    def progress(self, step: int, total_steps: int, epoch: float) -> None: ...
-    def checkpoint(self, step: int, path: str, metrics: dict[str, float]) -> None: ...
-
-    def should_stop(self) -> bool:
-        return False
 
 
 def torch_backend_seconds(

@@ -35,6 +35,7 @@ from tunix_rt.models.tokenizer import train_tokenizer
 from tunix_rt.models.torch import model as model_lib
 from tunix_rt.training import packing, peak_flops
 from tunix_rt.training.backends.adamw import make_schedule
+from tunix_rt.training.backends.base import SilentReporter
 from tunix_rt.training.backends.mfu import FlopsMeter, MfuReporter
 from tunix_rt.training.backends.torch import trainer
 from tunix_rt.training.backends.torch.parallel import single
@@ -43,7 +44,7 @@ from tunix_rt.training.spec import Hyperparameters
 WARMUP_STEPS = 3
 
 
-class Steps:
+class Steps(SilentReporter):
     """A Reporter keeping each step's metrics (behind MfuReporter, as in a job)."""
 
     def __init__(self) -> None:
@@ -52,14 +53,6 @@ class Steps:
     def metrics(self, step: int, values: dict[str, float]) -> None:
         if "tokens_per_second" in values:
             self.values.append(values)
-
-    def log(self, message: str, level: str = "INFO") -> None: ...
-    def phase(self, phase: str) -> None: ...
-    def progress(self, step: int, total_steps: int, epoch: float) -> None: ...
-    def checkpoint(self, step: int, path: str, metrics: dict[str, float]) -> None: ...
-
-    def should_stop(self) -> bool:
-        return False
 
 
 def measure(

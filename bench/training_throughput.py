@@ -30,7 +30,7 @@ from tunix_rt.models.jax import model as model_lib
 from tunix_rt.models.tokenizer import TextTokenizer, train_tokenizer
 from tunix_rt.training import packing
 from tunix_rt.training.backends.adamw import make_schedule
-from tunix_rt.training.backends.base import Example
+from tunix_rt.training.backends.base import Example, SilentReporter
 from tunix_rt.training.backends.jax import trainer
 from tunix_rt.training.backends.jax.evaluation import Evaluator
 from tunix_rt.training.backends.jax.loss import make_loss_fn, model_input
@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 WARMUP_STEPS = 5
 
 
-class StepTimes:
+class StepTimes(SilentReporter):
     """A Reporter that keeps the step times our trainer reports."""
 
     def __init__(self) -> None:
@@ -50,14 +50,6 @@ class StepTimes:
     def metrics(self, step: int, values: dict[str, float]) -> None:
         if "step_time_seconds" in values:
             self.seconds[step] = values["step_time_seconds"]
-
-    def log(self, message: str, level: str = "INFO") -> None: ...
-    def phase(self, phase: str) -> None: ...
-    def progress(self, step: int, total_steps: int, epoch: float) -> None: ...
-    def checkpoint(self, step: int, path: str, metrics: dict[str, float]) -> None: ...
-
-    def should_stop(self) -> bool:
-        return False
 
 
 def load_examples(limit: int) -> list[Example]:

@@ -78,6 +78,20 @@ class Reporter(Protocol):
         """True once the job was cancelled: save nothing more, return promptly."""
 
 
+class SilentReporter:
+    """A Reporter that drops everything and never stops (ranks other than 0; benchmarks
+    subclass it to keep the metrics they measure)."""
+
+    def metrics(self, step: int, values: dict[str, float]) -> None: ...
+    def log(self, message: str, level: str = "INFO") -> None: ...
+    def phase(self, phase: str) -> None: ...
+    def progress(self, step: int, total_steps: int, epoch: float) -> None: ...
+    def checkpoint(self, step: int, path: str, metrics: dict[str, float]) -> None: ...
+
+    def should_stop(self) -> bool:
+        return False
+
+
 class NonFiniteLoss(Exception):
     """The loss became NaN or infinite; the job fails with the step and the value."""
 

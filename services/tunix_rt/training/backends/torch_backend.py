@@ -34,6 +34,7 @@ from tunix_rt.training.backends.base import (
     PREPARING,
     TRAINING,
     Reporter,
+    SilentReporter,
     Stopped,
     TrainData,
     TrainResult,
@@ -54,19 +55,6 @@ from tunix_rt.training.spec import TrainSpec
 __all__ = ["Generator", "generate", "load_model_dir", "train", "train_rank"]
 
 LIBRARIES = ("torch", "transformers", "peft", "tokenizers", "safetensors", "numpy")
-
-
-class _Silent:
-    """The Reporter of ranks other than 0: they train, rank 0 reports."""
-
-    def metrics(self, step: int, values: dict[str, float]) -> None: ...
-    def log(self, message: str, level: str = "INFO") -> None: ...
-    def phase(self, phase: str) -> None: ...
-    def progress(self, step: int, total_steps: int, epoch: float) -> None: ...
-    def checkpoint(self, step: int, path: str, metrics: dict[str, float]) -> None: ...
-
-    def should_stop(self) -> bool:
-        return False
 
 
 def _cpu_threads() -> None:
@@ -174,7 +162,7 @@ def _train(
     spec: TrainSpec, data: TrainData, workdir: Path, parallel: Parallel, reporter: Any
 ) -> TrainResult | None:
     """One rank's training; rank 0 (the one with a reporter) returns the result."""
-    reporter = reporter if reporter is not None else _Silent()
+    reporter = reporter if reporter is not None else SilentReporter()  # rank 0 reports
     main = parallel.is_main
     hyper = spec.hyper
     prep = preparation.prepare(spec, data, workdir, reporter)
