@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import functools
 import os
-import platform
 import statistics
 import tempfile
 from pathlib import Path
@@ -32,6 +31,7 @@ from typing import Any
 import torch
 
 from tunix_rt import datagen
+from tunix_rt.common.host import cpu_model
 from tunix_rt.training.backends import preparation, torch_backend
 from tunix_rt.training.backends.base import Example, SilentReporter, TrainData
 from tunix_rt.training.backends.torch.parallel import run_data_parallel
@@ -120,14 +120,7 @@ def main() -> None:
     a = p.parse_args()
     cores = os.cpu_count() or 1
     os.environ["OMP_NUM_THREADS"] = str(cores)  # the job's share: every core (as a worker gets)
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
+    cpu = cpu_model()
     print(f"cpu: {cpu}, {cores} cores; {a.preset}, batch 8x256, {a.steps} steps, {a.precision}")
     data = _data(a.rows)
     results: dict[str, list[tuple[float, float]]] = {"one process": [], "2 ranks": []}

@@ -27,7 +27,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -43,6 +42,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from training_throughput import load_examples  # type: ignore[import-not-found]  # noqa: E402
 
+from tunix_rt.common.host import cpu_model  # noqa: E402
 from tunix_rt.training import peak_flops  # noqa: E402
 from tunix_rt.training.devices import nvidia_gpus  # noqa: E402
 
@@ -285,13 +285,6 @@ def device_env(gpus: list[int]) -> dict[str, str]:
         "JAX_PLATFORMS": "cuda,cpu",
         "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
     }
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def gpu_tests(timeout: float) -> str:

@@ -61,6 +61,7 @@ from bench.registry_load_clients import (  # noqa: E402
     trace_rows,
     upload_artifact,
 )
+from tunix_rt.common.host import describe_cpu  # noqa: E402
 from tunix_rt.v1 import registry_service_pb2_grpc  # noqa: E402
 
 POSTGRES_ENV = "TUNIX_RT_TEST_POSTGRES_URL"
@@ -307,15 +308,6 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def machine() -> str:
-    model = "unknown CPU"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-            break
-    return f"{model}, {len(os.sched_getaffinity(0))} cores"
-
-
 def print_report(report: Report) -> None:
     c = report.config
     print(f"\n== {c.database}: {c.clients} clients x {c.seconds:g} s, batches of {c.batch} traces")
@@ -369,7 +361,7 @@ def main() -> None:
     databases = ["sqlite", "postgres"] if args.database == "both" else [args.database]
     if "postgres" in databases and not args.database_url:
         parser.error(f"postgres needs --database-url or {POSTGRES_ENV} (scripts/with_postgres.sh)")
-    print(f"machine: {machine()}; Python {sys.version.split()[0]}, grpcio {grpc.__version__}")
+    print(f"machine: {describe_cpu()}; Python {sys.version.split()[0]}, grpcio {grpc.__version__}")
     failed = False
     for database in databases:
         config = LoadConfig(

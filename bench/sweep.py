@@ -22,7 +22,6 @@ Run: `.venv/bin/python bench/sweep.py [--trials 3] [--steps 24] [--prune-trials 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
@@ -40,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 from tests.support import LoopThread  # noqa: E402
 from tests.training.conftest import import_dataset  # noqa: E402
 from tests.training.helpers import TERMINAL, get, history, submit, tiny_job  # noqa: E402
+from tunix_rt.common.host import describe_cpu  # noqa: E402
 from tunix_rt.registry.server import start_registry  # noqa: E402
 from tunix_rt.training.server import start_training  # noqa: E402
 from tunix_rt.v1 import (  # noqa: E402
@@ -55,15 +55,6 @@ P = sweep_pb2.SweepParameter
 JOB_TERMINAL = TERMINAL | {run_pb2.RUN_STATE_PRUNED}
 EVAL_EVERY = 4
 POLL_S = 0.1
-
-
-def cpu_model() -> str:
-    model = "unknown CPU"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-            break
-    return f"{model}, {len(os.sched_getaffinity(0))} cores"
 
 
 def base_job(dataset: str, steps: int) -> training_job_pb2.TrainingJob:
@@ -253,7 +244,7 @@ def main() -> None:
         loop.run(training.stop(0))
         loop.run(registry.stop(0))
     loop.close()
-    print(f"CPU: {cpu_model()}")
+    print(f"CPU: {describe_cpu()}")
     print(
         f"(a) {args.trials} trials x 2 rounds per side of llama3-tiny, {args.steps} steps of "
         "4x128, eval every 4"

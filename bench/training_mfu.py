@@ -30,6 +30,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from training_throughput import load_examples  # type: ignore[import-not-found]
 
+from tunix_rt.common.host import cpu_model
 from tunix_rt.models import presets
 from tunix_rt.models.tokenizer import train_tokenizer
 from tunix_rt.models.torch import model as model_lib
@@ -106,9 +107,7 @@ def main() -> None:
     batcher = packing.make_batcher("packed", encoded, 8, 128, 0, tokenizer.pad_id())
     slot = peak_flops.cpu_slot_peak(args.threads)
     assert slot is not None, "the CPU probe failed"
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-         if line.startswith("model name")), "unknown CPU")  # fmt: skip
+    cpu = cpu_model()
     load = os.getloadavg()[0]
     print(
         f"{cpu}, {os.cpu_count()} cores (load average {load:.1f}), torch {torch.__version__} "

@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from tunix_rt.common.host import cpu_model
 from tunix_rt.models.torch import model as model_lib
 from tunix_rt.models.torch.model_dir import load_model_dir, write_model_dir
 from tunix_rt.training.backends import mfu, preparation, results, resume
@@ -78,7 +79,7 @@ def _build_model(spec: TrainSpec, prep: Prepared, device: torch.device) -> Any:
 def _device_kind(device: torch.device) -> str:
     if device.type == "cuda":
         return str(torch.cuda.get_device_name(device))
-    return platform.processor() or platform.machine()
+    return cpu_model()
 
 
 def _provenance(
