@@ -4,7 +4,8 @@
 
 On one model (llama3-2.5m, random init, saved as a model directory) and batch 4, greedy, 64 new
 tokens: generated tokens/s of transformers `model.generate` (KV cache), tunix's Sampler, and our
-JAX and torch engines (4 concurrent requests), as ratios to transformers; then aggregate tokens/s
+JAX and torch engines (the 4 prompts submitted together with `generate_batch`, and again
+from 4 threads), as ratios to transformers; then aggregate tokens/s
 through each engine with 1, 4 and 16 concurrent streams (threads calling `generate`) and the
 16/1 ratio. Medians of `--repeats` runs after a warm-up (compilation excluded).
 """
@@ -57,6 +58,22 @@ def median_rate(run: Callable[[], int], repeats: int) -> float:
     return statistics.median(rates)
 
 
+def interleaved_rates(runs: dict[str, Callable[[], int]], repeats: int) -> dict[str, float]:
+    """Median tokens/s of each run, measured in alternating rounds (one of each per round, after
+    two warm-ups each): the shared host's speed drifts by tens of percent within minutes, which
+    measuring one contender after the other would put into the ratios."""
+    for run in runs.values():
+        run()
+        run()
+    rates: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            tokens = run()
+            rates[name].append(tokens / (time.perf_counter() - start))
+    return {name: statistics.median(r) for name, r in rates.items()}
+
+
 def engine_run(engine: Engine, prompts: list[list[int]], new_tokens: int) -> Callable[[], int]:
     def run() -> int:
         results: list[Finished] = []
@@ -73,6 +90,21 @@ def engine_run(engine: Engine, prompts: list[list[int]], new_tokens: int) -> Cal
         for thread in threads:
             thread.join()
         return sum(r.completion_tokens for r in results)
+
+    return run
+
+
+def engine_batch_run(
+    engine: Engine, prompts: list[list[int]], new_tokens: int
+) -> Callable[[], int]:
+    """All prompts submitted together (`generate_batch`), as the Sampler and transformers get
+    them: the same batch from the first step."""
+
+    def run() -> int:
+        finished = engine.generate_batch(
+            prompts, Sampling(max_new_tokens=new_tokens), lambda: False
+        )
+        return sum(f.completion_tokens for f in finished)
 
     return run
 
@@ -155,9 +187,13 @@ def main() -> None:
             + f"; using {best}"
         )
         rates["transformers"] = by_threads[best]
-        rates["tunix Sampler"] = median_rate(tunix_run(model_dir, TEXTS, n), args.repeats)
+        runs = {"tunix Sampler": tunix_run(model_dir, TEXTS, n)}
         for name, engine in engines.items():
-            rates[f"engine {name}"] = median_rate(engine_run(engine, prompts, n), args.repeats)
+            runs[f"engine {name}"] = engine_batch_run(engine, prompts, n)
+            # The same 4 requests from 4 threads, as 4 callers of the service would send them:
+            # they reach the scheduler one after another, so the first decodes alone at first.
+            runs[f"{name}, 4 threads"] = engine_run(engine, prompts, n)
+        rates.update(interleaved_rates(runs, args.repeats))
         print(f"batch 4, {n} new tokens, greedy (median of {args.repeats})")
         for name, rate in rates.items():
             print(
@@ -165,14 +201,19 @@ def main() -> None:
                 f"transformers  x{rate / rates['tunix Sampler']:.2f} vs tunix"
             )
         for name, engine in engines.items():
-            streams: dict[int, float] = {}
-            for count in (1, 4, 16):
-                batch = [prompts[i % len(prompts)] for i in range(count)]
-                streams[count] = median_rate(engine_run(engine, batch, n), args.repeats)
+            sixteen = [prompts[i % len(prompts)] for i in range(16)]
+            by_count: dict[str, Callable[[], int]] = {
+                str(count): engine_run(engine, sixteen[:count], n) for count in (1, 4, 16)
+            }
+            by_count["16 together"] = engine_batch_run(engine, sixteen, n)
+            measured = interleaved_rates(by_count, args.repeats)
+            streams = {count: measured[str(count)] for count in (1, 4, 16)}
+            together = measured["16 together"]
             print(
                 f"engine {name} concurrent streams: "
                 + ", ".join(f"{c}: {r:.0f} tokens/s" for c, r in streams.items())
-                + f"; 16/1 = {streams[16] / streams[1]:.2f}"
+                + f"; 16/1 = {streams[16] / streams[1]:.2f}; 16 submitted together "
+                + f"{together:.0f} tokens/s, / 1 stream = {together / streams[1]:.2f}"
             )
         for engine in engines.values():
             engine.close()

@@ -5,7 +5,9 @@ weights, in one run.
 
     .venv/bin/python bench/inference_service.py [--rounds 3] [--new-tokens 64]
 
-A registry and an inference service run in this process (real gRPC on loopback); the model is
+A registry and an inference service run in this process (real gRPC on loopback); the clients run
+in a process of their own (`--client`), as callers of a service do: client threads in the
+server's process would contend with its decode loop for the interpreter lock. The model is
 llama3-2.5m with random weights and a BPE tokenizer trained on the shipped mini dataset. Every
 request asks for exactly `--new-tokens` greedy tokens (no stop sequence; the random model
 practically never ends by itself, and completion tokens are counted from each summary anyway).
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -30,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.inference.conftest import make_model_dir, register_model  # noqa: E402
 from tests.support import LoopThread  # noqa: E402
+from tunix_rt.common.host import describe_cpu  # noqa: E402
 from tunix_rt.inference.server import start_inference  # noqa: E402
 from tunix_rt.registry.server import start_registry  # noqa: E402
 from tunix_rt.v1 import (  # noqa: E402
@@ -79,6 +83,21 @@ def aggregate(stub: Any, streams: int, requests_each: int, new_tokens: int) -> f
     return sum(totals) / (time.perf_counter() - start)
 
 
+def aggregate_elsewhere(address: str, streams: int, requests_each: int, new_tokens: int) -> float:
+    """`aggregate` run by a client process of its own (its start-up is not timed)."""
+    command = [sys.executable, __file__, "--client", address, "--streams", str(streams)]
+    command += ["--requests-each", str(requests_each), "--new-tokens", str(new_tokens)]
+    done = subprocess.run(command, capture_output=True, text=True, check=True, timeout=900)
+    return float(done.stdout.split()[-1])
+
+
+def client_main(args: argparse.Namespace) -> None:
+    stub = inference_service_pb2_grpc.InferenceServiceStub(  # type: ignore[no-untyped-call]
+        grpc.insecure_channel(args.client)
+    )
+    print(aggregate(stub, args.streams, args.requests_each, args.new_tokens))
+
+
 def transformers_generate(model_dir: Path, new_tokens: int, rounds: int) -> float:
     """Median tokens/s of transformers `generate` (greedy, KV cache) at batch 4."""
     import torch
@@ -115,7 +134,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--new-tokens", type=int, default=64)
+    parser.add_argument("--client", help=argparse.SUPPRESS)  # run as the client process
+    parser.add_argument("--streams", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--requests-each", type=int, default=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.client:
+        client_main(args)
+        return
     loop = LoopThread()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -139,11 +164,14 @@ def main() -> None:
         results: dict[int, list[float]] = {1: [], 4: [], 16: []}
         for _ in range(args.rounds):
             for streams in results:
-                results[streams].append(aggregate(stub, streams, 2, args.new_tokens))
+                results[streams].append(
+                    aggregate_elsewhere(inference.address, streams, 2, args.new_tokens)
+                )
         hf = transformers_generate(model_dir, args.new_tokens, args.rounds)
         loop.run(inference.stop())
         loop.run(registry.stop())
     median = {n: statistics.median(r) for n, r in results.items()}
+    print(f"machine: {describe_cpu()}")
     print(f"llama3-2.5m, {args.new_tokens} greedy new tokens per request, median of {args.rounds}")
     for n, rate in median.items():
         rounds = ", ".join(f"{r:,.0f}" for r in results[n])

@@ -290,6 +290,21 @@ def test_concurrent_requests_share_batches(jax_engine: Any, torch_engine: Any) -
         assert engine.scheduler.stats.max_batch > 1
 
 
+def test_a_batch_is_admitted_together(jax_engine: Any, torch_engine: Any) -> None:
+    """generate_batch queues its prompts at once: one prefill admits all of them, the first
+    decode step runs them all, and each text is the one it gets alone."""
+    sampling = Sampling(max_new_tokens=20)
+    for engine in (jax_engine, torch_engine):
+        alone = [run(engine, prompt, sampling)[1].text for prompt in PROMPTS]
+        stats = engine.scheduler.stats
+        prefills, sizes = stats.prefills, stats.batch_sizes.copy()
+        finished = engine.generate_batch([engine.encode_prompt(p) for p in PROMPTS], sampling)
+        assert [f.text for f in finished] == alone
+        assert stats.prefills == prefills + 1
+        grown = stats.batch_sizes - sizes
+        assert grown[len(PROMPTS)] >= 1 and max(grown) == len(PROMPTS)
+
+
 def test_loader_sizes_and_checks(model_dir: Path) -> None:
     arch = get("llama3-tiny").config
     assert estimate_memory_bytes(model_dir) > 4 * 300 * arch.hidden_size

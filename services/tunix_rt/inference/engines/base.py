@@ -84,6 +84,12 @@ class Engine(Protocol):
         ends with one Finished. Once `cancelled()` is True the request leaves its batch at the
         next step and the iterator ends with a Finished(CANCELLED)."""
 
+    def generate_batch(
+        self, prompts: list[list[int]], sampling: Sampling, cancelled: Callable[[], bool]
+    ) -> list[Finished]:
+        """Generates for all `prompts` submitted together (admitted into the batch at the same
+        step) and returns their Finished events in order, once all are done."""
+
     def close(self) -> None:
         """Frees the model (called on unload/eviction once no request uses it)."""
 

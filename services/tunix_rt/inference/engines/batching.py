@@ -88,13 +88,48 @@ class Scheduler:
         self, prompt_ids: list[int], sampling: Sampling, cancelled: Callable[[], bool]
     ) -> Iterator[Piece | Finished]:
         """Queues a request and yields its events as the scheduler produces them."""
-        state = RequestState(list(prompt_ids), sampling, self.tokenizer, self.context_length)
-        request = _Request(state)
+        # A generator: the request is queued when the caller starts iterating, as before.
+        (request,) = self._submit([prompt_ids], sampling)
+        yield from self._stream(request, cancelled)
+
+    def generate_batch(
+        self, prompts: list[list[int]], sampling: Sampling, cancelled: Callable[[], bool]
+    ) -> list[Finished]:
+        """Queues all `prompts` at once, so they are admitted together (one batched prefill,
+        then decode steps over all of them: vLLM's offline `LLM.generate(prompts)`), and waits
+        for every one of them; the Finished events in the order of `prompts`."""
+        requests = self._submit(prompts, sampling)
+        results: list[Finished] = []
+        try:
+            for request in requests:
+                for event in self._stream(request, cancelled):
+                    if isinstance(event, Finished):
+                        results.append(event)
+        finally:
+            # One request failed (or the caller was interrupted): the rest leave the batch too.
+            for request in requests:
+                if request.state.finished is None:
+                    self._cancel(request)
+        return results
+
+    def _submit(self, prompts: list[list[int]], sampling: Sampling) -> list[_Request]:
+        """The requests of `prompts`, queued under one hold of the lock: the scheduler sees all
+        of them at its next step boundary (one thread per request would trickle in and start
+        decoding the first alone)."""
+        requests = [
+            _Request(RequestState(list(ids), sampling, self.tokenizer, self.context_length))
+            for ids in prompts
+        ]
         with self._cond:
             if self._closed:
                 raise RuntimeError("engine is closed")
-            self._waiting.append(request)
+            self._waiting.extend(requests)
             self._cond.notify()
+        return requests
+
+    def _stream(
+        self, request: _Request, cancelled: Callable[[], bool]
+    ) -> Iterator[Piece | Finished]:
         try:
             while True:
                 try:
@@ -307,6 +342,14 @@ class BatchedEngine:
         self, prompt_ids: list[int], sampling: Sampling, cancelled: Callable[[], bool]
     ) -> Iterator[Piece | Finished]:
         return self.scheduler.generate(prompt_ids, sampling, cancelled)
+
+    def generate_batch(
+        self,
+        prompts: list[list[int]],
+        sampling: Sampling,
+        cancelled: Callable[[], bool] = lambda: False,
+    ) -> list[Finished]:
+        return self.scheduler.generate_batch(prompts, sampling, cancelled)
 
     def close(self) -> None:
         self.scheduler.close()
