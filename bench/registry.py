@@ -7,6 +7,11 @@ Run: `make bench` or `.venv/bin/python bench/registry.py [--seconds 5] [--rounds
 Both servers run in their own subprocess (one event loop each, like production) and are driven by
 the same asyncio client with the same concurrency, alternating rounds so machine noise hits both
 alike; the ratio is what to compare across machines, not the absolute rates.
+
+GetTrace is measured twice: as a client reads it (the generated stub, which parses the response)
+and with the response left as bytes, as the echo client leaves its echo. The second is the ratio
+of the servers' work alone; the first adds the client's parse of the trace (its `meta` Struct),
+which the echo client never pays.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from typing import Any
 
 import grpc
 
+from tunix_rt.common.host import describe_cpu
 from tunix_rt.v1 import registry_service_pb2 as pb
 from tunix_rt.v1 import registry_service_pb2_grpc
 
@@ -76,8 +82,8 @@ asyncio.run(main())
 """
 
 
-def spawn(code: str, *args: str) -> tuple[subprocess.Popen[str], int]:
-    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'clients'}:{ROOT / 'services'}"}
+def spawn(code: str, *args: str, **extra_env: str) -> tuple[subprocess.Popen[str], int]:
+    env = {**os.environ, **extra_env, "PYTHONPATH": f"{ROOT / 'clients'}:{ROOT / 'services'}"}
     env["TUNIX_RT_LOG_LEVEL"] = "WARNING"
     proc = subprocess.Popen(
         [sys.executable, "-c", code, *args], stdout=subprocess.PIPE, text=True, env=env
@@ -107,6 +113,7 @@ async def run(args: argparse.Namespace, data: bytes) -> None:
         echo_proc, echo_port = spawn(ECHO_SERVER)
         reg_proc, reg_port = spawn(REGISTRY_SERVER, tmp)
         frame_proc, frame_port = spawn(FRAMEWORK_ECHO_SERVER)
+        cold_proc: subprocess.Popen[str] | None = None
         try:
             frame_channel = grpc.aio.insecure_channel(f"127.0.0.1:{frame_port}")
             echo_channel = grpc.aio.insecure_channel(f"127.0.0.1:{echo_port}")
@@ -137,33 +144,70 @@ async def run(args: argparse.Namespace, data: bytes) -> None:
             async def call_get() -> object:
                 return await stub.GetTrace(get)
 
+            # The same RPC, its response kept as bytes (no client-side parse), like the echo's.
+            get_bytes = reg_channel.unary_unary(
+                "/tunix_rt.v1.RegistryService/GetTrace",
+                request_serializer=pb.GetTraceRequest.SerializeToString,
+            )
+
+            async def call_get_bytes() -> object:
+                return await get_bytes(get)
+
+            # A second registry on the same database (started after the imports, which it would
+            # slow down) with its kept responses turned off: every GetTrace reads and converts
+            # the row, as a trace's first read does.
+            cold_proc, cold_port = spawn(REGISTRY_SERVER, tmp, TUNIX_RT_TRACE_CACHE_BYTES="0")
+            cold_channel = grpc.aio.insecure_channel(f"127.0.0.1:{cold_port}")
+            cold_stub = new_stub(cold_channel)
+
+            async def call_get_cold() -> object:
+                return await cold_stub.GetTrace(get)
+
             await throughput(call_echo, 1.0, args.concurrency)  # warm-up
             await throughput(call_get, 1.0, args.concurrency)
             await throughput(call_frame_echo, 1.0, args.concurrency)
-            echo_rates, frame_rates, get_rates = [], [], []
+            await throughput(call_get_bytes, 1.0, args.concurrency)
+            await throughput(call_get_cold, 1.0, args.concurrency)
+            echo_rates, frame_rates, get_rates, bytes_rates, cold_rates = [], [], [], [], []
             for _ in range(args.rounds):
                 echo_rates.append(await throughput(call_echo, args.seconds, args.concurrency))
                 frame_rates.append(
                     await throughput(call_frame_echo, args.seconds, args.concurrency)
                 )
                 get_rates.append(await throughput(call_get, args.seconds, args.concurrency))
+                bytes_rates.append(await throughput(call_get_bytes, args.seconds, args.concurrency))
+                cold_rates.append(await throughput(call_get_cold, args.seconds, args.concurrency))
             await echo_channel.close()
             await frame_channel.close()
             await reg_channel.close()
+            await cold_channel.close()
         finally:
-            for proc in (echo_proc, reg_proc, frame_proc):
-                proc.terminate()
-                proc.wait(10)
+            for proc in (echo_proc, reg_proc, frame_proc, cold_proc):
+                if proc is not None:
+                    proc.terminate()
+                    proc.wait(10)
     ratios = [g / e for g, e in zip(get_rates, echo_rates, strict=True)]
-    print(f"machine: {os.cpu_count()} CPUs; concurrency {args.concurrency}; rounds {args.rounds}")
+    bytes_ratios = [g / e for g, e in zip(bytes_rates, echo_rates, strict=True)]
+    cold_ratios = [g / e for g, e in zip(cold_rates, echo_rates, strict=True)]
+    print(f"machine: {describe_cpu()}; concurrency {args.concurrency}; rounds {args.rounds}")
     print(f"bare echo      : {statistics.median(echo_rates):8.0f} calls/s (median)")
     print(f"echo+bootstrap : {statistics.median(frame_rates):8.0f} calls/s (median)")
     print(f"GetTrace       : {statistics.median(get_rates):8.0f} calls/s (median)")
+    print(f"GetTrace, bytes: {statistics.median(bytes_rates):8.0f} calls/s (median)")
+    print(f"GetTrace, no kept responses: {statistics.median(cold_rates):8.0f} calls/s (median)")
     frame_ratio = statistics.median(f / e for f, e in zip(frame_rates, echo_rates, strict=True))
     print(f"ratio echo+bootstrap/echo: {frame_ratio:.2f}")
     print(
         f"ratio GetTrace/echo: {statistics.median(ratios):.2f} "
         f"(per round: {', '.join(f'{r:.2f}' for r in ratios)})"
+    )
+    print(
+        f"ratio GetTrace read as bytes/echo: {statistics.median(bytes_ratios):.2f} "
+        f"(per round: {', '.join(f'{r:.2f}' for r in bytes_ratios)})"
+    )
+    print(
+        f"ratio GetTrace without kept responses/echo: {statistics.median(cold_ratios):.2f} "
+        f"(per round: {', '.join(f'{r:.2f}' for r in cold_ratios)})"
     )
     print(
         f"ImportTraces ({len(names)} traces): {statistics.median(import_rates):8.0f} traces/s "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -22,8 +23,10 @@ from tests.registry.helpers import (
     rpc_error,
     unique,
 )
+from tests.support import LoopThread
+from tunix_rt.registry.server import RunningRegistry, start_registry
 from tunix_rt.v1 import registry_service_pb2 as pb
-from tunix_rt.v1 import trace_pb2
+from tunix_rt.v1 import registry_service_pb2_grpc, trace_pb2
 
 NAME = re.compile(r"^traces/[0-9a-f]{32}$")
 
@@ -269,6 +272,29 @@ def test_delete_trace(stub: Stub) -> None:
         source=source, meta=[trace_pb2.MetaCondition(key="index", value="1")]
     )
     assert [t.name for t in list_all_traces(stub, flt)] == [keep.name]
+
+
+def test_a_trace_deleted_through_another_replica_is_not_served_again(
+    registry_server: RunningRegistry, stub: Stub, tmp_path: Path
+) -> None:
+    """GetTrace keeps the responses it built (trace_responses); a second registry on the same
+    database deletes the trace, and this one stops serving it at once."""
+    trace = create(stub, source=unique("replica"))
+    request = pb.GetTraceRequest(name=trace.name)
+    assert stub.GetTrace(request).trace == trace
+    assert stub.GetTrace(request).trace == trace  # the kept response
+    loop = LoopThread()
+    url = registry_server.registry.repo.url
+    other = loop.run(start_registry(data_dir=tmp_path, database_url=url))
+    try:
+        with grpc.insecure_channel(other.address) as channel:
+            replica: Any = registry_service_pb2_grpc.RegistryServiceStub(channel)  # type: ignore[no-untyped-call]
+            assert replica.GetTrace(request).trace == trace
+            replica.DeleteTrace(pb.DeleteTraceRequest(name=trace.name))
+        rpc_error(grpc.StatusCode.NOT_FOUND, lambda: stub.GetTrace(request))
+    finally:
+        loop.run(other.stop(0))
+        loop.close()
 
 
 def test_delete_trace_in_a_dataset_is_refused(stub: Stub) -> None:

@@ -34,6 +34,7 @@ _GET_TRACE_SQL = (
     "SELECT uid, source, trace_version, prompt, final_answer, steps, meta, content_hash, "
     "create_time FROM traces WHERE uid = {param}"
 )
+_TRACE_EXISTS_SQL = "SELECT 1 FROM traces WHERE uid = {param}"
 
 # The idempotency records of ImportTraces are kept under this method name.
 IMPORT_METHOD = "ImportTraces"
@@ -168,6 +169,10 @@ class TraceRepository(RepositoryBase):
             source=source,
         )
         return Trace(uid_, content, digest, datetime_value(created))
+
+    def trace_exists(self, uid: str) -> bool:
+        """Whether the trace is stored (a point read on the hot-read path)."""
+        return self.hot_read_one(_TRACE_EXISTS_SQL, uid) is not None
 
     def get_traces(self, uids: Sequence[str]) -> list[Trace]:
         """Traces in the order of `uids`; NotFound names the first missing one."""

@@ -38,7 +38,14 @@ class Traces:
         return TraceImport(self.repo, atomic=atomic, source=source, request_id=request_id)
 
     def get_trace(self, name: str) -> tr.Trace:
-        return self.repo.get_trace(names.parse(name, "traces", "name", names.UID_PATTERN))
+        return self.repo.get_trace(self.uid_of(name))
+
+    def uid_of(self, name: str) -> str:
+        """The uid of a trace name (`traces/{uid}`); INVALID_ARGUMENT on `name` otherwise."""
+        return names.parse(name, "traces", "name", names.UID_PATTERN)
+
+    def exists(self, uid: str) -> bool:
+        return self.repo.trace_exists(uid)
 
     def list_traces(self, flt: ds.TraceFilter, size: int, token: str) -> Page[tr.Trace]:
         ds.check_filter(flt)
@@ -49,7 +56,7 @@ class Traces:
         return Page.of(items, last, key)
 
     def delete_trace(self, name: str) -> None:
-        self.repo.delete_trace(names.parse(name, "traces", "name", names.UID_PATTERN))
+        self.repo.delete_trace(self.uid_of(name))
 
     def _store(self, contents: Sequence[tr.TraceContent], request_id: str) -> list[str]:
         """Stores traces all or nothing, once per request_id; returns their uids."""
