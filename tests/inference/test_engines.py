@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -303,6 +304,32 @@ def test_a_batch_is_admitted_together(jax_engine: Any, torch_engine: Any) -> Non
         assert stats.prefills == prefills + 1
         grown = stats.batch_sizes - sizes
         assert grown[len(PROMPTS)] >= 1 and max(grown) == len(PROMPTS)
+
+
+def test_generate_to_pushes_the_events_and_polls_for_cancel(jax_engine: Engine) -> None:
+    """The pushed form of generate (what the service uses): the same events, handed over on
+    the engine's thread; a request whose `cancelled()` turns true leaves at the next step."""
+    pushed: queue.Queue[Any] = queue.Queue()
+    _, alone = run(jax_engine, "Tom has", Sampling(max_new_tokens=12))
+    jax_engine.generate_to(
+        jax_engine.encode_prompt("Tom has"), Sampling(max_new_tokens=12), NEVER, pushed.put
+    )
+    events = [pushed.get(timeout=60)]
+    while not isinstance(events[-1], Finished):
+        events.append(pushed.get(timeout=60))
+    assert events[-1].text == alone.text == "".join(e.text for e in events[:-1])
+    flag = threading.Event()
+    jax_engine.generate_to(
+        jax_engine.encode_prompt("the cat"), Sampling(max_new_tokens=400), flag.is_set, pushed.put
+    )
+    first = pushed.get(timeout=60)
+    flag.set()
+    last = first
+    while not isinstance(last, Finished):
+        last = pushed.get(timeout=10)
+    assert isinstance(last, Finished)
+    if last.finish_reason != END_OF_SEQUENCE:  # the random model may end before the cancel
+        assert last.finish_reason == CANCELLED and last.completion_tokens < 100
 
 
 def test_loader_sizes_and_checks(model_dir: Path) -> None:

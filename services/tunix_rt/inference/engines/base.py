@@ -90,6 +90,17 @@ class Engine(Protocol):
         """Generates for all `prompts` submitted together (admitted into the batch at the same
         step) and returns their Finished events in order, once all are done."""
 
+    def generate_to(
+        self,
+        prompt_ids: list[int],
+        sampling: Sampling,
+        cancelled: Callable[[], bool],
+        deliver: Callable[[Piece | Finished | BaseException], None],
+    ) -> None:
+        """`generate` without a waiting thread: each event (or the exception that failed the
+        request) is handed to `deliver` as it happens, on the engine's own thread; `deliver`
+        must not block."""
+
     def close(self) -> None:
         """Frees the model (called on unload/eviction once no request uses it)."""
 

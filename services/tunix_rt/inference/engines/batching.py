@@ -50,11 +50,27 @@ class DecodeCore(Protocol):
         """`rows` are free again."""
 
 
+Event = Piece | Finished | BaseException
+
+
 @dataclass
 class _Request:
     state: RequestState
-    events: queue.Queue[Piece | Finished | BaseException] = field(default_factory=queue.Queue)
+    events: queue.Queue[Event] = field(default_factory=queue.Queue)
     cancelled: bool = False
+    # A pushed request (`generate_to`): its events go to `deliver` instead of `events`, and the
+    # scheduler asks `poll` at every step whether its caller went away.
+    deliver: Callable[[Event], None] | None = None
+    poll: Callable[[], bool] | None = None
+
+    def gone(self) -> bool:
+        return self.cancelled or (self.poll is not None and self.poll())
+
+    def send(self, event: Event) -> None:
+        if self.deliver is not None:
+            self.deliver(event)
+        else:
+            self.events.put(event)
 
 
 @dataclass
@@ -112,12 +128,35 @@ class Scheduler:
                     self._cancel(request)
         return results
 
-    def _submit(self, prompts: list[list[int]], sampling: Sampling) -> list[_Request]:
+    def generate_to(
+        self,
+        prompt_ids: list[int],
+        sampling: Sampling,
+        cancelled: Callable[[], bool],
+        deliver: Callable[[Event], None],
+    ) -> None:
+        """Queues a request whose events (Pieces, the Finished, or the exception that failed
+        it) are handed to `deliver` on the scheduler thread, as they happen: no thread per
+        request waits on them (the service puts them straight on its event loop). `deliver`
+        must not block; `cancelled()` is asked at every step."""
+        self._submit([prompt_ids], sampling, deliver, cancelled)
+
+    def _submit(
+        self,
+        prompts: list[list[int]],
+        sampling: Sampling,
+        deliver: Callable[[Event], None] | None = None,
+        poll: Callable[[], bool] | None = None,
+    ) -> list[_Request]:
         """The requests of `prompts`, queued under one hold of the lock: the scheduler sees all
         of them at its next step boundary (one thread per request would trickle in and start
         decoding the first alone)."""
         requests = [
-            _Request(RequestState(list(ids), sampling, self.tokenizer, self.context_length))
+            _Request(
+                RequestState(list(ids), sampling, self.tokenizer, self.context_length),
+                deliver=deliver,
+                poll=poll,
+            )
             for ids in prompts
         ]
         with self._cond:
@@ -186,14 +225,14 @@ class Scheduler:
         admit: dict[int, _Request] = {}
         while self._waiting and free:
             request = self._waiting.popleft()
-            if request.cancelled:
+            if request.gone():
                 self._emit(request, request.state.cancel())
                 continue
             admit[free.pop(0)] = request
         return admit
 
     def _drop_cancelled(self) -> None:
-        gone = [row for row, request in self._active.items() if request.cancelled]
+        gone = [row for row, request in self._active.items() if request.gone()]
         for row in gone:
             request = self._active.pop(row)
             self._next.pop(row, None)
@@ -282,7 +321,7 @@ class Scheduler:
 
     def _emit(self, request: _Request, events: list[Piece | Finished]) -> None:
         for event in events:
-            request.events.put(event)
+            request.send(event)
 
     def _fail_all(self, error: BaseException) -> None:
         with self._cond:
@@ -291,7 +330,7 @@ class Scheduler:
             self._waiting.clear()
             self._next.clear()
         for request in requests:
-            request.events.put(error)
+            request.send(error)
         if requests and not self._closed:
             with contextlib.suppress(Exception):  # already reporting the first error
                 self.core.release(list(range(self.core.capacity)))
@@ -350,6 +389,15 @@ class BatchedEngine:
         cancelled: Callable[[], bool] = lambda: False,
     ) -> list[Finished]:
         return self.scheduler.generate_batch(prompts, sampling, cancelled)
+
+    def generate_to(
+        self,
+        prompt_ids: list[int],
+        sampling: Sampling,
+        cancelled: Callable[[], bool],
+        deliver: Callable[[Event], None],
+    ) -> None:
+        self.scheduler.generate_to(prompt_ids, sampling, cancelled, deliver)
 
     def close(self) -> None:
         self.scheduler.close()
