@@ -45,19 +45,6 @@ def build_model_dir(path: Path) -> Path:
     return write_model_dir(path, model, arch, tokenizer, chat_template="plain", training_step=0)
 
 
-def median_rate(run: Callable[[], int], repeats: int) -> float:
-    """Median tokens/s of `run` (which returns the tokens it generated), after two warm-ups
-    (the engines compile each new shape bucket once)."""
-    run()
-    run()
-    rates = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        tokens = run()
-        rates.append(tokens / (time.perf_counter() - start))
-    return statistics.median(rates)
-
-
 def interleaved_rates(runs: dict[str, Callable[[], int]], repeats: int) -> dict[str, float]:
     """Median tokens/s of each run, measured in alternating rounds (one of each per round, after
     two warm-ups each): the shared host's speed drifts by tens of percent within minutes, which
@@ -178,7 +165,7 @@ def main() -> None:
         for threads in sorted({default_threads, 1}, reverse=True):
             torch.set_num_threads(threads)
             baseline = transformers_run(model_dir, prompts, n)
-            by_threads[threads] = median_rate(baseline, args.repeats)
+            by_threads[threads] = interleaved_rates({"hf": baseline}, args.repeats)["hf"]
         best = max(by_threads, key=lambda t: by_threads[t])
         torch.set_num_threads(best)
         print(
