@@ -12,7 +12,8 @@ would wrap onto its own oldest slot, and is dropped when the batch drains.
 
 Shapes are bucketed to powers of two (batch rows x slots for decode, admitted rows x prompt
 length for prefill), so `jax.jit` compiles each bucket once; the cache and mask are donated so
-the step updates them in place.
+the step updates them in place. The prefill pads its keys/values to one staged shape, so the
+scatter that copies them into the cache depends on the cache's shape only.
 """
 
 from __future__ import annotations
@@ -39,6 +40,12 @@ MAX_FUSED_STEPS = 16  # the scheduler's fused decode length (batching.MAX_FUSED_
 # requests arrive together varies from step to step, and each distinct count would be another
 # compilation.
 PREFILL_ROWS = 4
+# A prefill hands its keys/values to the scatter padded to PREFILL_ROWS rows and at least this
+# many slots (the largest prompt bucket `warmup` compiles), so the scatter compiles once per
+# cache shape instead of once per cache shape x rows x prompt bucket: 48 variants, ~10 s of a
+# llama3-1.3m warmup on 2 CPU cores, before (issue 13). The padding costs a copy of at most
+# 4 x 64 slots per layer, a fraction of one decode step's read of the cache.
+STAGED_SLOTS = 64
 DEFAULT_CAPACITY = 32
 
 
@@ -97,6 +104,8 @@ class JaxCore:
         self._decode_fn = jax.jit(self._decode_step, donate_argnums=(1, 2), static_argnums=(7,))
         self._multi_fn = jax.jit(self._multi_step, donate_argnums=(1, 2), static_argnums=(7,))
         self._prefill_fn = jax.jit(self._prefill_step, static_argnums=(3,))
+        # The staged prompt's slots: STAGED_SLOTS, but never more than the smallest ring.
+        self._staged = min(STAGED_SLOTS, self._max_slots)
         self._scatter_fn = jax.jit(self._scatter_step, donate_argnums=(0, 1))
         self._resize_fn = jax.jit(self._resize_step, static_argnums=(3, 4))
 
@@ -146,6 +155,9 @@ class JaxCore:
     def _prefill_step(
         self, state: Any, tokens: jax.Array, lengths: jax.Array, want: bool
     ) -> tuple[Any, jax.Array, jax.Array, jax.Array | None]:
+        """The greedy next token (and logits if `want`) of each prompt row, and the prompts'
+        keys/values [PREFILL_ROWS, P', K, H] with their mask [PREFILL_ROWS, P'], where
+        P' = max(P, self._staged): the extra rows and leading slots are padding."""
         rows, length = tokens.shape
         index = jnp.arange(length)
         pad = length - lengths[:, None]  # left padding of each row
@@ -165,7 +177,13 @@ class JaxCore:
         logits, cache = self._forward(state, tokens, positions, fresh, mask)
         last = logits[:, -1].astype(jnp.float32)
         greedy = first_argmax(last)
-        return cache, real, greedy, (last if want else None)
+        # Left padding keeps the prompt's last slot last: the scatter places it just behind w.
+        padding = ((0, PREFILL_ROWS - rows), (max(0, self._staged - length), 0))
+        staged = {
+            name: {part: jnp.pad(layer[part], (*padding, (0, 0), (0, 0))) for part in ("k", "v")}
+            for name, layer in cache.items()
+        }
+        return staged, jnp.pad(real, padding), greedy, (last if want else None)
 
     @staticmethod
     def _scatter_step(
@@ -282,7 +300,7 @@ class JaxCore:
             self._state, tokens, lengths, want_logits
         )
         batch, _ = self._shape()
-        row_index = np.full(count, batch, np.int32)  # out of range: dropped
+        row_index = np.full(PREFILL_ROWS, batch, np.int32)  # out of range: dropped
         row_index[: len(rows)] = rows
         self._cache, self._valid = self._scatter_fn(
             self._cache, self._valid, prompt_cache, real, row_index, np.int32(self._write)
