@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tunix_rt.common.errors import FailedPrecondition, InvalidArgument
+from tunix_rt.common.errors import FailedPrecondition, InvalidArgument, Unavailable
 from tunix_rt.training.scheduler import Device, DeviceRequest, Scheduler, parse_request
 
 
@@ -373,6 +373,29 @@ def test_an_old_big_job_reserves_only_its_own_kind() -> None:
     # gpu-other would fit on the free gpu but gpu-big holds its claim; cpu is unaffected.
     assert started_ids(sched.schedule()) == ["cpu-job"]
     assert sched.queued() == ["gpu-big", "gpu-other"]
+
+
+def test_a_job_waiting_for_a_cluster_to_grow_back_reserves_nothing() -> None:
+    """A job requeued wider than what is left (its node left a Ray cluster) is queued without
+    the never-fits check and waits; smaller jobs keep starting past the backfill window, since
+    no release could make it fit. It starts once the inventory has grown back."""
+    sched, clock = scheduler(cpu=2, backfill_window_seconds=60)
+    sched.submit("wide", DeviceRequest("cpu", 3), priority=0, check=False)
+    clock.advance(61)
+    sched.submit("small", DeviceRequest("cpu", 1), priority=0)
+    assert started_ids(sched.schedule()) == ["small"]
+    assert sched.queued() == ["wide"]
+    sched.release("small")
+    sched.devices.append(Device(id="cpu:2", kind="cpu", platform="cpu"))  # a node joined
+    assert started_ids(sched.schedule()) == ["wide"]
+
+
+def test_submissions_are_refused_unavailable_while_the_inventory_is_unreachable() -> None:
+    sched, _ = scheduler(cpu=1)
+    sched.unavailable = lambda: "the Ray cluster at 127.0.0.1:6379 is unreachable"
+    with pytest.raises(Unavailable, match="unreachable"):
+        sched.submit("job", DeviceRequest("cpu", 1), priority=0)
+    assert sched.queued() == []
 
 
 # Release, restore, queue position

@@ -95,6 +95,8 @@ class ServiceRegistration:
     name: str
     # Adds the servicer, e.g. `lambda s: add_RegistryServiceServicer_to_server(servicer, s)`.
     add: Callable[[grpc.aio.Server], None]
+    # Called once the server has started, e.g. to have its health follow a dependency's.
+    started: Callable[[RunningServer], Awaitable[None]] | None = None
 
 
 def server_options(config: ServerConfig) -> list[tuple[str, int]]:
@@ -240,6 +242,9 @@ async def start_server(
         service_name=service_name,
         port=port,
     )
+    for registration in registrations:
+        if registration.started is not None:
+            await registration.started(running)
     if config.auth_token is not None and not config.tls_enabled and not _is_loopback(config.host):
         log.warning(
             "bearer token auth without TLS on a non-loopback interface: the token travels in clear",

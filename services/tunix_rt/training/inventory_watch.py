@@ -22,6 +22,8 @@ class InventoryWatch:
         self.executor = executor
         self.on_change = on_change
         self._task: asyncio.Task[None] | None = None
+        # A cluster that comes back brings its nodes: queued and requeued jobs may start.
+        executor.subscribe(lambda serving: on_change())
 
     def start(self) -> None:
         if self.executor.inventory_interval > 0 and self._task is None:

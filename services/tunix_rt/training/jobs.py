@@ -102,9 +102,10 @@ class JobManager:
                     RUNNING,
                     "the training service restarted; resuming from the latest checkpoint",
                 )
-            self.scheduler.submit(
-                job_id, job_spec.device_request_of(job_spec.job_from_spec(spec)), spec.priority
-            )
+            request = job_spec.device_request_of(job_spec.job_from_spec(spec))
+            # A cluster may not be back yet, or be smaller: its jobs wait for it.
+            check = self.executor.inventory_interval == 0
+            self.scheduler.submit(job_id, request, spec.priority, check=check)
         self._kick()
         self._inventory.start()
 
@@ -121,6 +122,7 @@ class JobManager:
             if not live.events.closed:
                 with contextlib.suppress(Exception):
                     await live.events.close()
+        await self.executor.close()
 
     # Submission.
 
@@ -290,16 +292,13 @@ class JobManager:
             self._kick()
 
     async def _requeue(self, live: LiveJob) -> None:
-        """Queues a job whose attempt lost a node again, to resume from its latest checkpoint
-        on the nodes it fits next; fails it when what is left of the cluster never fits it."""
+        """Queues a job whose attempt was interrupted (a node or the cluster lost) again, to
+        resume from its latest checkpoint on the devices it gets next. It waits even when what
+        is left of the cluster never fits it now: a cluster's inventory grows back."""
         again = self._live(live.job_id, live.spec, live.events.last_sequence)
         again.attempt = live.attempt
         request = job_spec.device_request_of(job_spec.job_from_spec(live.spec))
-        try:
-            self.scheduler.submit(live.job_id, request, live.spec.priority)
-        except FailedPrecondition as refused:
-            with contextlib.suppress(Exception):
-                await self._transition(again, FAILED, QUEUED, f"NODE_LOST: {refused}")
+        self.scheduler.submit(live.job_id, request, live.spec.priority, check=False)
 
     async def _work(self, live: LiveJob, assignment: run_pb2.DeviceAssignment) -> int:
         """Runs the attempt's worker to its end, applying its reports; its exit code."""
@@ -342,13 +341,13 @@ class JobManager:
 
     async def _finish(self, live: LiveJob, code: int) -> None:
         result = live.result()
-        lost = live.process.lost_nodes if live.process is not None else []
-        live.requeued = bool(lost) and live.cancel_reason is None and not self._shutting_down
+        why = live.process.interruption if live.process is not None else ""
+        live.requeued = bool(why) and live.cancel_reason is None and not self._shutting_down
         # Registered before the shutdown: done (a requeued rerun would register a second time).
         if (self._shutting_down or live.requeued) and not (code == 0 and live.registered_version):
             reason = "the training service shut down; will resume"
             if live.requeued:
-                reason = f"NODE_LOST: {', '.join(lost)} left the cluster; will resume"
+                reason = f"{why}; will resume"
             await self._transition(live, QUEUED, RUNNING, reason, config_update={"result": result})
             return
         if live.cancel_reason is not None:

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from tunix_rt.common.errors import FailedPrecondition, InvalidArgument
+from tunix_rt.common.errors import FailedPrecondition, InvalidArgument, Unavailable
 
 KINDS = ("gpu", "tpu", "cpu")
 ANY = "any"
@@ -95,6 +95,8 @@ class Scheduler:
     # What the inventory is, in refusals: "this host", or (a function giving) the cluster under
     # the Ray executor, whose nodes come and go.
     place: str | Callable[[], str] = "this host"
+    # Why nothing can be submitted now ("" when it can): a Ray cluster that does not answer.
+    unavailable: Callable[[], str] = lambda: ""
     _queue: list[QueuedJob] = field(default_factory=list)
     _sequence: int = 0
 
@@ -124,6 +126,8 @@ class Scheduler:
         """Refuses, at submission, a request this host can never satisfy; returns its kind."""
         if request.count < 1:
             raise InvalidArgument.field("device_request.count", "must be at least 1")
+        if why := self.unavailable():
+            raise Unavailable(why)
         kind = self.resolve_kind(request)
         have = self.by_kind().get(kind, 0)
         missing = sorted(set(request.ids) - {d.id for d in self.devices})
@@ -146,8 +150,13 @@ class Scheduler:
 
     # Queue.
 
-    def submit(self, job_id: str, request: DeviceRequest, priority: int) -> None:
-        self.check_fits_host(request)
+    def submit(
+        self, job_id: str, request: DeviceRequest, priority: int, check: bool = True
+    ) -> None:
+        """Queues a job; with `check`, refuses one the inventory can never run (without: a job
+        that waits for a cluster to grow back)."""
+        if check:
+            self.check_fits_host(request)
         self._sequence += 1
         self._queue.append(QueuedJob(job_id, request, priority, self._sequence, self.clock()))
 
@@ -206,8 +215,10 @@ class Scheduler:
                 started.append((job.job_id, chosen))
                 continue
             # The first job that does not fit: later jobs of its kind may backfill only while it
-            # is young; after the window it reserves its kind until it fits.
-            if self.clock() - job.submit_time >= self.backfill_window_seconds:
+            # is young; after the window it reserves its kind until it fits. One wider than the
+            # inventory (waiting for a cluster to grow back) reserves nothing: no release helps.
+            old_enough = self.clock() - job.submit_time >= self.backfill_window_seconds
+            if old_enough and job.request.count <= self.by_kind().get(kind, 0):
                 blocked_kinds.add(kind)
         return started
 

@@ -60,10 +60,13 @@ async def build_manager(
     executor = await asyncio.to_thread(
         make_executor, ray_address, cpu_slots, probe_gpus, checkpoint_uri
     )
+    await executor.open()
     cores = max(1, (os.cpu_count() or 1) // max(1, cpu_slots))
     manager = JobManager(
         registry,
-        Scheduler(executor.devices(), place=lambda: executor.place),
+        Scheduler(
+            executor.devices(), place=lambda: executor.place, unavailable=executor.unavailable
+        ),
         data_dir,
         owner=instance_id(data_dir),
         host=socket.gethostname(),
@@ -84,7 +87,7 @@ def make_executor(
     checkpoints to `checkpoint_uri` when given (checkpoint_store)."""
     if not ray_address:
         return LocalExecutor.of_host(cpu_slots, probe_gpus, checkpoint_uri)
-    from tunix_rt.training.executors.ray_cluster import RayExecutor
+    from tunix_rt.training.executors.ray_executor import RayExecutor
 
     return RayExecutor(ray_address, checkpoint_uri)
 
@@ -100,7 +103,27 @@ async def build_sweeps(manager: JobManager) -> SweepManager:
 def registrations(manager: JobManager, sweeps: SweepManager) -> list[ServiceRegistration]:
     servicer = TrainingServicer(manager, sweeps)
     add = training_service_pb2_grpc.add_TrainingServiceServicer_to_server
-    return [ServiceRegistration(SERVICE_NAME, lambda server: add(servicer, server))]  # type: ignore[no-untyped-call]
+
+    async def started(running: RunningServer) -> None:
+        follow(manager.executor, running)
+
+    return [ServiceRegistration(SERVICE_NAME, lambda server: add(servicer, server), started)]  # type: ignore[no-untyped-call]
+
+
+def follow(executor: Executor, running: RunningServer) -> None:
+    """The server's health follows the executor's: NOT_SERVING (the server and this service)
+    while the Ray cluster it runs jobs on is unreachable, SERVING again once it is back."""
+    pending: set[asyncio.Task[None]] = set()
+
+    def tell(serving: bool) -> None:
+        for name in ("", SERVICE_NAME):
+            task = asyncio.ensure_future(running.set_serving(serving, name))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+
+    executor.subscribe(tell)
+    if executor.unavailable():
+        tell(False)
 
 
 class RunningTraining:

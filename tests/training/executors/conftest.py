@@ -50,6 +50,15 @@ def ray_cluster() -> Iterator[Any]:
     for _ in range(NODES - 1):
         cluster.add_node(num_cpus=1, num_gpus=0, node_ip_address=LOOPBACK)
     cluster.wait_for_nodes()
+    # The tests read the cluster (nodes, placement groups) as a driver of their own; the
+    # training service's driver is a process of its own (ray_driver.py).
+    ray.init(
+        address=cluster.address,
+        _node_ip_address=LOOPBACK,
+        include_dashboard=False,
+        log_to_driver=False,
+        namespace="tunix-rt",
+    )
     yield cluster
     ray.shutdown()
     cluster.shutdown()  # type: ignore[no-untyped-call]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from google.protobuf import json_format
 from tests.training.executors.conftest import NODES, RayStack
 from tests.training.helpers import get, history, losses, submit, tiny_job, wait_for, wait_until
 from tunix_rt.client.cli import main
+from tunix_rt.training.executors.ray_executor import INVENTORY_INTERVAL
 from tunix_rt.v1 import device_pb2, run_pb2
 from tunix_rt.v1 import registry_service_pb2 as rpb
 from tunix_rt.v1 import training_service_pb2 as tpb
@@ -197,7 +199,9 @@ def test_nodes_that_join_and_leave_while_the_service_runs_change_its_inventory(
 ) -> None:
     """After the node-loss test (the cluster has one node fewer): a node added to the running
     cluster shows up in ListDevices under a new id, a job as wide as the grown cluster is taken
-    and runs across it, and a node removed while idle leaves the inventory again."""
+    and runs across it; the node leaving mid-job requeues the job, which waits (no longer
+    fitting is no failure on a cluster) until another node joins, then resumes and finishes;
+    a node removed while idle leaves the inventory again."""
     from tunix_rt.training.executors.ray_cluster import LOOPBACK
 
     stub = ray_stack.training_stub
@@ -217,15 +221,31 @@ def test_nodes_that_join_and_leave_while_the_service_runs_change_its_inventory(
     with pytest.raises(grpc.RpcError) as caught:
         submit(stub, torch_job(ray_stack, f"cpu:{wider + 1}"))
     assert f"Ray cluster ({wider} node(s)" in caught.value.details()
-    grown = torch_job(ray_stack, f"cpu:{wider}", max_steps=2, batch_size=2 * wider)
-    job = submit(stub, grown, "ray-grown")
-    done = wait_for(stub, job.name, ENDED, timeout=240)
-    assert done.state == SUCCEEDED, done.error.message
+    hyper = {"max_steps": 60, "batch_size": 2 * wider, "checkpoint_interval_steps": 5}
+    job = submit(stub, torch_job(ray_stack, f"cpu:{wider}", **hyper), "ray-grown")
+    wait_until(lambda: get(stub, job.name).step >= 3, timeout=240, what="step 3")
     nodes = {n["node"] for n in run_config(ray_stack, "ray-grown")["nodes"]}
     assert added.host in nodes and len(nodes) == wider
     ray_stack.cluster.remove_node(node)
+    queued = wait_for(stub, job.name, {run_pb2.RUN_STATE_QUEUED}, timeout=120)
+    assert queued.attempt == 1
     wait_until(
         lambda: added.id not in {d.id for d in cpu_devices(ray_stack)},
+        timeout=60,
+        what="the removed node to leave the inventory",
+    )
+    time.sleep(2 * INVENTORY_INTERVAL)  # refreshes come and go: the job waits, it is not failed
+    assert get(stub, job.name).state == run_pb2.RUN_STATE_QUEUED
+    again = ray_stack.cluster.add_node(num_cpus=1, num_gpus=0, node_ip_address=LOOPBACK)
+    ray_stack.cluster.wait_for_nodes()
+    done = wait_for(stub, job.name, ENDED, timeout=240)
+    assert done.state == SUCCEEDED, done.error.message
+    assert done.attempt == 2
+    nodes = {n["node"] for n in run_config(ray_stack, "ray-grown")["nodes"]}
+    assert any(n.endswith(f"/{again.node_id}") for n in nodes) and len(nodes) == wider
+    ray_stack.cluster.remove_node(again)
+    wait_until(
+        lambda: len(cpu_devices(ray_stack)) == len(before),
         timeout=60,
         what="the removed node to leave the inventory",
     )

@@ -6,7 +6,7 @@ An Attempt is one run of a job's workers as the job manager sees it: the protoco
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -37,6 +37,11 @@ class Attempt(Protocol):
     def lost_nodes(self) -> list[str]:
         """The nodes (`{address}/{node id}`) that left the cluster while holding a rank."""
 
+    @property
+    def interruption(self) -> str:
+        """Why the attempt ended through no fault of its own (`NODE_LOST: …`, `CLUSTER_LOST:
+        …`): the job is requeued to resume from its latest checkpoint; "" otherwise."""
+
     def reports(self) -> AsyncIterator[dict[str, Any]]:
         """Rank 0's protocol events until every rank has ended."""
 
@@ -66,6 +71,16 @@ class Executor(Protocol):
 
     def devices(self) -> list[Device]:
         """The inventory the scheduler allocates from (the same list, changed in place)."""
+
+    def unavailable(self) -> str:
+        """Why no job can be submitted now (a cluster that does not answer); "" when one can."""
+
+    def subscribe(self, listener: Callable[[bool], None]) -> None:
+        """`listener(serving)` is called on the event loop each time the executor loses or
+        regains what it runs jobs on (never, for a host)."""
+
+    async def open(self) -> None:
+        """Connects to what runs the jobs (called once, on the event loop, before recovery)."""
 
     async def refresh(self) -> bool:
         """Re-reads the inventory (nodes that joined or left a cluster); whether it changed."""
@@ -104,6 +119,10 @@ class LocalAttempt:
     def lost_nodes(self) -> list[str]:
         return []  # this host: its loss is the service's own
 
+    @property
+    def interruption(self) -> str:
+        return ""
+
     def reports(self) -> AsyncIterator[dict[str, Any]]:
         return worker_process.reports(self.process)
 
@@ -139,6 +158,15 @@ class LocalExecutor:
 
     def devices(self) -> list[Device]:
         return self._inventory
+
+    def unavailable(self) -> str:
+        return ""
+
+    def subscribe(self, listener: Callable[[bool], None]) -> None:
+        return None  # a host's devices do not come and go
+
+    async def open(self) -> None:
+        return None
 
     async def refresh(self) -> bool:
         return False
