@@ -1,5 +1,6 @@
 """A job's attempt on a Ray cluster: its gang reserved with a placement group and one rank actor per
 rank, each running the ordinary worker process (`python -m tunix_rt.training.worker`) on its node.
+All of it runs in the Ray driver process (ray_driver.py), which relays it to the service.
 
 Ranks: a job whose devices are on one node is one rank with all of them (as on a local host); a
 job spread over nodes is one rank per node on CPUs, one per GPU on GPUs (each sees only its GPU),
