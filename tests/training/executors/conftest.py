@@ -40,6 +40,13 @@ class RayStack:
     dataset: str
 
 
+def quicken(training: RunningTraining) -> None:
+    """The inventory re-read every second and a GCS that does not answer in 3 s taken as gone
+    (5 s and 10 s in service): the tests wait for nodes that join and leave."""
+    executor: Any = training.manager.executor
+    executor.inventory_interval, executor.refresh_seconds = 1.0, 3.0
+
+
 @pytest.fixture(scope="session")
 def ray_cluster() -> Iterator[Any]:
     ray = import_ray(f"{LOOPBACK}:0")  # keeps every address on loopback (see ray_cluster.py)
@@ -81,6 +88,7 @@ def ray_stack(ray_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Ite
         ),
         timeout=120,
     )
+    quicken(training)
     registry_channel = grpc.insecure_channel(registry.address)
     training_channel = grpc.insecure_channel(training.address)
     registry_stub: Any = registry_service_pb2_grpc.RegistryServiceStub(registry_channel)  # type: ignore[no-untyped-call]

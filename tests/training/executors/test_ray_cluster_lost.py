@@ -21,6 +21,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.support import LoopThread
 from tests.training.conftest import import_dataset
+from tests.training.executors.conftest import quicken
 from tests.training.helpers import get, history, submit, tiny_job, wait_for, wait_until
 from tunix_rt.registry.server import start_registry
 from tunix_rt.training.executors.ray_cluster import LOOPBACK, import_ray
@@ -83,6 +84,7 @@ def test_the_cluster_going_away_requeues_its_job_and_the_service_reconnects(
         ),
         timeout=120,
     )
+    quicken(training)
     clusters = [first]
     channel = grpc.insecure_channel(training.address)
     registry_channel = grpc.insecure_channel(registry.address)

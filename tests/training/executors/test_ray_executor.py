@@ -21,7 +21,6 @@ from google.protobuf import json_format
 from tests.training.executors.conftest import NODES, RayStack
 from tests.training.helpers import get, history, losses, submit, tiny_job, wait_for, wait_until
 from tunix_rt.client.cli import main
-from tunix_rt.training.executors.ray_executor import INVENTORY_INTERVAL
 from tunix_rt.v1 import device_pb2, run_pb2
 from tunix_rt.v1 import registry_service_pb2 as rpb
 from tunix_rt.v1 import training_service_pb2 as tpb
@@ -234,7 +233,8 @@ def test_nodes_that_join_and_leave_while_the_service_runs_change_its_inventory(
         timeout=60,
         what="the removed node to leave the inventory",
     )
-    time.sleep(2 * INVENTORY_INTERVAL)  # refreshes come and go: the job waits, it is not failed
+    interval = ray_stack.training.manager.executor.inventory_interval
+    time.sleep(3 * interval)  # refreshes come and go: the job waits, it is not failed
     assert get(stub, job.name).state == run_pb2.RUN_STATE_QUEUED
     again = ray_stack.cluster.add_node(num_cpus=1, num_gpus=0, node_ip_address=LOOPBACK)
     ray_stack.cluster.wait_for_nodes()

@@ -40,8 +40,9 @@ log = logging.getLogger(__name__)
 # Seconds between inventory refreshes (one GCS call each), `TUNIX_RT_RAY_INVENTORY_SECONDS`.
 INVENTORY_INTERVAL = float(os.environ.get("TUNIX_RT_RAY_INVENTORY_SECONDS") or 5.0)
 # A refresh unanswered this long means the cluster's GCS is gone (Ray's driver would otherwise
-# wait out gcs_rpc_server_reconnect_timeout_s, 60 s by default, before ending itself).
-REFRESH_SECONDS = 20.0
+# wait out gcs_rpc_server_reconnect_timeout_s, 60 s by default, before ending itself); listing
+# the nodes takes milliseconds on a live GCS.
+REFRESH_SECONDS = 10.0
 MAX_BACKOFF_SECONDS = 30.0
 # How long the service's start waits for the first connection before serving NOT_SERVING.
 FIRST_CONNECT_SECONDS = 60.0
@@ -56,6 +57,7 @@ class RayExecutor:
         # node(s); without one the job directory must be on storage every node shares.
         self.checkpoint_uri = checkpoint_uri
         self.inventory_interval = INVENTORY_INTERVAL
+        self.refresh_seconds = REFRESH_SECONDS
         self.nodes: list[Node] = []
         self.link: DriverLink | None = None
         self.down_reason = "not connected yet"
@@ -148,12 +150,12 @@ class RayExecutor:
 
     async def refresh(self) -> bool:
         """Re-reads the cluster's nodes; whether the inventory changed. Raises Unavailable when
-        the cluster is unreachable; a refresh unanswered for REFRESH_SECONDS ends the driver."""
+        the cluster is unreachable; a refresh unanswered for `refresh_seconds` ends the driver."""
         link = self.link
         if link is None:
             return False
         try:
-            alive = await link.call("nodes", REFRESH_SECONDS)
+            alive = await link.call("nodes", self.refresh_seconds)
         except TimeoutError:
             log.warning("the Ray cluster at %s did not answer; reconnecting", self.address)
             link.kill()
