@@ -40,11 +40,28 @@ class RayStack:
     dataset: str
 
 
-def quicken(training: RunningTraining) -> None:
-    """The inventory re-read every second and a GCS that does not answer in 3 s taken as gone
-    (5 s and 10 s in service): the tests wait for nodes that join and leave."""
+def ray_training(
+    loop: LoopThread, registry_address: str, data_dir: Path, ray_address: str
+) -> RunningTraining:
+    """A training service on the Ray cluster at `ray_address`, with a checkpoint store under
+    `data_dir`: checkpoints are copied where every node reads them, and each attempt's job
+    directory is its own, as on nodes that share no disk. Its inventory is re-read every second
+    (5 s in service): the tests wait for nodes that join and leave, and for clusters that go
+    away. The GCS keeps the service's 10 s to answer: this host's two cores are often saturated
+    while a cluster starts, and a shorter wait ended healthy drivers."""
+    training = loop.run(
+        start_training(
+            registry_address=registry_address,
+            data_dir=data_dir / "training",
+            probe_gpus=False,
+            ray_address=ray_address,
+            checkpoint_uri=(data_dir / "checkpoint-store").as_uri(),
+        ),
+        timeout=120,
+    )
     executor: Any = training.manager.executor
-    executor.inventory_interval, executor.refresh_seconds = 1.0, 3.0
+    executor.inventory_interval = 1.0
+    return training
 
 
 @pytest.fixture(scope="session")
@@ -76,19 +93,7 @@ def ray_stack(ray_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Ite
     loop = LoopThread()
     data_dir: Path = tmp_path_factory.mktemp("ray-stack")
     registry = loop.run(start_registry(data_dir=data_dir / "registry"))
-    training = loop.run(
-        start_training(
-            registry_address=registry.address,
-            data_dir=data_dir / "training",
-            probe_gpus=False,
-            ray_address=ray_cluster.address,
-            # Checkpoints copied where every node reads them; each attempt's job directory is
-            # its own, as on nodes that share no disk.
-            checkpoint_uri=(data_dir / "checkpoint-store").as_uri(),
-        ),
-        timeout=120,
-    )
-    quicken(training)
+    training = ray_training(loop, registry.address, data_dir, ray_cluster.address)
     registry_channel = grpc.insecure_channel(registry.address)
     training_channel = grpc.insecure_channel(training.address)
     registry_stub: Any = registry_service_pb2_grpc.RegistryServiceStub(registry_channel)  # type: ignore[no-untyped-call]

@@ -21,11 +21,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.support import LoopThread
 from tests.training.conftest import import_dataset
-from tests.training.executors.conftest import quicken
+from tests.training.executors.conftest import ray_training
 from tests.training.helpers import get, history, submit, tiny_job, wait_for, wait_until
 from tunix_rt.registry.server import start_registry
 from tunix_rt.training.executors.ray_cluster import LOOPBACK, import_ray
-from tunix_rt.training.server import SERVICE_NAME, start_training
+from tunix_rt.training.server import SERVICE_NAME
 from tunix_rt.v1 import registry_service_pb2_grpc, run_pb2, training_service_pb2_grpc
 from tunix_rt.v1 import training_service_pb2 as tpb
 
@@ -74,17 +74,7 @@ def test_the_cluster_going_away_requeues_its_job_and_the_service_reconnects(
     first = start_cluster(gcs_port)
     loop = LoopThread()
     registry = loop.run(start_registry(data_dir=tmp_path / "registry"))
-    training = loop.run(
-        start_training(
-            registry_address=registry.address,
-            data_dir=tmp_path / "training",
-            probe_gpus=False,
-            ray_address=f"{LOOPBACK}:{gcs_port}",
-            checkpoint_uri=(tmp_path / "checkpoint-store").as_uri(),
-        ),
-        timeout=120,
-    )
-    quicken(training)
+    training = ray_training(loop, registry.address, tmp_path, f"{LOOPBACK}:{gcs_port}")
     clusters = [first]
     channel = grpc.insecure_channel(training.address)
     registry_channel = grpc.insecure_channel(registry.address)
