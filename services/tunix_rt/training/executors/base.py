@@ -34,10 +34,6 @@ class Attempt(Protocol):
         """The attempt's exit code once it ended, else None."""
 
     @property
-    def lost_nodes(self) -> list[str]:
-        """The nodes (`{address}/{node id}`) that left the cluster while holding a rank."""
-
-    @property
     def interruption(self) -> str:
         """Why the attempt ended through no fault of its own (`NODE_LOST: …`, `CLUSTER_LOST:
         …`): the job is requeued to resume from its latest checkpoint; "" otherwise."""
@@ -116,12 +112,8 @@ class LocalAttempt:
         return self.process.returncode
 
     @property
-    def lost_nodes(self) -> list[str]:
-        return []  # this host: its loss is the service's own
-
-    @property
     def interruption(self) -> str:
-        return ""
+        return ""  # this host: its loss is the service's own
 
     def reports(self) -> AsyncIterator[dict[str, Any]]:
         return worker_process.reports(self.process)

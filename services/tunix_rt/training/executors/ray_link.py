@@ -38,7 +38,6 @@ class LinkedAttempt:
         self.key, self.link, self.hosts = key, link, hosts
         self.pids: list[int] = []
         self.returncode: int | None = None
-        self.lost_nodes: list[str] = []
         self.interruption = ""  # why it ended early through no fault of its own; "" otherwise
         self._events: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         self._ended = asyncio.Event()
@@ -53,7 +52,7 @@ class LinkedAttempt:
     def end(self, code: int, lost_nodes: list[str], interruption: str = "") -> None:
         if self._ended.is_set():
             return
-        self.returncode, self.lost_nodes = code, lost_nodes
+        self.returncode = code
         self.interruption = interruption or (
             f"NODE_LOST: {', '.join(lost_nodes)} left the cluster" if lost_nodes else ""
         )

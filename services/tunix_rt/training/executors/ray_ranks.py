@@ -232,7 +232,8 @@ async def start(
 
 
 class RayAttempt:
-    """The ranks of one attempt (executors.base.Attempt); see the module docstring."""
+    """The ranks of one attempt, in the driver process (ray_link.LinkedAttempt is the service's
+    side); see the module docstring."""
 
     def __init__(
         self,
@@ -250,10 +251,6 @@ class RayAttempt:
         self._killed: set[int] = set()
         self._closed = False
         self._ended = asyncio.Event()
-
-    @property
-    def pid(self) -> int:
-        return self.pids[0]  # set before start() returns the attempt
 
     async def reports(self) -> AsyncIterator[dict[str, Any]]:
         codes: dict[int, int] = {}
