@@ -14,8 +14,8 @@ Protocol (JSON lines): requests on stdin, `{"id": n, "op": ..., ...}`; on the or
 - `{"attempt": key, "event": {...}}`: rank 0's protocol events of a started attempt;
 - `{"lost_node": host}`: a rank's node left the cluster;
 - `{"attempt": key, "ended": code, "lost_nodes": [...]}`: every rank of the attempt has ended.
-The process ends when stdin closes (the service went away); its rank actors, owned by this
-driver, die with it, and each worker dies with its actor.
+The process ends when stdin closes (the service went away); its rank actors and spares
+(ray_hosts.py), owned by this driver, die with it, and each worker dies with its actor.
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ from google.protobuf import json_format
 
 from tunix_rt.common.errors import TunixError
 from tunix_rt.training.executors import ray_ranks
-from tunix_rt.training.executors.ray_cluster import LOOPBACK, alive_nodes, import_ray
+from tunix_rt.training.executors.ray_cluster import LOOPBACK, Node, alive_nodes, import_ray
+from tunix_rt.training.executors.ray_hosts import HostPool
 from tunix_rt.training.spec import TrainSpec
 from tunix_rt.training.worker import die_with_parent
 from tunix_rt.v1 import run_pb2
@@ -45,12 +46,19 @@ class Driver:
     def __init__(self, ray: Any, out: IO[bytes]) -> None:
         self.ray = ray
         self.out = out
+        self.pool = HostPool(ray)
         self.attempts: dict[str, ray_ranks.RayAttempt] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     def send(self, message: dict[str, Any]) -> None:
         self.out.write(json.dumps(message).encode() + b"\n")
         self.out.flush()
+
+    def seen(self, nodes: list[Node]) -> list[dict[str, Any]]:
+        """The cluster's alive `nodes` as the protocol sends them; the rank actor spares follow
+        them (one on each node with CPUs). On the event loop, as every use of the pool."""
+        self.pool.keep(n.node_id for n in nodes if n.cpus)
+        return [asdict(n) for n in nodes]
 
     async def handle(self, request: dict[str, Any]) -> None:
         try:
@@ -65,8 +73,7 @@ class Driver:
     async def _do(self, request: dict[str, Any]) -> Any:
         op = request["op"]
         if op == "nodes":
-            nodes = await asyncio.to_thread(alive_nodes, self.ray)
-            return [asdict(n) for n in nodes]
+            return self.seen(await asyncio.to_thread(alive_nodes, self.ray))
         if op == "start":
             return await self._start(request)
         attempt = self.attempts.get(request["key"])
@@ -85,7 +92,7 @@ class Driver:
         key = request["key"]
         ranks = [ray_ranks.Rank(r["host"], tuple(r["ids"]), r["kind"]) for r in request["ranks"]]
         attempt = await ray_ranks.start(
-            self.ray,
+            self.pool,
             ranks,
             TrainSpec.from_json(json.loads(request["spec"])),
             Path(request["workdir"]),
@@ -137,6 +144,7 @@ async def serve(driver: Driver) -> None:
     for attempt in list(driver.attempts.values()):
         with contextlib.suppress(Exception):
             await attempt.close()
+    driver.pool.close()
 
 
 def main() -> None:
@@ -146,7 +154,7 @@ def main() -> None:
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     ray = connect(sys.argv[1])
     driver = Driver(ray, out)
-    driver.send({"ready": [asdict(n) for n in alive_nodes(ray)]})
+    driver.send({"ready": driver.seen(alive_nodes(ray))})
     asyncio.run(serve(driver))
     ray.shutdown()
 

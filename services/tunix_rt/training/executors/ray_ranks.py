@@ -1,6 +1,7 @@
 """A job's attempt on a Ray cluster: its gang reserved with a placement group and one rank actor per
-rank, each running the ordinary worker process (`python -m tunix_rt.training.worker`) on its node.
-All of it runs in the Ray driver process (ray_driver.py), which relays it to the service.
+rank (ray_hosts.RankHost, a spare started ahead on its node for a CPU rank), each running the
+ordinary worker process (`python -m tunix_rt.training.worker`) on its node. All of it runs in the
+Ray driver process (ray_driver.py), which relays it to the service.
 
 Ranks: a job whose devices are on one node is one rank with all of them (as on a local host); a
 job spread over nodes is one rank per node on CPUs, one per GPU on GPUs (each sees only its GPU),
@@ -9,10 +10,12 @@ rank is a placement-group bundle pinned to the node the scheduler chose (the `ra
 label): STRICT_PACK for one rank, STRICT_SPREAD for one rank per node, PACK for GPU ranks.
 
 Rank 0's protocol events are the attempt's events (metrics stream from rank 0 exactly as a local
-worker's); the others' are read and dropped. When a rank fails or its node dies the others are
-killed at once (they would wait in a collective for gloo's 30-minute timeout); a lost node ends
-the attempt EXIT_NODE_LOST. Closing the attempt kills every rank actor (each worker dies with its
-actor: PR_SET_PDEATHSIG) and removes the placement group.
+worker's); the others' are dropped in their actors. Each rank's output is read on its own, a read
+returning as soon as a line or the worker's end is there, so no event and no attempt's end waits
+on a poll. When a rank fails or its node dies the others are killed at once (they would wait in a
+collective for gloo's 30-minute timeout); a lost node ends the attempt EXIT_NODE_LOST. Closing the
+attempt kills every rank actor (each worker dies with its actor: PR_SET_PDEATHSIG) and removes the
+placement group.
 """
 
 from __future__ import annotations
@@ -20,13 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import queue
 import signal
-import socket
-import subprocess
-import sys
-import threading
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +33,7 @@ from tunix_rt.common.errors import FailedPrecondition
 from tunix_rt.training import worker_protocol as wp
 from tunix_rt.training.devices import worker_environment
 from tunix_rt.training.executors.base import EXIT_NODE_LOST
+from tunix_rt.training.executors.ray_hosts import HostPool, get
 from tunix_rt.training.spec import TrainSpec
 from tunix_rt.training.worker_protocol import RANK_ENV, RENDEZVOUS_ENV, WORLD_ENV
 from tunix_rt.v1 import run_pb2
@@ -43,7 +41,9 @@ from tunix_rt.v1 import run_pb2
 # How long the gang may take to be reserved: the scheduler allocated free devices, so Ray only
 # has to confirm; longer means the cluster changed under this service.
 READY_SECONDS = 60.0
-READ_WAIT = 0.5  # seconds one read of a rank's output waits for a line
+# The longest one read of a rank's output waits (it returns at once with a line or the end): it
+# bounds only a call, never an event's delay; a read of an actor that died fails once Ray knows.
+READ_WAIT = 10.0
 
 
 @dataclass(frozen=True)
@@ -72,68 +72,6 @@ def plan(assignment: run_pb2.DeviceAssignment, hosts: Mapping[str, str]) -> list
     return [Rank(host, (d,), "gpu") for host, ids in by_node.items() for d in ids]
 
 
-class RankHost:
-    """The Ray actor of one rank: starts the worker process on its node and buffers its stdout.
-    Threaded (max_concurrency), so a stop signal arrives while a read waits."""
-
-    def __init__(self) -> None:
-        self._process: subprocess.Popen[bytes] | None = None
-        self._lines: queue.Queue[bytes | None] = queue.Queue()
-        self._ended = False
-
-    def rendezvous(self) -> str:
-        """A free host:port on this node for rank 0's process group."""
-        import ray
-
-        address: str = ray.util.get_node_ip_address()  # type: ignore[no-untyped-call]
-        with socket.socket() as s:
-            s.bind((address, 0))
-            return f"{address}:{s.getsockname()[1]}"
-
-    def start(self, spec_json: str, args: list[str], env: dict[str, str], workdir: str) -> int:
-        """Writes the spec and starts the worker (see worker.py) in `workdir`; its pid."""
-        directory = Path(workdir)
-        directory.mkdir(parents=True, exist_ok=True)
-        rank = env.get(RANK_ENV, "0")
-        spec_path = directory / f"spec-rank{rank}.json"
-        spec_path.write_text(spec_json)
-        full_env = {**os.environ, **env, "TUNIX_RT_PARENT_PID": str(os.getpid())}
-        argv = [sys.executable, "-m", "tunix_rt.training.worker", "--spec", str(spec_path)]
-        with open(directory / f"worker-{env['TUNIX_RT_ATTEMPT']}-rank{rank}.log", "ab") as err:
-            process = subprocess.Popen(
-                [*argv, *args], stdout=subprocess.PIPE, stderr=err, env=full_env
-            )
-        self._process = process
-        threading.Thread(target=self._pump, args=(process,), daemon=True).start()
-        return process.pid
-
-    def _pump(self, process: subprocess.Popen[bytes]) -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            self._lines.put(line)
-        self._lines.put(None)
-
-    def read(self, wait: float) -> tuple[list[bytes], int | None]:
-        """The lines written since the last read (waiting up to `wait` for one), and the exit
-        code once the worker has ended and every line was read."""
-        lines: list[bytes] = []
-        with contextlib.suppress(queue.Empty):
-            item = self._lines.get(timeout=wait)
-            while True:
-                if item is None:
-                    self._ended = True
-                    break
-                lines.append(item)
-                item = self._lines.get_nowait()
-        if self._ended and self._process is not None:
-            return lines, self._process.wait()
-        return lines, None
-
-    def signal(self, signum: int) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.send_signal(signum)
-
-
 def _environment(rank: Rank, index: int, world: int, rendezvous: str) -> dict[str, str]:
     """What the rank's worker sees: only its devices (a GPU rank keeps the CUDA_VISIBLE_DEVICES
     Ray gave its actor), one thread per CPU, and its place in the job."""
@@ -147,12 +85,8 @@ def _environment(rank: Rank, index: int, world: int, rendezvous: str) -> dict[st
     return env
 
 
-async def _get(ray: Any, ref: Any) -> Any:
-    return await asyncio.wrap_future(ref.future())
-
-
 async def start(
-    ray: Any,
+    pool: HostPool,
     ranks: list[Rank],
     spec: TrainSpec,
     workdir: Path,
@@ -163,7 +97,7 @@ async def start(
     on_lost: Callable[[str], None],
     own_directories: bool = False,
 ) -> RayAttempt:
-    """Reserves the ranks' gang, starts a RankHost per rank and the workers in them;
+    """Reserves the ranks' gang, takes a RankHost per rank from `pool`, starts the workers in them;
     `on_lost(node)` is told of a rank's node that left the cluster. With `own_directories`
     (a checkpoint store holds what must outlive a node) rank r > 0 works in `workdir/rank-r`,
     as on nodes that share no disk: it reads checkpoints from the store and its tokenizer from
@@ -188,26 +122,23 @@ async def start(
         bundle_label_selector=[{"ray.io/node-id": r.node_id} for r in ranks],
     )
     try:
-        await asyncio.wait_for(_get(ray, group.ready()), READY_SECONDS)
+        await asyncio.wait_for(get(pool.ray, group.ready()), READY_SECONDS)
+        takes = [
+            pool.take(
+                rank.node_id,
+                rank.kind,
+                rank.bundle(),
+                PlacementGroupSchedulingStrategy(group, placement_group_bundle_index=index),
+            )
+            for index, rank in enumerate(ranks)
+        ]
+        actors = list(await asyncio.gather(*takes))
     except BaseException:
         remove_placement_group(group)
         raise
-    host_class = ray.remote(RankHost)
-    actors = [
-        host_class.options(
-            num_cpus=rank.bundle().get("CPU", 0),
-            num_gpus=rank.bundle().get("GPU", 0),
-            max_concurrency=4,
-            max_restarts=0,  # a restarted rank would rejoin nothing: the service requeues
-            scheduling_strategy=PlacementGroupSchedulingStrategy(
-                group, placement_group_bundle_index=index
-            ),
-        ).remote()
-        for index, rank in enumerate(ranks)
-    ]
-    result = RayAttempt(ray, group, actors, [r.host for r in ranks], on_lost)
+    result = RayAttempt(pool.ray, group, actors, [r.host for r in ranks], on_lost)
     try:
-        rendezvous = await _get(ray, actors[0].rendezvous.remote()) if len(ranks) > 1 else ""
+        rendezvous = await get(pool.ray, actors[0].rendezvous.remote()) if len(ranks) > 1 else ""
         directories = [
             workdir / f"rank-{i}" if own_directories and i else workdir for i in range(len(ranks))
         ]
@@ -224,10 +155,11 @@ async def start(
             )
             for i, rank in enumerate(ranks)
         ]
-        result.pids = list(await asyncio.gather(*(_get(ray, s) for s in starts)))
+        result.pids = list(await asyncio.gather(*(get(pool.ray, s) for s in starts)))
     except BaseException:
         await result.close()
         raise
+    pool.refill()  # the spares taken, replaced now that the workers have started
     return result
 
 
@@ -248,34 +180,57 @@ class RayAttempt:
         self.pids: list[int] = []
         self.returncode: int | None = None
         self.lost_nodes: list[str] = []
+        self._codes: dict[int, int] = {}  # each ended rank's exit code
         self._killed: set[int] = set()
         self._closed = False
         self._ended = asyncio.Event()
 
     async def reports(self) -> AsyncIterator[dict[str, Any]]:
-        codes: dict[int, int] = {}
-        while len(codes) < len(self.actors):
-            live = [r for r in range(len(self.actors)) if r not in codes]
-            reads = [_get(self.ray, self.actors[r].read.remote(READ_WAIT)) for r in live]
-            for rank, outcome in zip(
-                live, await asyncio.gather(*reads, return_exceptions=True), strict=True
-            ):
-                if isinstance(outcome, BaseException):  # the actor died: killed, or its node
-                    codes[rank] = -signal.SIGKILL if rank in self._killed else EXIT_NODE_LOST
-                    if rank not in self._killed and self.hosts[rank] not in self.lost_nodes:
-                        self.lost_nodes.append(self.hosts[rank])
-                        self.on_lost(self.hosts[rank])
-                    continue
-                lines, code = outcome
-                for line in lines if rank == 0 else []:
-                    if (event := wp.decode(line)) is not None:
-                        yield event
-                if code is not None:
-                    codes[rank] = code
-            if any(code != 0 for code in codes.values()):
-                self._kill([r for r in range(len(self.actors)) if r not in codes])
-        self.returncode = self._combine(codes)
+        events: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        loop = asyncio.get_running_loop()
+        readers = [loop.create_task(self._follow(r, events)) for r in range(len(self.actors))]
+        try:
+            ended = 0
+            while ended < len(readers):
+                if (event := await events.get()) is None:
+                    ended += 1
+                else:
+                    yield event
+        finally:
+            for reader in readers:
+                reader.cancel()
+        self.returncode = self._combine(self._codes)
         self._ended.set()
+
+    async def _follow(self, rank: int, events: asyncio.Queue[dict[str, Any] | None]) -> None:
+        """Reads one rank's output to its end: rank 0's events into `events`, then None; a rank
+        that failed, or whose actor died, gets the ranks still running killed."""
+        code: int | None = None
+        try:
+            while code is None:
+                try:
+                    read = self.actors[rank].read.remote(READ_WAIT, rank == 0)
+                    lines, code = await get(self.ray, read)
+                except Exception:  # the actor died: killed here, or with its node
+                    code = self._died(rank)
+                    break
+                for line in lines:
+                    if (event := wp.decode(line)) is not None:
+                        events.put_nowait(event)
+            self._codes[rank] = code
+            if code != 0:
+                self._kill([r for r in range(len(self.actors)) if r not in self._codes])
+        finally:
+            events.put_nowait(None)
+
+    def _died(self, rank: int) -> int:
+        """The code of a rank whose actor died: killed here, else its node left the cluster."""
+        if rank in self._killed:
+            return -signal.SIGKILL
+        if self.hosts[rank] not in self.lost_nodes:
+            self.lost_nodes.append(self.hosts[rank])
+            self.on_lost(self.hosts[rank])
+        return EXIT_NODE_LOST
 
     def _combine(self, codes: dict[int, int]) -> int:
         """The attempt's code: a lost node's, else the first rank's (rank 0 first) that failed
