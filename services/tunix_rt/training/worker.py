@@ -208,7 +208,7 @@ def run(args: argparse.Namespace, reporter: PipeReporter) -> int:
         reporter.failed("UNSUPPORTED_BACKEND", f"backend {spec.backend!r} is not available")
         return wp.EXIT_FAILED
     try:
-        # One rank of a job spread over nodes (torch only: the executor refuses others).
+        # One rank of a job spread over nodes (torch: torch.distributed, JAX: jax.distributed).
         ranked = int(os.environ.get(wp.WORLD_ENV) or 1) > 1
         result = (backend.train_rank if ranked else backend.train)(spec, data, workdir, reporter)
     except NonFiniteLoss as exc:

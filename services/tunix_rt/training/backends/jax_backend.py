@@ -14,6 +14,7 @@ benchmarks).
 
 from __future__ import annotations
 
+import functools
 import platform
 from pathlib import Path
 from typing import Any
@@ -33,19 +34,28 @@ from tunix_rt.training.backends.base import (
     PREPARING,
     TRAINING,
     Reporter,
+    SilentReporter,
     Stopped,
     TrainData,
     TrainResult,
 )
-from tunix_rt.training.backends.jax import checkpoint, trainer
+from tunix_rt.training.backends.jax import checkpoint, multiprocess, trainer
 from tunix_rt.training.backends.jax.evaluation import Evaluator
 from tunix_rt.training.backends.jax.generate import Generator, generate
 from tunix_rt.training.backends.jax.loss import make_loss_fn
-from tunix_rt.training.backends.jax.mesh import entered, make_mesh, shard_model
+from tunix_rt.training.backends.jax.mesh import (
+    DATA_AXES,
+    REPLICATED_DATA_AXES,
+    entered,
+    make_data_mesh,
+    make_mesh,
+    shard_model,
+)
+from tunix_rt.training.backends.jax.multiprocess import Processes
 from tunix_rt.training.backends.jax.optimizer import make_optimizer
 from tunix_rt.training.spec import TrainSpec
 
-__all__ = ["Generator", "generate", "load_model_dir", "train"]
+__all__ = ["Generator", "generate", "load_model_dir", "train", "train_rank"]
 
 LIBRARIES = (
     "google-tunix",
@@ -93,17 +103,24 @@ def _provenance(devices: list[Any], mesh: Any, dtype: Any, model: nnx.Module) ->
 
 
 def _meter(
-    spec: TrainSpec, prep: preparation.Prepared, devices: list[Any], dtype: Any
+    spec: TrainSpec,
+    prep: preparation.Prepared,
+    devices: list[Any],
+    dtype: Any,
+    processes: Processes | None,
 ) -> mfu.FlopsMeter:
     """The job's FLOPs count and device peak (MFU in its metric stream)."""
+    cpu = devices[0].platform == "cpu"
     return mfu.FlopsMeter.of(
         prep.arch,
         prep.max_seq_len,
         spec.lora,
-        kind="cpu" if devices[0].platform == "cpu" else "gpu",
+        kind="cpu" if cpu else "gpu",
         device_count=len(devices),
         device_name=devices[0].device_kind,
         bfloat16=np.dtype(dtype) == np.dtype(jax.numpy.bfloat16),
+        # On CPU every rank is a process holding its node's slots (one rank per node).
+        processes=processes.world if processes is not None and cpu else 1,
     )
 
 
@@ -111,39 +128,114 @@ def train(spec: TrainSpec, data: TrainData, workdir: Path, reporter: Reporter) -
     """Trains (or resumes) the job in `workdir`; see the module docstring. The spec was
     validated at submission (job_spec). Raises NonFiniteLoss, Stopped (cancelled; no checkpoint
     after the request), FailedPrecondition (a base model or resume it cannot use)."""
+    reporter.phase(PREPARING)
+    result = _train(spec, data, workdir, reporter, None)
+    assert result is not None
+    return result
+
+
+def train_rank(
+    spec: TrainSpec, data: TrainData, workdir: Path, reporter: Reporter
+) -> TrainResult | None:
+    """`train` as one rank of a job the Ray executor spread over nodes (its place in the job
+    from the environment, multiprocess.node_rank; the layout in multiprocess.py). Rank 0
+    reports and returns the result, the others return None. Rank 0 trains (or reuses) the
+    tokenizer and sends it to the others before they load it."""
+    rank = multiprocess.node_rank()
+    assert rank is not None, "train_rank runs only as a rank of a multi-node job"
+    reporter.phase(PREPARING)
+    with multiprocess.joined(*rank) as processes:
+        if processes.is_main:
+            arch, base_dir = preparation.architecture(spec)
+            preparation.load_tokenizer(data, workdir, arch, base_dir)
+        multiprocess.share_directory(processes, workdir / preparation.TOKENIZER_DIR)
+        return _train(spec, data, workdir, reporter, processes)
+
+
+def _describe(
+    spec: TrainSpec, prep: preparation.Prepared, devices: list[Any], processes: Processes | None
+) -> str:
+    """The log line that says what the job trains on what."""
+    hyper, batcher = spec.hyper, prep.batcher
+    return (
+        f"{len(prep.encoded)} train examples, {hyper.batching} batches of {hyper.batch_size}x"
+        f"{prep.max_seq_len}, padding {prep.padding:.1%}, {batcher.batches_per_epoch():.1f} "
+        f"micro-batches per epoch, {prep.plan.total_steps} steps, {len(devices)} "
+        f"{devices[0].platform} device(s)"
+        + (f" in {processes.world} processes" if processes is not None else "")
+    )
+
+
+def _evaluator(
+    spec: TrainSpec, prep: preparation.Prepared, model: nnx.Module, dtype: Any
+) -> Evaluator:
+    hyper = spec.hyper
+    return Evaluator(
+        model,
+        prep.tokenizer,
+        prep.eval_examples,
+        prep.eval_encoded,
+        hyper.batch_size,
+        prep.max_seq_len,
+        hyper.eval_max_new_tokens,
+        dtype,
+    )
+
+
+def _write_model(
+    spec: TrainSpec, prep: preparation.Prepared, model: nnx.Module, workdir: Path
+) -> Path:
+    """The model directory to register (models.jax.model_dir)."""
+    return _write_model_dir(
+        workdir / "model",
+        model,
+        prep.arch,
+        prep.tokenizer,
+        chat_template=spec.hyper.chat_template,
+        training_step=prep.plan.total_steps,
+        lora=spec.lora,
+        lora_mode=spec.registration.lora_mode,
+        base=spec.base.model_version or spec.base.checkpoint_dir,
+    )
+
+
+def _train(
+    spec: TrainSpec,
+    data: TrainData,
+    workdir: Path,
+    reporter: Reporter,
+    processes: Processes | None,
+) -> TrainResult | None:
+    """One process's training: the whole job, or one rank of it (`processes`; rank 0, the one
+    that reports, returns the result)."""
     devices = jax.devices()
     hyper = spec.hyper
-    reporter.phase(PREPARING)
+    main = processes is None or processes.is_main
+    if not main:
+        reporter = SilentReporter()
     prep = preparation.prepare(spec, data, workdir, reporter)
-    arch, tokenizer, plan = prep.arch, prep.tokenizer, prep.plan
-    max_seq_len, total, batcher = prep.max_seq_len, plan.total_steps, prep.batcher
-    resumable = resume.check_run(workdir, prep.fingerprint(spec))
-    reporter.log(
-        f"{len(prep.encoded)} train examples, {hyper.batching} batches of {hyper.batch_size}x"
-        f"{max_seq_len}, padding {prep.padding:.1%}, {batcher.batches_per_epoch():.1f} "
-        f"micro-batches per epoch, {total} steps, {len(devices)} {devices[0].platform} device(s)"
-    )
+    plan, total = prep.plan, prep.plan.total_steps
+    resumable = resume.check_run(workdir, prep.fingerprint(spec)) if main else False
+    reporter.log(_describe(spec, prep, devices, processes))
     platform_name = devices[0].platform
     dtype = model_lib.compute_dtype(hyper.precision, platform_name)
-    meter = _meter(spec, prep, devices, dtype)
+    meter = _meter(spec, prep, devices, dtype, processes)
     reporter = mfu.MfuReporter(reporter, meter)
-    mesh = make_mesh(devices)
+    shared = None if processes is None else multiprocess.SharedStop(reporter, processes)
+    if shared is not None:
+        reporter = shared
+    mesh = make_mesh(devices) if processes is None else make_data_mesh(devices)
+    axes = DATA_AXES if processes is None else REPLICATED_DATA_AXES
     with entered(mesh):
-        model = _build_model(spec, arch, prep.base_dir)
+        model = _build_model(spec, prep.arch, prep.base_dir)
         shard_model(model, mesh)
         schedule = make_schedule(hyper, total, prep.warmup)
-        evaluator = Evaluator(
-            model,
-            tokenizer,
-            prep.eval_examples,
-            prep.eval_encoded,
-            hyper.batch_size,
-            max_seq_len,
-            hyper.eval_max_new_tokens,
-            dtype,
-        )
+        evaluator = _evaluator(spec, prep, model, dtype)
+        place = None
+        if processes is not None and mesh is not None:
+            place = functools.partial(multiprocess.global_batch, mesh=mesh, axes=axes)
         loop = trainer.TrainingLoop(
-            batcher=batcher,
+            batcher=prep.batcher,
             plan=plan,
             schedule=schedule,
             reporter=reporter,
@@ -151,6 +243,8 @@ def train(spec: TrainSpec, data: TrainData, workdir: Path, reporter: Reporter) -
             seed=hyper.seed,
             lora=spec.lora is not None,
             workdir=workdir,
+            place=place,
+            saves=main,
         )
         reporter.phase(TRAINING)
         start = trainer.run(
@@ -159,27 +253,27 @@ def train(spec: TrainSpec, data: TrainData, workdir: Path, reporter: Reporter) -
             loss_fn=make_loss_fn(dtype),
             loop=loop,
             checkpoint_dir=workdir / checkpoint.CHECKPOINT_DIR,
+            data_axes=axes,
+            rank=None if processes is None else processes.rank,
         )
-        if start and resumable:
-            reporter.log(f"resumed from the checkpoint of step {start}")
+    if processes is not None and shared is not None:  # rank 0 finishes alone on its replica
+        processes.part(model)
+        shared.collective = False
+        if not main:
+            return None
+    if start and resumable:
+        reporter.log(f"resumed from the checkpoint of step {start}")
+    with entered(mesh if processes is None else None):
         reporter.phase(EVALUATING)
         final_eval = evaluator.evaluate(reporter.should_stop)
         if reporter.should_stop():
             raise Stopped()
         if final_eval:
             reporter.metrics(total, final_eval)
-        model_dir = _write_model_dir(
-            workdir / "model",
-            model,
-            arch,
-            tokenizer,
-            chat_template=hyper.chat_template,
-            training_step=total,
-            lora=spec.lora,
-            lora_mode=spec.registration.lora_mode,
-            base=spec.base.model_version or spec.base.checkpoint_dir,
-        )
+        model_dir = _write_model(spec, prep, model, workdir)
     metrics = results.final_metrics(loop.last_metrics, final_eval, loop.mean_tokens_per_second())
     provenance = {**_provenance(devices, mesh, dtype, model), **prep.provenance(start)}
+    if processes is not None:
+        provenance["processes"] = processes.world
     provenance.update(meter.provenance(loop.mean_tokens_per_second()))
     return TrainResult(model_dir, total, metrics, provenance)

@@ -5,7 +5,9 @@ Ray driver process (ray_driver.py), which relays it to the service.
 
 Ranks: a job whose devices are on one node is one rank with all of them (as on a local host); a
 job spread over nodes is one rank per node on CPUs, one per GPU on GPUs (each sees only its GPU),
-joined by torch.distributed (gloo on CPU, NCCL on GPUs) at rank 0's node (parallel.joined). Each
+joined at rank 0's node by torch.distributed (gloo on CPU, NCCL on GPUs; torch/parallel.joined)
+or jax.distributed (gloo on CPU; jax/multiprocess.joined), the rendezvous address their rank 0
+serves. Each
 rank is a placement-group bundle pinned to the node the scheduler chose (the `ray.io/node-id`
 label): STRICT_PACK for one rank, STRICT_SPREAD for one rank per node, PACK for GPU ranks.
 
@@ -29,7 +31,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tunix_rt.common.errors import FailedPrecondition
 from tunix_rt.training import worker_protocol as wp
 from tunix_rt.training.devices import worker_environment
 from tunix_rt.training.executors.base import EXIT_NODE_LOST
@@ -113,11 +114,6 @@ async def start(
     from ray.util.placement_group import placement_group, remove_placement_group
     from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-    if len(ranks) > 1 and spec.backend != "torch":
-        raise FailedPrecondition(
-            f"the {spec.backend} backend does not run across nodes yet (docs/scale-out.md)",
-            reason="MULTI_NODE_UNSUPPORTED",
-        )
     nodes = {r.node_id for r in ranks}
     strategy = "STRICT_PACK" if len(ranks) == 1 else "PACK"
     if len(nodes) == len(ranks) > 1:

@@ -25,14 +25,34 @@ CHECKPOINT_DIR = "checkpoints"
 KEEP = 3  # checkpoints kept on disk (the latest ones)
 
 
-def options() -> ocp.CheckpointManagerOptions:
+def options(rank: int | None = None) -> ocp.CheckpointManagerOptions:
     """Orbax options: no automatic saves (the trainer saves at its own steps, with metadata),
-    the latest KEEP kept, synchronous writes."""
+    the latest KEEP kept, synchronous writes. `rank`: this process's rank in a job spread over
+    processes (multiprocess.py), whose Orbax works over this process alone: rank 0 saves its
+    replica of the (replicated) state by itself, every rank restores from its own directory."""
+    solo = None
+    if rank is not None:
+        solo = ocp.options.MultiprocessingOptions(
+            primary_host=rank, active_processes={rank}, barrier_sync_key_prefix=f"rank-{rank}"
+        )
     return ocp.CheckpointManagerOptions(
         save_decision_policy=ocp.checkpoint_managers.SpecificStepsPolicy(steps=()),
         max_to_keep=KEEP,
         enable_async_checkpointing=False,
+        # Orbax cannot create the root over a subset of processes: trainer.run creates it.
+        **({"multiprocessing_options": solo, "create": False} if solo is not None else {}),
     )
+
+
+def save_alone(rank: int) -> None:
+    """Makes Orbax in this process (a rank of a job spread over processes) write and read a
+    replicated array by itself: the whole array from this rank's replica (no replica-parallel
+    split, which leaves parts to the other ranks), and no cross-process check of array
+    metadata (which expects every process's). Process-wide: a worker runs one job."""
+    handler = ocp.type_handlers.ArrayHandler(
+        primary_host=rank, use_replica_parallel=False, array_metadata_store=None
+    )
+    ocp.type_handlers.register_type_handler(jax.Array, handler, override=True)
 
 
 def rng_key_data(seed: int) -> list[int]:

@@ -18,6 +18,9 @@ from flax import nnx
 from jax.sharding import AxisType, Mesh
 
 DATA_AXES = ("fsdp",)  # PeftTrainer's data_sharding_axis: the batch dimension is split over it
+# A job spread over processes (multiprocess.py): the batch is split over `data`, the parameters
+# (annotated with `fsdp` and `tp`, both of size 1 here) are replicated on every device.
+REPLICATED_DATA_AXES = ("data",)
 
 
 def make_mesh(devices: Sequence[Any]) -> Mesh | None:
@@ -26,6 +29,13 @@ def make_mesh(devices: Sequence[Any]) -> Mesh | None:
         return None
     grid = np.asarray(devices, dtype=object).reshape(len(devices), 1)
     return Mesh(grid, ("fsdp", "tp"), axis_types=(AxisType.Auto, AxisType.Auto))
+
+
+def make_data_mesh(devices: Sequence[Any]) -> Mesh:
+    """A (`data`=n, `fsdp`=1, `tp`=1) mesh over `devices`: data parallel, replicated parameters."""
+    grid = np.asarray(devices, dtype=object).reshape(len(devices), 1, 1)
+    axes = (AxisType.Auto,) * 3
+    return Mesh(grid, (*REPLICATED_DATA_AXES, "fsdp", "tp"), axis_types=axes)
 
 
 @contextlib.contextmanager

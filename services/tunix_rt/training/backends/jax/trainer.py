@@ -44,6 +44,7 @@ from tunix_rt.training.backends.jax import checkpoint
 from tunix_rt.training.backends.jax.evaluation import Evaluator
 from tunix_rt.training.backends.jax.loss import model_input
 from tunix_rt.training.backends.jax.mesh import DATA_AXES
+from tunix_rt.training.backends.jax.multiprocess import local_replica
 from tunix_rt.training.backends.preparation import Plan as Plan  # re-exported: callers plan runs
 from tunix_rt.training.packing import Batcher
 
@@ -72,8 +73,10 @@ class MetricsSink(metrics_logger.MetricsLogger):  # type: ignore[misc]
 
 
 def params_finite(model: nnx.Module) -> bool:
+    """Checked on this process's replicas: no collective, so rank 0 alone may ask (a job spread
+    over processes replicates its parameters, multiprocess.py)."""
     leaves = jax.tree.leaves(nnx.state(model, nnx.Param))
-    return bool(all(bool(jnp.all(jnp.isfinite(x))) for x in leaves))
+    return bool(all(bool(jnp.all(jnp.isfinite(local_replica(x)))) for x in leaves))
 
 
 class TrainingLoop(hooks.TrainingHooks, hooks.DataHooks):  # type: ignore[misc]
@@ -90,8 +93,13 @@ class TrainingLoop(hooks.TrainingHooks, hooks.DataHooks):  # type: ignore[misc]
         seed: int,
         lora: bool,
         workdir: Path,
+        place: Callable[[dict[str, np.ndarray]], Any] | None = None,
+        saves: bool = True,
     ) -> None:
+        """`place`: puts a batch on the devices (a job spread over processes builds its global
+        arrays, multiprocess.global_batch); `saves`: this process writes checkpoints (rank 0)."""
         self.batcher, self.plan, self.schedule = batcher, plan, schedule
+        self.place, self.saves = place, saves
         self.reporter, self.evaluator = reporter, evaluator
         self.seed, self.lora, self.workdir = seed, lora, workdir
         self.start_step = 0
@@ -111,7 +119,8 @@ class TrainingLoop(hooks.TrainingHooks, hooks.DataHooks):  # type: ignore[misc]
             return None
         batch = self.batcher.batch(index)
         self._tokens[index] = batch.num_tokens
-        return batch.as_model_input()
+        arrays = batch.as_model_input()
+        return arrays if self.place is None else self.place(arrays)
 
     def load_next_eval_batch(self, train_ctx: Any) -> None:
         return None  # tunix's evaluation is unused: ours also generates
@@ -172,6 +181,8 @@ class TrainingLoop(hooks.TrainingHooks, hooks.DataHooks):  # type: ignore[misc]
     def save_checkpoint(self, train_ctx: Any, step: int) -> None:
         """Saves params, optimizer state and metadata of `step`; skipped (with a log line) when
         the weights are already non-finite: the loss check fails the job a moment later."""
+        if not self.saves:
+            return
         if not params_finite(train_ctx.model):
             self.reporter.log(f"not checkpointing step {step}: non-finite weights", "WARNING")
             return
@@ -223,6 +234,20 @@ class TrainingLoop(hooks.TrainingHooks, hooks.DataHooks):  # type: ignore[misc]
             event()
 
 
+class ReadOnlyCheckpoints:
+    """A rank's checkpoint manager in a job spread over processes where it is not rank 0: it
+    reads checkpoints (restore, latest step) but never writes one."""
+
+    def __init__(self, manager: Any) -> None:
+        self._manager = manager
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._manager, name)
+
+    def save(self, *args: Any, **kwargs: Any) -> bool:
+        return False
+
+
 def run(
     *,
     model: nnx.Module,
@@ -230,28 +255,37 @@ def run(
     loss_fn: Callable[..., Any],
     loop: TrainingLoop,
     checkpoint_dir: Path,
+    data_axes: tuple[str, ...] = DATA_AXES,
+    rank: int | None = None,
 ) -> int:
     """Trains `model` in place (resuming from `checkpoint_dir` when it holds a checkpoint) until
-    the loop's plan is done; returns the step training resumed from (0 for a fresh start)."""
+    the loop's plan is done; returns the step training resumed from (0 for a fresh start).
+    `data_axes`: the mesh axes the batch is split over; `rank`: this process's in a job spread
+    over processes (checkpoint.options)."""
     config = peft_trainer.TrainingConfig(
         eval_every_n_steps=1 << 62,  # tunix's evaluation is unused
         max_steps=None,  # the data hook ends the stream
         gradient_accumulation_steps=loop.plan.accumulation if loop.plan.accumulation > 1 else None,
         checkpoint_root_directory=str(checkpoint_dir),
-        checkpointing_options=checkpoint.options(),
+        checkpointing_options=checkpoint.options(rank),
         pbar_description=None,
-        data_sharding_axis=DATA_AXES,
+        data_sharding_axis=data_axes,
         # One step in flight: the hook that starts step s + 1 runs once step s has finished, so
         # its timestamp ends step s exactly (with 2, steps after a sync point look near-free and
         # the next ones absorb their time). The host work this no longer overlaps (building a
         # batch, dispatch) is ~1 ms against steps of 100+ ms on CPU.
         max_inflight_computations=1,
     )
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    if rank is not None:
+        checkpoint.save_alone(rank)
     sink = MetricsSink(loop.on_metrics)
     trainer = peft_trainer.PeftTrainer(model, optimizer, config, metrics_logger=sink)
     trainer.with_loss_fn(loss_fn).with_gen_model_input_fn(model_input)
     trainer.with_training_hooks(loop)
     trainer.with_data_hooks(loop)
+    if rank:  # it has restored what rank 0 saved; only rank 0 saves (tunix also saves at the end)
+        trainer.checkpoint_manager = ReadOnlyCheckpoints(trainer.checkpoint_manager)
     start = int(trainer.train_steps)
     try:
         trainer.train(())
