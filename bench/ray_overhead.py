@@ -1,15 +1,17 @@
 """The training service on a Ray cluster against the same service with local worker processes,
 and a job spread over two Ray nodes against the same job on one, in one run.
 
-Run: `.venv/bin/python bench/ray_overhead.py [--steps 40] [--rounds 2] [--phases] [--no-scale-out]`.
+Run: `.venv/bin/python bench/ray_overhead.py [--steps 40] [--rounds 2] [--backend torch|jax]
+[--phases] [--no-scale-out]`.
 
 It starts a Ray cluster of two 1-CPU nodes on 127.0.0.1 (ray.cluster_utils.Cluster), a registry
 and two training services on it: `local` (worker processes here, two 1-core CPU slots) and `ray`
-(`--ray` that cluster). Every job trains the torch backend on llama3-tiny with one thread per CPU.
+(`--ray` that cluster). Every job trains llama3-tiny with one thread per CPU on the torch backend
+(`--backend jax`: the JAX backend; its 2-node job is two processes joined by jax.distributed).
 
 - overhead: the same 1-CPU job on each service, submit to SUCCEEDED (worker start, dataset
   export, training, upload, registration); local ÷ ray wall time (1.0 = no overhead; aim ≥ 0.95).
-- scale-out: a `cpu:2` job (one rank per node, gloo data parallel) against `cpu:1` (one node),
+- scale-out: a `cpu:2` job (one rank per node, data parallel over gloo) against `cpu:1` (one node),
   same global batch; the ratio of their median training tokens/s (steps after the first).
 Rounds alternate the contenders.
 
@@ -98,11 +100,13 @@ def print_phases(timings: dict[str, list[list[float]]]) -> None:
         print(f"  {phase:<15} {'   '.join(cells)}")
 
 
-def run_job(stub: Any, registry: Any, dataset: str, devices: str, steps: int, name: str) -> Any:
+def run_job(
+    stub: Any, registry: Any, dataset: str, devices: str, steps: int, name: str, backend: str
+) -> Any:
     """Wall seconds from submission to SUCCEEDED, and the median tokens/s of its steps."""
     job = tiny_job(
         dataset,
-        "torch",
+        backend,
         devices=devices,
         max_steps=steps,
         batch_size=8,
@@ -127,6 +131,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--phases", action="store_true", help="time each overhead job's phases")
+    parser.add_argument("--backend", choices=("torch", "jax"), default="torch")
     parser.add_argument(
         "--no-scale-out", action="store_true", help="only the overhead jobs (no cpu:2 jobs)"
     )
@@ -163,7 +168,13 @@ def main() -> None:
     for round_ in range(args.rounds):
         for name in ("local", "ray") if round_ % 2 == 0 else ("ray", "local"):
             seconds, _ = run_job(
-                stubs[name], registry_stub, dataset, "cpu:1", args.steps, f"{name}-{round_}"
+                stubs[name],
+                registry_stub,
+                dataset,
+                "cpu:1",
+                args.steps,
+                f"{name}-{round_}",
+                args.backend,
             )
             walls[name].append(seconds)
             print(f"round {round_} {name}: {seconds:.1f} s", flush=True)
@@ -184,6 +195,7 @@ def main() -> None:
                 devices,
                 args.steps,
                 f"dp{devices[-1]}-{round_}",
+                args.backend,
             )
             rates[label].append(rate)
             print(f"round {round_} {label}: {rate:,.0f} tokens/s", flush=True)

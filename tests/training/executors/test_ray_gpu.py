@@ -28,3 +28,23 @@ def test_a_torch_job_on_a_ray_gpu_trains_on_cuda(ray_stack: RayStack) -> None:
     provenance = json_format.MessageToDict(registered.model_version.provenance)
     assert provenance["platform"] == "cuda"
     assert provenance["devices"]["ids"] == ["gpu:0"]
+
+
+@pytest.mark.skipif(GPUS < 2, reason="needs two NVIDIA GPUs")
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+def test_a_job_on_two_ray_gpus_trains_data_parallel_on_both(
+    ray_stack: RayStack, backend: str
+) -> None:
+    """Both GPUs are the head node's: the job is one rank that sees both, torch running DDP over
+    NCCL (torch/parallel.run_data_parallel), JAX one process over a two-device mesh."""
+    stub = ray_stack.training_stub
+    spec = tiny_job(ray_stack.dataset, backend, devices="gpu:2")
+    job = submit(stub, spec, f"ray-gpu2-{backend}")
+    done = wait_for(stub, job.name, TERMINAL, timeout=280)
+    assert done.state == run_pb2.RUN_STATE_SUCCEEDED, done.error.message
+    version = get(stub, job.name).registered_model_version
+    registered = ray_stack.registry_stub.GetModelVersion(rpb.GetModelVersionRequest(name=version))
+    provenance = json_format.MessageToDict(registered.model_version.provenance)
+    assert provenance["platform"] in ("cuda", "gpu")
+    assert provenance["device_count"] == 2
+    assert provenance["devices"]["ids"] == ["gpu:0", "gpu:1"]
