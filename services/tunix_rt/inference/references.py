@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,9 @@ class Resolver:
         self._cache: OrderedDict[str, tuple[float, Target, model_pb2.ModelVersion | None]] = (
             OrderedDict()
         )
+        # reference -> the answer being asked for: a burst of concurrent requests for the same
+        # reference (16 streams after the TTL ran out) waits on one registry call.
+        self._asking: dict[str, Future[tuple[Target, model_pb2.ModelVersion | None]]] = {}
 
     def resolve(self, reference: str) -> tuple[Target, model_pb2.ModelVersion | None]:
         """The target of `reference` now, with its ModelVersion (None for a directory).
@@ -74,16 +78,34 @@ class Resolver:
             if hit is not None and (is_fixed(text) or now - hit[0] < self._ttl_s):
                 self._cache.move_to_end(text)
                 return hit[1], hit[2]
-        if text.startswith("/"):
-            target, version = self._directory(text), None
-        else:
-            version = self._registered(text)
-            target = Target(key=version.name, model_version=version.name, artifact=version.artifact)
+            asking = self._asking.get(text)
+            if asking is None:
+                mine: Future[tuple[Target, model_pb2.ModelVersion | None]] = Future()
+                self._asking[text] = mine
+        if asking is not None:
+            return asking.result()  # raises what the asking call raised
+        try:
+            answer = self._ask(text)
+        except BaseException as exc:
+            with self._lock:
+                del self._asking[text]
+            mine.set_exception(exc)
+            raise
         with self._lock:
-            self._cache[text] = (now, target, version)
+            del self._asking[text]
+            self._cache[text] = (now, *answer)
             while len(self._cache) > MAX_CACHED:
                 self._cache.popitem(last=False)
-        return target, version
+        mine.set_result(answer)
+        return answer
+
+    def _ask(self, text: str) -> tuple[Target, model_pb2.ModelVersion | None]:
+        if text.startswith("/"):
+            return self._directory(text), None
+        version = self._registered(text)
+        return Target(
+            key=version.name, model_version=version.name, artifact=version.artifact
+        ), version
 
     def _directory(self, text: str) -> Target:
         path = Path(text).resolve()
