@@ -89,7 +89,7 @@ def _closed_port() -> int:
 
 def test_unreachable_registry_is_one_line_and_exit_1() -> None:
     address = f"127.0.0.1:{_closed_port()}"
-    result = CliRunner().invoke(main, ["--registry", address, "--timeout", "3", "traces", "list"])
+    result = CliRunner().invoke(main, ["--registry", address, "--timeout", "0.5", "traces", "list"])
     assert result.exit_code == 1
     assert result.stdout == ""
     (line,) = result.stderr.splitlines()
@@ -99,6 +99,6 @@ def test_unreachable_registry_is_one_line_and_exit_1() -> None:
 def test_registry_address_comes_from_the_environment() -> None:
     address = f"127.0.0.1:{_closed_port()}"
     result = CliRunner(env={"TUNIX_RT_REGISTRY": address}).invoke(
-        main, ["--timeout", "3", "datasets", "list"]
+        main, ["--timeout", "0.5", "datasets", "list"]
     )
     assert result.exit_code == 1 and address in result.stderr

@@ -812,7 +812,7 @@ def _closed_port() -> int:
 
 def test_an_unreachable_training_service_is_one_line_and_exit_1() -> None:
     address = f"127.0.0.1:{_closed_port()}"
-    result = CliRunner().invoke(main, ["--training", address, "--timeout", "3", "jobs", "list"])
+    result = CliRunner().invoke(main, ["--training", address, "--timeout", "0.5", "jobs", "list"])
     assert result.exit_code == 1
     (line,) = result.stderr.splitlines()
     # gRPC retries the read until it succeeds or the deadline passes, whichever comes first.
@@ -823,7 +823,7 @@ def test_an_unreachable_training_service_is_one_line_and_exit_1() -> None:
 def test_the_training_address_comes_from_the_environment() -> None:
     address = f"127.0.0.1:{_closed_port()}"
     result = CliRunner(env={"TUNIX_RT_TRAINING": address}).invoke(
-        main, ["--timeout", "3", "devices"]
+        main, ["--timeout", "0.5", "devices"]
     )
     assert result.exit_code == 1 and address in result.stderr
 
