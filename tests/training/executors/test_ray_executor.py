@@ -21,6 +21,7 @@ from google.protobuf import json_format
 from tests.training.executors.conftest import NODES, RayStack
 from tests.training.helpers import get, history, losses, submit, tiny_job, wait_for, wait_until
 from tunix_rt.client.cli import main
+from tunix_rt.training import worker_protocol as wp
 from tunix_rt.v1 import device_pb2, run_pb2
 from tunix_rt.v1 import registry_service_pb2 as rpb
 from tunix_rt.v1 import training_service_pb2 as tpb
@@ -102,22 +103,29 @@ def test_a_two_node_data_parallel_job_matches_the_same_job_on_one_node(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("backend", ["torch", "jax"])
 def test_cancelling_a_multi_node_job_ends_every_rank_and_releases_its_placement_group(
-    ray_stack: RayStack,
+    ray_stack: RayStack, backend: str
 ) -> None:
+    """JAX's ranks stop at the step rank 0 decides (jax/multiprocess.SharedStop), torch's at the
+    step their all-reduced flag says: either way every rank ends and the job is CANCELLED."""
     from ray.util.placement_group import placement_group_table
 
     stub = ray_stack.training_stub
-    job = submit(stub, torch_job(ray_stack, "cpu:2", max_steps=5000), "ray-cancel")
+    name = f"ray-cancel-{backend}"
+    spec = tiny_job(ray_stack.dataset, backend, devices="cpu:2", max_steps=5000)
+    job = submit(stub, spec, name)
     wait_until(lambda: get(stub, job.name).step >= 1, timeout=180, what="training to start")
-    attempt: Any = ray_stack.training.manager.jobs["ray-cancel"].process
+    attempt: Any = ray_stack.training.manager.jobs[name].process
     pids = list(attempt.pids)
     assert len(pids) == 2
     stub.CancelTrainingJob(tpb.CancelTrainingJobRequest(name=job.name, reason="test"))
     assert wait_for(stub, job.name, ENDED, timeout=60).state == CANCELLED
+    # Stopped by the request itself, not killed after the grace period.
+    assert attempt.returncode == wp.EXIT_CANCELLED
     for pid in pids:
         wait_until(lambda pid=pid: not _alive(pid), timeout=30, what=f"rank pid {pid} to end")
-    groups = [g for g in placement_group_table().values() if "ray-cancel" in g["name"]]
+    groups = [g for g in placement_group_table().values() if name in g["name"]]
     assert groups and all(g["state"] == "REMOVED" for g in groups)
     free = stub.ListDevices(tpb.ListDevicesRequest()).devices
     assert all(d.state == device_pb2.DEVICE_STATE_AVAILABLE for d in free)

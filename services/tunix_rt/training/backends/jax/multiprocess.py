@@ -77,6 +77,10 @@ def joined(rank: int, world: int, rendezvous: str) -> Iterator[Processes]:
     Must run before anything initialises a JAX backend. The ranks leave together with
     `Processes.part` once they need each other no more; a rank that fails skips that (it would
     wait for the others at a barrier): its process ends, and the executor ends the others."""
+    # JAX's preemption service catches SIGTERM for itself (a sync point Orbax would save at):
+    # SIGTERM is the service's stop request, which the worker's own handler must see (rank 0
+    # then decides the stop for every rank, SharedStop).
+    jax.config.update("jax_enable_preemption_service", False)  # type: ignore[no-untyped-call]
     if os.environ.get("JAX_PLATFORMS", "").startswith("cpu"):
         jax.config.update("jax_cpu_collectives_implementation", "gloo")  # type: ignore[no-untyped-call]
     jax.distributed.initialize(
