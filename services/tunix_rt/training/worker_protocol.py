@@ -19,6 +19,7 @@ stopped because it was asked to (SIGTERM).
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 EXIT_FAILED = 3
@@ -28,6 +29,15 @@ EXIT_CANCELLED = 4
 # worker is rank TUNIX_RT_RANK of TUNIX_RT_WORLD_SIZE, rank 0's process group at
 # TUNIX_RT_RENDEZVOUS (host:port); rank 0 alone writes events that the service applies.
 RANK_ENV, WORLD_ENV, RENDEZVOUS_ENV = "TUNIX_RT_RANK", "TUNIX_RT_WORLD_SIZE", "TUNIX_RT_RENDEZVOUS"
+
+
+def node_rank() -> tuple[int, int, str] | None:
+    """(rank, world size, rank 0's host:port) when the executor started this worker as one rank
+    of a job spanning nodes; None for a worker that is the whole job."""
+    world = int(os.environ.get(WORLD_ENV) or 1)
+    if world <= 1:
+        return None
+    return int(os.environ[RANK_ENV]), world, os.environ[RENDEZVOUS_ENV]
 
 
 def encode(event: str, **fields: Any) -> bytes:

@@ -27,6 +27,7 @@ from tunix_rt.models import presets
 from tunix_rt.models.jax import model as model_lib
 from tunix_rt.models.jax.model_dir import load_model, load_model_dir
 from tunix_rt.models.jax.model_dir import write_model_dir as _write_model_dir
+from tunix_rt.training import worker_protocol as wp
 from tunix_rt.training.backends import mfu, preparation, results, resume
 from tunix_rt.training.backends.adamw import make_schedule
 from tunix_rt.training.backends.base import (
@@ -138,10 +139,10 @@ def train_rank(
     spec: TrainSpec, data: TrainData, workdir: Path, reporter: Reporter
 ) -> TrainResult | None:
     """`train` as one rank of a job the Ray executor spread over nodes (its place in the job
-    from the environment, multiprocess.node_rank; the layout in multiprocess.py). Rank 0
+    from the environment, worker_protocol.node_rank; the layout in multiprocess.py). Rank 0
     reports and returns the result, the others return None. Rank 0 trains (or reuses) the
     tokenizer and sends it to the others before they load it."""
-    rank = multiprocess.node_rank()
+    rank = wp.node_rank()
     assert rank is not None, "train_rank runs only as a rank of a multi-node job"
     reporter.phase(PREPARING)
     with multiprocess.joined(*rank) as processes:

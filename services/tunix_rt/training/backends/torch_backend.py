@@ -28,6 +28,7 @@ import torch
 from tunix_rt.common.host import cpu_model
 from tunix_rt.models.torch import model as model_lib
 from tunix_rt.models.torch.model_dir import load_model_dir, write_model_dir
+from tunix_rt.training import worker_protocol as wp
 from tunix_rt.training.backends import mfu, preparation, results, resume
 from tunix_rt.training.backends.adamw import make_schedule
 from tunix_rt.training.backends.base import (
@@ -143,11 +144,11 @@ def train_rank(
     spec: TrainSpec, data: TrainData, workdir: Path, reporter: Reporter
 ) -> TrainResult | None:
     """`train` as one rank of a job the Ray executor spread over nodes (its place in the job
-    from the environment, parallel.node_rank); rank 0 reports and returns the result, the others
-    return None. Each rank has its own `workdir` (on its node) or they share one: rank 0 trains
-    (or reuses) the tokenizer and sends it to the others before they load it, as
+    from the environment, worker_protocol.node_rank); rank 0 reports and returns the result,
+    the others return None. Each rank has its own `workdir` (on its node) or they share one:
+    rank 0 trains (or reuses) the tokenizer and sends it to the others before they load it, as
     run_data_parallel's ranks find it saved before they are spawned."""
-    rank = parallel_lib.node_rank()
+    rank = wp.node_rank()
     assert rank is not None, "train_rank runs only as a rank of a multi-node job"
     reporter.phase(PREPARING)
     _cpu_threads()

@@ -192,18 +192,35 @@ class RayAttempt:
         events: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         loop = asyncio.get_running_loop()
         readers = [loop.create_task(self._follow(r, events)) for r in range(len(self.actors))]
+        failed: dict[str, Any] | None = None  # rank 0's failure, held until every rank ended
         try:
             ended = 0
             while ended < len(readers):
                 if (event := await events.get()) is None:
                     ended += 1
+                elif event.get("event") == "failed":
+                    failed = event
                 else:
                     yield event
         finally:
             for reader in readers:
                 reader.cancel()
         self.returncode = self._combine(self._codes)
+        if failed is not None:
+            if self._signalled():  # rank 0's error was the collective breaking: say so, no more
+                message = f"rank 0 then failed: {failed.get('message', '')}"
+                yield {"event": "log", "level": "WARNING", "message": message}
+            else:
+                yield failed
         self._ended.set()
+
+    def _signalled(self) -> list[int]:
+        """The ranks after 0 that a signal ended by itself (not killed here): SIGKILLed, the OOM
+        killer, a segfault. Rank 0 then fails too, in its next collective, and reports that
+        error; the job's cause is the other rank's end, so it names that."""
+        return [
+            r for r, code in sorted(self._codes.items()) if r and code < 0 and r not in self._killed
+        ]
 
     async def _follow(self, rank: int, events: asyncio.Queue[dict[str, Any] | None]) -> None:
         """Reads one rank's output to its end: rank 0's events into `events`, then None; a rank
@@ -236,10 +253,13 @@ class RayAttempt:
         return EXIT_NODE_LOST
 
     def _combine(self, codes: dict[int, int]) -> int:
-        """The attempt's code: a lost node's, else the first rank's (rank 0 first) that failed
-        by itself rather than being killed here after another failed."""
+        """The attempt's code: a lost node's, else that of a rank after 0 a signal ended
+        (`_signalled`), else the first rank's (rank 0 first) that failed by itself rather than
+        being killed here after another failed."""
         if self.lost_nodes:
             return EXIT_NODE_LOST
+        if signalled := self._signalled():
+            return codes[signalled[0]]
         own = [codes[r] for r in sorted(codes) if codes[r] != 0 and r not in self._killed]
         return own[0] if own else next((c for _, c in sorted(codes.items()) if c != 0), 0)
 

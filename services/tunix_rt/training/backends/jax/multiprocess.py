@@ -37,8 +37,6 @@ from flax import nnx
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from tunix_rt.training import worker_protocol as wp
-
 # How long a rank leaving the job waits for the others at the barrier (they are at most a step's
 # work apart: every rank trains the same steps).
 PART_SECONDS = 120
@@ -60,15 +58,6 @@ class Processes:
         the job's coordinator (a barrier); what follows runs on rank 0 alone."""
         localize(model)
         jax.distributed.shutdown()  # type: ignore[no-untyped-call]
-
-
-def node_rank() -> tuple[int, int, str] | None:
-    """(rank, world size, rank 0's host:port) when the executor started this worker as one rank
-    of a job spanning nodes; None for a worker that is the whole job."""
-    world = int(os.environ.get(wp.WORLD_ENV) or 1)
-    if world <= 1:
-        return None
-    return int(os.environ[wp.RANK_ENV]), world, os.environ[wp.RENDEZVOUS_ENV]
 
 
 @contextlib.contextmanager

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import os
 import signal
 import socket
 from collections.abc import Callable, Iterator
@@ -25,8 +24,6 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-
-from tunix_rt.training import worker_protocol as wp
 
 
 @dataclass(frozen=True)
@@ -153,15 +150,6 @@ def run_data_parallel(world: int, target: Callable[[Parallel, Any], Any], report
             child.join(timeout=60)
             if child.is_alive():
                 child.kill()
-
-
-def node_rank() -> tuple[int, int, str] | None:
-    """(rank, world size, rank 0's host:port) when the executor started this worker as one rank
-    of a job spanning nodes; None for a worker that is the whole job."""
-    world = int(os.environ.get(wp.WORLD_ENV) or 1)
-    if world <= 1:
-        return None
-    return int(os.environ[wp.RANK_ENV]), world, os.environ[wp.RENDEZVOUS_ENV]
 
 
 @contextlib.contextmanager
