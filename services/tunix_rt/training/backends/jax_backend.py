@@ -167,22 +167,6 @@ def _describe(
     )
 
 
-def _evaluator(
-    spec: TrainSpec, prep: preparation.Prepared, model: nnx.Module, dtype: Any
-) -> Evaluator:
-    hyper = spec.hyper
-    return Evaluator(
-        model,
-        prep.tokenizer,
-        prep.eval_examples,
-        prep.eval_encoded,
-        hyper.batch_size,
-        prep.max_seq_len,
-        hyper.eval_max_new_tokens,
-        dtype,
-    )
-
-
 def _write_model(
     spec: TrainSpec, prep: preparation.Prepared, model: nnx.Module, workdir: Path
 ) -> Path:
@@ -231,7 +215,7 @@ def _train(
         model = _build_model(spec, prep.arch, prep.base_dir)
         shard_model(model, mesh)
         schedule = make_schedule(hyper, total, prep.warmup)
-        evaluator = _evaluator(spec, prep, model, dtype)
+        evaluator = Evaluator(model, *prep.evaluation(hyper), dtype)
         place = None
         if processes is not None and mesh is not None:
             place = functools.partial(multiprocess.global_batch, mesh=mesh, axes=axes)

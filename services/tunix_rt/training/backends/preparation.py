@@ -26,7 +26,7 @@ from tunix_rt.models.tokenizer import (
 )
 from tunix_rt.training import packing
 from tunix_rt.training.backends.base import Example, Reporter, TrainData
-from tunix_rt.training.spec import TrainSpec, resolve_schedule
+from tunix_rt.training.spec import Hyperparameters, TrainSpec, resolve_schedule
 
 # Where a preset's tokenizer, trained on the train split, is saved in a job directory.
 TOKENIZER_DIR = "tokenizer"
@@ -120,6 +120,19 @@ class Prepared:
                 self.plan.accumulation,
             ],
         }
+
+    def evaluation(
+        self, hyper: Hyperparameters
+    ) -> tuple[TextTokenizer, list[Example], list[packing.EncodedExample], int, int, int]:
+        """What each backend's Evaluator takes after its model (and before its dtype)."""
+        return (
+            self.tokenizer,
+            self.eval_examples,
+            self.eval_encoded,
+            hyper.batch_size,
+            self.max_seq_len,
+            hyper.eval_max_new_tokens,
+        )
 
     def provenance(self, resumed_from_step: int) -> dict[str, Any]:
         """The provenance entries about the data and plan (each backend adds its own first)."""

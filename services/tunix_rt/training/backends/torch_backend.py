@@ -189,16 +189,7 @@ def _train(
     )
     evaluator = None
     if main:
-        evaluator = Evaluator(
-            module,
-            prep.tokenizer,
-            prep.eval_examples,
-            prep.eval_encoded,
-            hyper.batch_size,
-            prep.max_seq_len,
-            hyper.eval_max_new_tokens,
-            autocast,
-        )
+        evaluator = Evaluator(module, *prep.evaluation(hyper), autocast)
     loop = trainer.TrainingLoop(
         model=parallel.wrap(module),
         module=module,
