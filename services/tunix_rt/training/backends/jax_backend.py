@@ -229,7 +229,6 @@ def _train(
             lora=spec.lora is not None,
             workdir=workdir,
             place=place,
-            saves=main,
         )
         reporter.phase(TRAINING)
         start = trainer.run(

@@ -94,12 +94,11 @@ class TrainingLoop(hooks.TrainingHooks, hooks.DataHooks):  # type: ignore[misc]
         lora: bool,
         workdir: Path,
         place: Callable[[dict[str, np.ndarray]], Any] | None = None,
-        saves: bool = True,
     ) -> None:
         """`place`: puts a batch on the devices (a job spread over processes builds its global
-        arrays, multiprocess.global_batch); `saves`: this process writes checkpoints (rank 0)."""
+        arrays, multiprocess.global_batch)."""
         self.batcher, self.plan, self.schedule = batcher, plan, schedule
-        self.place, self.saves = place, saves
+        self.place = place
         self.reporter, self.evaluator = reporter, evaluator
         self.seed, self.lora, self.workdir = seed, lora, workdir
         self.start_step = 0
@@ -181,8 +180,6 @@ class TrainingLoop(hooks.TrainingHooks, hooks.DataHooks):  # type: ignore[misc]
     def save_checkpoint(self, train_ctx: Any, step: int) -> None:
         """Saves params, optimizer state and metadata of `step`; skipped (with a log line) when
         the weights are already non-finite: the loss check fails the job a moment later."""
-        if not self.saves:
-            return
         if not params_finite(train_ctx.model):
             self.reporter.log(f"not checkpointing step {step}: non-finite weights", "WARNING")
             return
