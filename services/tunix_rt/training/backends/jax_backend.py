@@ -206,9 +206,8 @@ def _train(
     dtype = model_lib.compute_dtype(hyper.precision, platform_name)
     meter = _meter(spec, prep, devices, dtype, processes)
     reporter = mfu.MfuReporter(reporter, meter)
-    shared = None if processes is None else multiprocess.SharedStop(reporter, processes)
-    if shared is not None:
-        reporter = shared
+    if processes is not None:
+        reporter = multiprocess.SharedStop(reporter)
     mesh = make_mesh(devices) if processes is None else make_data_mesh(devices)
     axes = DATA_AXES if processes is None else REPLICATED_DATA_AXES
     with entered(mesh):
@@ -240,9 +239,8 @@ def _train(
             data_axes=axes,
             rank=None if processes is None else processes.rank,
         )
-    if processes is not None and shared is not None:  # rank 0 finishes alone on its replica
+    if processes is not None:  # rank 0 finishes alone on its replica
         processes.part(model)
-        shared.collective = False
         if not main:
             return None
     if start and resumable:

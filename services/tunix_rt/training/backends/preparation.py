@@ -47,6 +47,26 @@ def architecture(spec: TrainSpec) -> tuple[presets.ArchitectureConfig, Path | No
     return read_config(directory).architecture, directory
 
 
+def directory_files(directory: Path) -> dict[str, bytes]:
+    """Every file under `directory` by relative path: what rank 0 sends the other ranks of a job
+    spread over nodes (its tokenizer), whichever backend's collective carries it."""
+    return {
+        str(path.relative_to(directory)): path.read_bytes()
+        for path in sorted(directory.rglob("*"))
+        if path.is_file()
+    }
+
+
+def write_files(directory: Path, files: dict[str, bytes]) -> None:
+    """Writes `files` (directory_files of rank 0's) under `directory`, leaving equal ones as
+    they are (ranks sharing rank 0's disk find them already there)."""
+    for name, content in files.items():
+        target = directory / name
+        if not target.exists() or target.read_bytes() != content:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
+
+
 def load_tokenizer(
     data: TrainData, workdir: Path, arch: presets.ArchitectureConfig, base_dir: Path | None
 ) -> TextTokenizer:

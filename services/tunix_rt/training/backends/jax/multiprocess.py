@@ -12,7 +12,7 @@ How the job is laid out, and why:
 - **Every rank runs the same program** (SPMD): the same batches in the same order, the same
   evaluations between steps, the same stop decisions. Every rank builds the whole global batch
   (the batcher is deterministic) and places only its rows (`global_batch`).
-- **Stops are decided by rank 0** and shared each optimizer step (`SharedStop`): a cancelled job
+- **Stops are decided by rank 0** and shared each micro-batch (`SharedStop`): a cancelled job
   stops at the same step everywhere, as torch's ranks do with their all-reduced flag.
 - **Checkpoints**: rank 0 saves alone (Orbax over rank 0's process only, `checkpoint.options`);
   every rank restores the latest one from its own directory, a copy from the checkpoint store or
@@ -24,8 +24,8 @@ How the job is laid out, and why:
 from __future__ import annotations
 
 import contextlib
-import json
 import os
+import pickle
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +36,8 @@ import numpy as np
 from flax import nnx
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from tunix_rt.training.backends import preparation
 
 # How long a rank leaving the job waits for the others at the barrier (they are at most a step's
 # work apart: every rank trains the same steps).
@@ -93,21 +95,11 @@ def broadcast_bytes(processes: Processes, payload: bytes) -> bytes:
 def share_directory(processes: Processes, directory: Path) -> None:
     """Gives every rank rank 0's `directory` (small files: a tokenizer), so ranks on nodes that
     share no disk read the same files."""
-    files: dict[str, str] = {}
-    if processes.is_main:
-        files = {
-            str(path.relative_to(directory)): path.read_bytes().hex()
-            for path in sorted(directory.rglob("*"))
-            if path.is_file()
-        }
-    shared = json.loads(broadcast_bytes(processes, json.dumps(files).encode()))
-    if processes.is_main:
-        return
-    for name, content in shared.items():
-        target, data = directory / name, bytes.fromhex(content)
-        if not target.exists() or target.read_bytes() != data:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
+    files = preparation.directory_files(directory) if processes.is_main else {}
+    # Pickled as torch.distributed.broadcast_object_list does: the ranks are one job's.
+    shared = pickle.loads(broadcast_bytes(processes, pickle.dumps(files)))
+    if not processes.is_main:
+        preparation.write_files(directory, shared)
 
 
 def global_batch(batch: dict[str, np.ndarray], mesh: Mesh, axes: tuple[str, ...]) -> Any:
@@ -137,17 +129,17 @@ def localize(model: nnx.Module) -> None:
 
 class SharedStop:
     """Wraps a rank's reporter so that `should_stop` is rank 0's answer on every rank: a
-    collective, called at the same points of the same program on every rank (SPMD)."""
+    collective, called at the same points of the same program on every rank (SPMD), while the
+    ranks are joined; after `Processes.part`, rank 0's own answer."""
 
-    def __init__(self, reporter: Any, processes: Processes) -> None:
-        self._reporter, self._processes = reporter, processes
-        self.collective = True  # False once the ranks part (after training)
+    def __init__(self, reporter: Any) -> None:
+        self._reporter = reporter
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._reporter, name)
 
     def should_stop(self) -> bool:
         local = bool(self._reporter.should_stop())
-        if not self.collective:
+        if not jax.distributed.is_initialized():
             return local
         return bool(multihost_utils.broadcast_one_to_all(np.bool_(local)))

@@ -25,6 +25,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from tunix_rt.training.backends import preparation
+
 
 @dataclass(frozen=True)
 class Parallel:
@@ -67,22 +69,11 @@ class Parallel:
 def share_directory(parallel: Parallel, directory: Path) -> None:
     """Gives every rank rank 0's `directory` (small files: a tokenizer), sent over the process
     group, so ranks on nodes that share no disk read the same files; also a barrier."""
-    files: list[Any] = [None]
-    if parallel.is_main:
-        files[0] = {
-            str(path.relative_to(directory)): path.read_bytes()
-            for path in sorted(directory.rglob("*"))
-            if path.is_file()
-        }
+    files: list[Any] = [preparation.directory_files(directory) if parallel.is_main else None]
     if parallel.world > 1:
         dist.broadcast_object_list(files, src=0)
-    if parallel.is_main:
-        return
-    for name, content in files[0].items():
-        target = directory / name
-        if not target.exists() or target.read_bytes() != content:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(content)
+    if not parallel.is_main:
+        preparation.write_files(directory, files[0])
 
 
 def single() -> Parallel:
