@@ -23,6 +23,10 @@ from typing import Any
 # The environment variable through which the service hands a worker its devices' peak (JSON of
 # `Peak.to_json` with `count`).
 ENV = "TUNIX_RT_PEAK_FLOPS"
+# This host's probe results a process hands its children (`probe_environment`), so a child that
+# needs them (the Ray driver, started again on every reconnect) does not take the probe again:
+# JSON of {"float32": ..., "bfloat16": ...} per-core FLOP/s.
+PROBE_ENV = "TUNIX_RT_CPU_PROBE"
 TERA = 1e12
 
 
@@ -132,6 +136,8 @@ def cpu_probe(seconds: float = 0.3, size: int = 1024, bfloat16: bool = False) ->
     process because BLAS fixes its thread count when it loads, and this one may have loaded it.
     """
     dtype = "bfloat16" if bfloat16 else "float32"
+    if handed := os.environ.get(PROBE_ENV):
+        return float(json.loads(handed)[dtype])
     try:
         out = subprocess.run(
             [sys.executable, "-c", _PROBE, str(seconds), str(size), dtype],
@@ -144,6 +150,11 @@ def cpu_probe(seconds: float = 0.3, size: int = 1024, bfloat16: bool = False) ->
         return float(out.strip())
     except (OSError, subprocess.SubprocessError, ValueError):
         return 0.0
+
+
+def probe_environment() -> dict[str, str]:
+    """This host's probe results (taken here once) for a child process's environment."""
+    return {PROBE_ENV: json.dumps({"float32": cpu_probe(), "bfloat16": cpu_probe(bfloat16=True)})}
 
 
 def cpu_slot_peak(cores_per_slot: int) -> Peak | None:

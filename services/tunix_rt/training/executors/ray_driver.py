@@ -25,7 +25,6 @@ import contextlib
 import json
 import os
 import sys
-import threading
 from dataclasses import asdict
 from pathlib import Path
 from typing import IO, Any
@@ -153,11 +152,7 @@ def main() -> None:
     # The protocol owns the real stdout; anything else printed goes to stderr.
     out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
-    # The first attempt's wait, taken while Ray connects (mostly waiting on the cluster).
-    warming = threading.Thread(target=ray_ranks.warm_up, daemon=True)
-    warming.start()
     ray = connect(sys.argv[1])
-    warming.join()
     driver = Driver(ray, out)
     driver.send({"ready": driver.seen(alive_nodes(ray))})
     asyncio.run(serve(driver))

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from tunix_rt.common.errors import FailedPrecondition, Unavailable
+from tunix_rt.training import peak_flops
 from tunix_rt.training.executors.base import EXIT_NODE_LOST
 from tunix_rt.training.executors.ray_cluster import Node
 
@@ -106,6 +107,10 @@ class DriverLink:
     ) -> tuple[DriverLink, list[Node]]:
         """Starts a driver for the cluster at `address`; the link and the cluster's alive nodes
         once it connected. Raises ConnectionError when it could not."""
+        # The CPU probe a CPU rank's environment carries (peak_flops), taken once in this
+        # process rather than by every driver: on a 2-core host the probe's ~2.4 s of CPU on
+        # each reconnect competed with the cluster starting up again.
+        probe = await asyncio.to_thread(peak_flops.probe_environment)
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -113,7 +118,7 @@ class DriverLink:
             address,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
-            env={**os.environ, "TUNIX_RT_PARENT_PID": str(os.getpid())},
+            env={**os.environ, **probe, "TUNIX_RT_PARENT_PID": str(os.getpid())},
             limit=LINE_LIMIT,
         )
         assert process.stdout is not None

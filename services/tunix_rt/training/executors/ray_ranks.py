@@ -86,13 +86,6 @@ def _environment(rank: Rank, index: int, world: int, rendezvous: str) -> dict[st
     return env
 
 
-def warm_up() -> None:
-    """Takes ahead, once per driver process, what its first attempt would otherwise wait for: the
-    CPU's peak FLOP/s that a CPU rank's environment carries, probed once per process
-    (worker_environment, peak_flops.cpu_probe): ~2.4 s of the first job on the 2-core VM."""
-    worker_environment("cpu", ["cpu:0"], 1)
-
-
 async def start(
     pool: HostPool,
     ranks: list[Rank],
