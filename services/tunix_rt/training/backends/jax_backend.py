@@ -24,6 +24,7 @@ import numpy as np
 from flax import nnx
 
 from tunix_rt.models import presets
+from tunix_rt.models.jax import linear_grad
 from tunix_rt.models.jax import model as model_lib
 from tunix_rt.models.jax.model_dir import load_model, load_model_dir
 from tunix_rt.models.jax.model_dir import write_model_dir as _write_model_dir
@@ -83,6 +84,8 @@ def _build_model(
         model_lib.cast_floating(model, jax.numpy.bfloat16)
     if spec.lora is not None:
         model = model_lib.apply_lora(model, spec.lora, spec.hyper.seed)
+    else:
+        linear_grad.install(model)
     return model
 
 
