@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import queue
 import threading
 import time
@@ -366,3 +367,48 @@ def test_adapter_directory_loads_onto_its_base(model_dir: Path, tmp_path: Path) 
             assert run(engine, PROMPTS[0], Sampling(max_new_tokens=8))[1].text == expected
         finally:
             engine.close()
+
+
+def test_after_the_warm_up_serving_compiles_nothing(model_dir: Path) -> None:
+    """`warmup` and the deferred warm-up it leaves for idle time compile every shape these
+    requests reach: batches that jump buckets and shrink, a prompt of 65-128 tokens (the
+    128-token prompt bucket) and a row outgrowing the initial 128-slot ring. Each text is the
+    one its prompt gets alone (the chained resizes keep every row's cache)."""
+    import jax
+
+    engine: Any = load_engine(model_dir, backend="jax")
+    compiled: list[str] = []
+
+    class Compiles(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "Finished XLA compilation" in record.getMessage():
+                compiled.append(record.getMessage())
+
+    handler = Compiles()
+    try:
+        engine.warmup(4)
+        deadline = time.monotonic() + 300
+        while engine.scheduler.idle_work_pending and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not engine.scheduler.idle_work_pending
+        long_prompt = "Tom has 3 apples and buys 4 more. " * 6
+        assert 64 < len(engine.encode_prompt(long_prompt)) <= 128
+        logging.getLogger("jax").addHandler(handler)
+        # Global, not `jax.log_compiles()`: that is per thread, and the engine's thread compiles.
+        jax.config.update("jax_log_compiles", True)  # type: ignore[no-untyped-call]
+        sampling = Sampling(max_new_tokens=24)
+        alone = {p: run(engine, p, sampling)[1].text for p in PROMPTS}
+        for prompts in (PROMPTS + PROMPTS[:1], PROMPTS[:2], PROMPTS):
+            texts = [f.text for f in run_concurrently(engine, prompts, sampling)]
+            assert texts == [alone[p] for p in prompts]
+        finished = run_concurrently(
+            engine, [long_prompt, *PROMPTS[:2]], Sampling(max_new_tokens=80)
+        )
+        # The long row outgrew the 128-slot ring (the random model does not stop early here).
+        assert finished[0].finish_reason == LENGTH
+        assert len(engine.encode_prompt(long_prompt)) + finished[0].completion_tokens > 128
+        assert compiled == [], compiled
+    finally:
+        jax.config.update("jax_log_compiles", False)  # type: ignore[no-untyped-call]
+        logging.getLogger("jax").removeHandler(handler)
+        engine.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import logging
 import queue
 import threading
 from collections.abc import Callable, Iterator
@@ -22,6 +23,8 @@ from tunix_rt.inference.engines.base import Finished, Piece, Sampling, kv_cache_
 from tunix_rt.inference.engines.sampling import RequestState
 from tunix_rt.models.presets import ArchitectureConfig
 from tunix_rt.models.tokenizer import TextTokenizer
+
+log = logging.getLogger("tunix_rt.inference.engines")
 
 POLL_SECONDS = 0.02  # how often a waiting caller checks `cancelled()`
 MAX_FUSED_STEPS = 16  # greedy steps a core may run per call (fewer host round trips)
@@ -48,6 +51,9 @@ class DecodeCore(Protocol):
 
     def release(self, rows: list[int]) -> None:
         """`rows` are free again."""
+
+    # Optional: `idle_step() -> bool` runs one piece of deferred work (the JAX core's warm-up
+    # of rarer shapes) while no request is in flight, and says whether any is left.
 
 
 Event = Piece | Finished | BaseException
@@ -97,6 +103,7 @@ class Scheduler:
         self._requests: dict[int, _Request] = {}  # row -> request, for merged events
         self._cond = threading.Condition()
         self._closed = False
+        self._idle_work = False  # the core has deferred work for idle time (see idle_work_added)
         self._thread = threading.Thread(target=self._run, name=f"engine-{name}", daemon=True)
         self._thread.start()
 
@@ -200,12 +207,22 @@ class Scheduler:
             self._cond.notify()
         self._thread.join(timeout=30)
 
+    @property
+    def idle_work_pending(self) -> bool:
+        return self._idle_work
+
+    def idle_work_added(self) -> None:
+        """The core queued deferred work: run it, a piece at a time, while nothing is asked."""
+        with self._cond:
+            self._idle_work = hasattr(self.core, "idle_step")
+            self._cond.notify()
+
     # The scheduler thread.
 
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._closed and not self._waiting and not self._active:
+                while not (self._closed or self._waiting or self._active or self._idle_work):
                     self._cond.wait()
                 if self._closed:
                     self._fail_all(RuntimeError("engine closed"))
@@ -217,8 +234,21 @@ class Scheduler:
                     self._prefill(admit)
                 if self._active:
                     self._decode()
+                elif not admit and self._idle_work:
+                    self._idle_step()
             except Exception as error:
                 self._fail_all(error)
+
+    def _idle_step(self) -> None:
+        """One piece of the core's deferred work; a request arriving meanwhile waits for it
+        (well under a second: one compilation group), as it would for that compilation."""
+        try:
+            more = bool(self.core.idle_step())  # type: ignore[attr-defined]
+        except Exception:
+            log.exception("deferred engine work failed; dropped")
+            more = False
+        with self._cond:
+            self._idle_work = self._idle_work and more
 
     def _take_admissions(self) -> dict[int, _Request]:
         free = [r for r in range(self.core.capacity) if r not in self._active]

@@ -19,6 +19,7 @@ scatter that copies them into the cache depends on the cache's shape only.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -43,11 +44,12 @@ MAX_FUSED_STEPS = 16  # the scheduler's fused decode length (batching.MAX_FUSED_
 # compilation.
 PREFILL_ROWS = 4
 # A prefill hands its keys/values to the scatter padded to PREFILL_ROWS rows and at least this
-# many slots (the largest prompt bucket `warmup` compiles), so the scatter compiles once per
+# many slots (a fresh ring's: every prompt that fits one), so the scatter compiles once per
 # cache shape instead of once per cache shape x rows x prompt bucket: 48 variants, ~10 s of a
-# llama3-1.3m warmup on 2 CPU cores, before (issue 13). The padding costs a copy of at most
-# 4 x 64 slots per layer, a fraction of one decode step's read of the cache.
-STAGED_SLOTS = 64
+# llama3-1.3m warmup on 2 CPU cores, before (issue 13). At 64 slots, prompts of 65-128 tokens
+# still compiled a second scatter per cache shape while serving. The padding costs a copy of
+# at most 4 x 128 slots per layer, a fraction of one decode step's read of the cache.
+STAGED_SLOTS = MIN_SLOTS
 DEFAULT_CAPACITY = 32
 
 
@@ -88,6 +90,7 @@ class JaxCore:
         self._positions = np.zeros(capacity, np.int32)  # next position of each row
         self._spans = np.zeros(capacity, np.int64)  # slots each row occupies
         self._live: set[int] = set()
+        self._later: list[Callable[[], None]] = []  # deferred warm-up (idle_step)
 
         def forward(leaves: Any, tokens: Any, positions: Any, cache: Any, mask: Any) -> Any:
             model = nnx.merge(graphdef, jax.tree.unflatten(treedef, list(leaves)))
@@ -110,6 +113,9 @@ class JaxCore:
         self._staged = min(STAGED_SLOTS, self._max_slots)
         self._scatter_fn = jax.jit(self._scatter_step, donate_argnums=(0, 1))
         self._resize_fn = jax.jit(self._resize_step, static_argnums=(3, 4))
+        self._halve_fn = jax.jit(
+            lambda cache, valid: jax.tree.map(lambda x: x[: x.shape[0] // 2], (cache, valid))
+        )
 
     # Traced functions.
 
@@ -217,12 +223,16 @@ class JaxCore:
     # Host side (scheduler thread only).
 
     def _allocate(self, batch: int, slots: int) -> None:
+        # From host zeros: `jnp.zeros` would compile a broadcast for every new cache shape.
         shape = (batch, self.arch.num_kv_heads, slots, self.arch.head_dim)
         self._cache = {
-            f"layer_{i}": {"k": jnp.zeros(shape, self.dtype), "v": jnp.zeros(shape, self.dtype)}
+            f"layer_{i}": {
+                "k": jax.device_put(np.zeros(shape, self.dtype)),
+                "v": jax.device_put(np.zeros(shape, self.dtype)),
+            }
             for i in range(self.arch.num_layers)
         }
-        self._valid = jnp.zeros((batch, slots), bool)
+        self._valid = jax.device_put(np.zeros((batch, slots), bool))
         self._write = 0
 
     @staticmethod
@@ -246,14 +256,23 @@ class JaxCore:
         return cache, fit(valid, 1)
 
     def _resize(self, batch: int, slots: int) -> None:
-        """Grows or shrinks the cache to `batch` rows and `slots` (at least the current ones);
-        the ring is unrolled so the oldest slot comes first and `w` points past the newest."""
+        """Grows the cache to `batch` rows and `slots` (at least the current ones) one bucket at
+        a time, rows first: a jump (2 -> 16 rows, or rows and slots at once) is a chain of
+        doublings, so the resizes that exist are the few `warmup` compiles, not one per pair of
+        shapes (each costs ~0.1 s to compile; copying a cache again costs ~1 ms). Each step
+        unrolls the ring so the oldest slot comes first and `w` points past the newest."""
         assert self._cache is not None and self._valid is not None
-        old_slots = self._valid.shape[1]
-        self._cache, self._valid = self._resize_fn(
-            self._cache, self._valid, np.int32(self._write), batch, slots
-        )
-        self._write = old_slots % slots
+        have_batch, have_slots = self._shape()
+        while (have_batch, have_slots) != (batch, slots):
+            old_slots = have_slots
+            if have_batch < batch:
+                have_batch *= 2
+            else:
+                have_slots *= 2
+            self._cache, self._valid = self._resize_fn(
+                self._cache, self._valid, np.int32(self._write), have_batch, have_slots
+            )
+            self._write = old_slots % have_slots
 
     def _shape(self) -> tuple[int, int]:
         return (0, 0) if self._valid is None else tuple(self._valid.shape)  # type: ignore[return-value]
@@ -297,7 +316,9 @@ class JaxCore:
             tokens[i, length - len(prompt) :] = prompt
             lengths[i] = len(prompt)
         live_spans = [int(self._spans[r]) + 1 for r in self._live]
-        self._ensure(max([*rows, *self._live]) + 1, max([length + 1, *live_spans]))
+        # The ring must hold the staged slots without wrapping onto themselves, and the prompt
+        # plus the next token; a 74-token prompt (bucket 128) fits 128 slots.
+        self._ensure(max([*rows, *self._live]) + 1, max([length, longest + 1, *live_spans]))
         prompt_cache, real, greedy, logits = self._prefill_fn(
             self._state, tokens, lengths, want_logits
         )
@@ -344,7 +365,8 @@ class JaxCore:
     def warmup(self, max_batch: int, prompt_lengths: tuple[int, ...] = (8, 16, 32, 64)) -> None:
         """Compiles the common shape buckets now (every batch bucket up to `max_batch` at the
         initial slot count, greedy and fused decode, prefill of the given prompt buckets), so
-        that first requests of each batch size do not wait for XLA.
+        that first requests of each batch size do not wait for XLA; what a longer request
+        reaches (the doubled slot count, the next prompt bucket) is queued for `idle_step`.
 
         The prefills depend on the prompt rows and bucket only, everything else on the cache's
         shape: the two sets compile at once, the prefills on a second thread (XLA compiles
@@ -357,37 +379,76 @@ class JaxCore:
         buckets = {min(next_power_of_two(n, MIN_PROMPT), self._max_slots) for n in prompt_lengths}
         lengths = sorted(length for length in buckets if length < slots)
         counts = [1 << i for i in range(min(top, PREFILL_ROWS).bit_length())]  # 1, 2, 4
+        batches = [1 << i for i in range(top.bit_length())]  # 1, 2, 4, 8, 16
         with ThreadPoolExecutor(1, thread_name_prefix="warmup") as pool:
             prefills = pool.submit(self._warm_prefills, counts, lengths)
-            # Tracing, not compiling: the staged shape the scatter receives.
-            shapes = jax.eval_shape(
-                functools.partial(self._prefill_step, want=False),
-                self._state,
-                np.zeros((1, MIN_PROMPT), np.int32),
-                np.ones(1, np.int32),
-            )
-            staged, real = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes[:2])
             self._allocate(1, slots)
-            batch = 1
-            while batch <= top:
-                # Grown from the previous bucket, as a batch grows while requests arrive: this
-                # compiles that resize too.
+            for batch in batches:
+                # Grown from the previous bucket: this compiles that resize too.
                 self._ensure(batch, slots)
-                rows = list(range(batch))
-                # Every row index out of range: nothing is written, the variant is compiled.
-                self._cache, self._valid = self._scatter_fn(
-                    self._cache,
-                    self._valid,
-                    staged,
-                    real,
-                    np.full(PREFILL_ROWS, batch, np.int32),
-                    np.int32(self._write),
-                )
-                self.decode(rows, [0] * batch, False)
-                self.decode_many(rows, [0] * batch, MAX_FUSED_STEPS)
-                batch *= 2
+                self._warm_steps(batch)
+            self._shrink(1)  # and back, as rows finish
             prefills.result()
         self.release(list(range(top)))  # drops the cache: the batch drained
+        self._later = self._deferred_warmup(batches, slots, counts)
+
+    def _deferred_warmup(
+        self, batches: list[int], slots: int, counts: list[int]
+    ) -> list[Callable[[], None]]:
+        """The shapes a request longer than the initial ring reaches, one compilation group
+        each: every batch bucket at twice the slots (grown from the initial ring, and on to the
+        next bucket), and the prefill of prompts that fill the initial ring. Serving met these
+        within its first minute (bench/inference_service.py: 17 compilations, ~2.4 s, in
+        the first round after a load, before)."""
+        grown = slots * 2
+        if grown > self._max_slots:
+            return []
+
+        def cache_shape(batch: int) -> None:
+            self._allocate(batch, slots)
+            self._ensure(batch, grown)  # the slot doubling of this batch bucket
+            self._warm_steps(batch)
+            if batch * 2 <= batches[-1]:
+                self._ensure(batch * 2, grown)  # the row doubling at this slot count
+                self._shrink(batch)  # and the halving
+            self.release(list(range(batch * 2)))
+
+        work: list[Callable[[], None]] = [functools.partial(cache_shape, b) for b in batches]
+        work += [functools.partial(self._warm_prefills, [c], [slots]) for c in counts]
+        return work
+
+    def idle_step(self) -> bool:
+        """Runs one group of the deferred warm-up (the scheduler calls it while no request is
+        in flight); False once none is left."""
+        if self._live:
+            return bool(self._later)
+        if self._later:
+            self._later.pop(0)()
+        return bool(self._later)
+
+    def _warm_steps(self, batch: int) -> None:
+        """Compiles (and runs) the scatter, one decode step and the fused decode at the cache's
+        current shape, for `batch` rows."""
+        # Tracing, not compiling: the staged shape the scatter receives.
+        shapes = jax.eval_shape(
+            functools.partial(self._prefill_step, want=False),
+            self._state,
+            np.zeros((1, MIN_PROMPT), np.int32),
+            np.ones(1, np.int32),
+        )
+        staged, real = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes[:2])
+        rows = list(range(batch))
+        # Every row index out of range: nothing is written, the variant is compiled.
+        self._cache, self._valid = self._scatter_fn(
+            self._cache,
+            self._valid,
+            staged,
+            real,
+            np.full(PREFILL_ROWS, self._shape()[0], np.int32),
+            np.int32(self._write),
+        )
+        self.decode(rows, [0] * batch, False)
+        self.decode_many(rows, [0] * batch, MAX_FUSED_STEPS)
 
     def _warm_prefills(self, counts: list[int], lengths: list[int]) -> None:
         """Compiles (and runs once) the prefill of each count of prompt rows and bucket."""
@@ -429,15 +490,14 @@ class JaxCore:
         if not self._live:
             self._cache, self._valid = None, None  # the batch drained: start small again
             return
-        batch, _ = self._shape()
-        needed = next_power_of_two(max(self._live) + 1)
-        if needed < batch and self._valid is not None and self._cache is not None:
-            # Shrink the batch bucket: the top rows are all free.
-            self._cache = {
-                name: {part: array[:needed] for part, array in layer.items()}
-                for name, layer in self._cache.items()
-            }
-            self._valid = self._valid[:needed]
+        # Shrink the batch bucket: the top rows are all free.
+        self._shrink(next_power_of_two(max(self._live) + 1))
+
+    def _shrink(self, batch: int) -> None:
+        """Drops rows down to `batch` (a power of two), halving at a time: the halvings are
+        the variants `warmup` compiles."""
+        while self._cache is not None and self._shape()[0] > batch:
+            self._cache, self._valid = self._halve_fn(self._cache, self._valid)
 
 
 class JaxEngine(BatchedEngine):
@@ -470,5 +530,6 @@ class JaxEngine(BatchedEngine):
 
     def warmup(self, max_batch: int = 16) -> None:
         """Compiles the usual shape buckets (seconds per batch bucket on CPU). Call it before
-        serving (no request may be in flight)."""
+        serving (no request may be in flight). Rarer shapes compile afterwards, in idle time."""
         self.core.warmup(max_batch)
+        self.scheduler.idle_work_added()
