@@ -3,6 +3,8 @@ same movable reference (`name@alias`) costs one registry call, its answer or its
 
 from __future__ import annotations
 
+import asyncio
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -12,7 +14,8 @@ import pytest
 
 from tests.inference.conftest import JAX_WARNINGS, MODEL, InferenceStack
 from tunix_rt.common.errors import NotFound
-from tunix_rt.inference.references import Resolver
+from tunix_rt.inference.references import MOVABLE_TTL_S, Resolver
+from tunix_rt.v1 import inference_pb2, inference_service_pb2
 
 pytestmark = JAX_WARNINGS
 
@@ -57,3 +60,36 @@ def test_a_burst_for_a_missing_alias_shares_one_not_found(inference_stack: Infer
     with pytest.raises(NotFound):  # an error is not kept: the next request asks again
         Resolver(registry).resolve(f"{MODEL}@nowhere")
     assert registry.calls == 2
+
+
+def test_registry_and_inference_answer_while_the_loops_thread_pool_is_taken(
+    inference_stack: InferenceStack,
+) -> None:
+    """The registry and the inference service in one process and event loop, as `tunix-rt up`
+    runs them, with asyncio's default thread pool taken by other work (any co-hosted code's
+    `asyncio.to_thread`). Each service runs its blocking work on threads of its own: with one
+    shared pool, 16 streams for an alias whose cached answer had expired took every thread to
+    wait on the registry, which waited for a thread to answer (`bench/inference_service.py`:
+    rounds stalled for minutes, in 30 s registry deadlines)."""
+    request = inference_service_pb2.GenerateRequest(
+        model=f"{MODEL}@candidate",
+        prompt="Tom has",
+        raw_prompt=True,
+        sampling=inference_pb2.SamplingParams(max_new_tokens=2),
+    )
+    inference_stack.stub.Generate(request, timeout=60)  # loaded once
+    time.sleep(MOVABLE_TTL_S + 0.1)  # the alias is asked for again
+    release = threading.Event()
+
+    async def take_the_default_pool() -> None:
+        loop = asyncio.get_running_loop()
+        for _ in range(min(32, (os.cpu_count() or 1) + 4)):  # its workers
+            loop.run_in_executor(None, release.wait)
+
+    inference_stack.loop.run(take_the_default_pool())
+    try:
+        answer = inference_stack.stub.Generate(request, timeout=20)
+        assert answer.summary.usage.completion_tokens > 0
+        assert answer.model_version == inference_stack.versions[0].name
+    finally:
+        release.set()

@@ -31,6 +31,7 @@ from typing import Any
 
 import grpc
 
+from tunix_rt.common.blocking import BlockingPool
 from tunix_rt.common.errors import InvalidArgument
 from tunix_rt.inference import generation, oip_triton
 from tunix_rt.inference.engines import base
@@ -184,9 +185,12 @@ class OipServicer(oip_grpc_service_pb2_grpc.GRPCInferenceServiceServicer):
     """GRPCInferenceService over a ModelStore; RepositoryIndex lists the registry's models
     through `registry_stub` (a synchronous RegistryService stub; None: only those in memory)."""
 
-    def __init__(self, store: ModelStore, registry_stub: Any = None) -> None:
+    def __init__(
+        self, store: ModelStore, registry_stub: Any = None, blocking: BlockingPool | None = None
+    ) -> None:
         self.store = store
         self.registry_stub = registry_stub
+        self.blocking = blocking or BlockingPool("inference")
 
     async def ServerLive(
         self, request: oip.ServerLiveRequest, context: grpc.aio.ServicerContext[Any, Any]
@@ -203,7 +207,7 @@ class OipServicer(oip_grpc_service_pb2_grpc.GRPCInferenceServiceServicer):
         self, request: oip.ModelReadyRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> oip.ModelReadyResponse:
         reference = reference_of(request.name, request.version)
-        ready = await asyncio.to_thread(self.store.is_ready, reference)
+        ready = await self.blocking.run(self.store.is_ready, reference)
         return oip.ModelReadyResponse(ready=ready)
 
     async def ServerMetadata(
@@ -219,7 +223,7 @@ class OipServicer(oip_grpc_service_pb2_grpc.GRPCInferenceServiceServicer):
         self, request: oip.ModelMetadataRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> oip.ModelMetadataResponse:
         reference = reference_of(request.name, request.version)
-        target, _ = await asyncio.to_thread(self.store.resolve, reference)
+        target, _ = await self.blocking.run(self.store.resolve, reference)
         version = _version_number(target.model_version)
         return oip.ModelMetadataResponse(
             name=request.name,
@@ -244,7 +248,7 @@ class OipServicer(oip_grpc_service_pb2_grpc.GRPCInferenceServiceServicer):
     async def RepositoryIndex(
         self, request: oip.RepositoryIndexRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> oip.RepositoryIndexResponse:
-        return await asyncio.to_thread(
+        return await self.blocking.run(
             oip_triton.repository_index, self.store, self.registry_stub, request
         )
 
@@ -274,7 +278,8 @@ class OipServicer(oip_grpc_service_pb2_grpc.GRPCInferenceServiceServicer):
         wanted = request.parameters.get(oip_triton.EMPTY_FINAL_PARAMETER)
         empty_final = wanted is not None and _is_true(_parameter(wanted))
         prepared = await oip_triton.prepare_in_thread(
-            lambda: generation.prepare(self.store, reference, prompts[0], params, raw_prompt)
+            self.blocking,
+            lambda: generation.prepare(self.store, reference, prompts[0], params, raw_prompt),
         )
         try:
             version = prepared.served.model_version
@@ -299,7 +304,7 @@ class OipServicer(oip_grpc_service_pb2_grpc.GRPCInferenceServiceServicer):
         raw_prompt: bool,
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> tuple[str, str]:
-        prepared = await asyncio.to_thread(
+        prepared = await self.blocking.run(
             generation.prepare, self.store, reference, prompt, params, raw_prompt
         )
         context.add_done_callback(lambda _: prepared.cancel.set())

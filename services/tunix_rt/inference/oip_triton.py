@@ -29,6 +29,7 @@ from contextlib import aclosing
 from functools import partial
 from typing import Any
 
+from tunix_rt.common.blocking import BlockingPool
 from tunix_rt.common.error_status import status_proto_for
 from tunix_rt.common.errors import InvalidArgument, TunixError
 from tunix_rt.common.outgoing import registry_call
@@ -180,11 +181,12 @@ async def _answer(
 
 
 async def prepare_in_thread(
-    prepare: Callable[[], generation.Request],
+    blocking: BlockingPool, prepare: Callable[[], generation.Request]
 ) -> generation.Request:
-    """`prepare()` on a worker thread. Cancelled while it runs (the client went away), the thread
-    still finishes, and the model it acquired is released then instead of held forever."""
-    future = asyncio.ensure_future(asyncio.to_thread(prepare))
+    """`prepare()` on one of `blocking`'s threads. Cancelled while it runs (the client went
+    away), the thread still finishes, and the model it acquired is released then instead of
+    held forever."""
+    future = asyncio.ensure_future(blocking.run(prepare))
     try:
         return await asyncio.shield(future)
     except asyncio.CancelledError:

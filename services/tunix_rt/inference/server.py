@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import grpc
 
 from tunix_rt.common import outgoing
+from tunix_rt.common.blocking import BlockingPool
 from tunix_rt.common.config import ConfigError, ServerConfig, from_env
 from tunix_rt.common.server import RunningServer, ServiceRegistration, run, start_server
 from tunix_rt.inference.model_store import ModelStore
@@ -86,6 +87,8 @@ class InferenceDeps:
     store: ModelStore
     registry_stub: Any
     channel: grpc.Channel
+    # The servicers' threads for blocking work (the store, registry calls): see common.blocking.
+    blocking: BlockingPool = field(default_factory=lambda: BlockingPool("inference"))
 
     def close(self) -> None:
         self.store.close()
@@ -104,8 +107,8 @@ def build_deps(
 
 
 def registrations(deps: InferenceDeps) -> list[ServiceRegistration]:
-    inference = InferenceServicer(deps.store, deps.registry_stub)
-    standard = OipServicer(deps.store, deps.registry_stub)
+    inference = InferenceServicer(deps.store, deps.registry_stub, deps.blocking)
+    standard = OipServicer(deps.store, deps.registry_stub, deps.blocking)
     add_inference = inference_service_pb2_grpc.add_InferenceServiceServicer_to_server
     add_oip = oip_grpc_service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server
     return [

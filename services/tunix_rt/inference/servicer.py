@@ -6,7 +6,6 @@ statuses.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
@@ -16,6 +15,7 @@ from typing import Any
 import grpc
 
 from tunix_rt.common import pagination
+from tunix_rt.common.blocking import BlockingPool
 from tunix_rt.inference import evaluation, generation, prediction
 from tunix_rt.inference.engines import base
 from tunix_rt.inference.model_store import BACKEND_NAMES, PRECISION_NAMES, ModelStore
@@ -61,14 +61,17 @@ class CallContext:
 class InferenceServicer(inference_service_pb2_grpc.InferenceServiceServicer):
     """The InferenceService RPCs over one ModelStore."""
 
-    def __init__(self, store: ModelStore, registry_stub: Any) -> None:
+    def __init__(
+        self, store: ModelStore, registry_stub: Any, blocking: BlockingPool | None = None
+    ) -> None:
         self.store = store
         self.registry_stub = registry_stub
+        self.blocking = blocking or BlockingPool("inference")
 
     async def LoadModel(
         self, request: pb.LoadModelRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.LoadModelResponse:
-        served = await asyncio.to_thread(
+        served = await self.blocking.run(
             self.store.acquire,
             request.model,
             backend=BACKEND_NAMES.get(request.backend, ""),
@@ -84,13 +87,13 @@ class InferenceServicer(inference_service_pb2_grpc.InferenceServiceServicer):
     async def UnloadModel(
         self, request: pb.UnloadModelRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.UnloadModelResponse:
-        model = await asyncio.to_thread(self.store.unload, request.model)
+        model = await self.blocking.run(self.store.unload, request.model)
         return pb.UnloadModelResponse(loaded_model=model)
 
     async def GetLoadedModel(
         self, request: pb.GetLoadedModelRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.GetLoadedModelResponse:
-        model = await asyncio.to_thread(self.store.get, request.model)
+        model = await self.blocking.run(self.store.get, request.model)
         return pb.GetLoadedModelResponse(loaded_model=model)
 
     async def ListLoadedModels(
@@ -181,7 +184,7 @@ class InferenceServicer(inference_service_pb2_grpc.InferenceServiceServicer):
         request: pb.GenerateRequest | pb.GenerateStreamRequest,
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> generation.Request:
-        prepared = await asyncio.to_thread(
+        prepared = await self.blocking.run(
             generation.prepare,
             self.store,
             request.model,

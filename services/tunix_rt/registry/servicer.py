@@ -3,16 +3,17 @@
 Nothing else happens here: the use cases (`use_cases/`, reached through `Registry`) hold every
 rule, and `convert` every mapping between messages and domain objects. Domain errors propagate as
 `TunixError`; the shared error interceptor turns them into statuses. Blocking work (the database,
-the blob store) runs in `asyncio.to_thread`, so the event loop keeps serving other calls.
+the blob store) runs on the servicer's own threads (`common.blocking`), so the event loop keeps
+serving other calls, and services sharing the process cannot take those threads.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
+from tunix_rt.common.blocking import BlockingPool
 from tunix_rt.common.errors import InvalidArgument
 from tunix_rt.registry import convert
 from tunix_rt.registry.registry import Registry
@@ -31,6 +32,7 @@ class RegistryServicer(registry_service_pb2_grpc.RegistryServiceServicer):
 
     def __init__(self, registry: Registry, trace_cache_bytes: int | None = None) -> None:
         self._registry = registry
+        self._blocking = BlockingPool("registry")
         self._trace_responses = TraceResponses(
             cache_bytes_from_env() if trace_cache_bytes is None else trace_cache_bytes
         )
@@ -39,7 +41,7 @@ class RegistryServicer(registry_service_pb2_grpc.RegistryServiceServicer):
 
     async def CreateTrace(self, request: pb.CreateTraceRequest, context: Any) -> Any:
         content = convert.trace_from_proto(request.trace, "trace.")
-        trace = await asyncio.to_thread(
+        trace = await self._blocking.run(
             self._registry.traces.create_trace, content, request.request_id
         )
         return pb.CreateTraceResponse(trace=convert.trace_to_proto(trace))
@@ -48,7 +50,7 @@ class RegistryServicer(registry_service_pb2_grpc.RegistryServiceServicer):
         contents = [
             convert.trace_from_proto(t, f"traces[{n}].") for n, t in enumerate(request.traces)
         ]
-        stored = await asyncio.to_thread(
+        stored = await self._blocking.run(
             self._registry.traces.batch_create_traces, contents, request.request_id
         )
         return pb.BatchCreateTracesResponse(traces=[convert.trace_to_proto(t) for t in stored])
@@ -59,12 +61,12 @@ class RegistryServicer(registry_service_pb2_grpc.RegistryServiceServicer):
         trace_import: TraceImport | None = None
         async for message in request_iterator:
             if trace_import is None:
-                trace_import = await asyncio.to_thread(self._start_import, message.options)
+                trace_import = await self._blocking.run(self._start_import, message.options)
             if message.data:
-                await asyncio.to_thread(trace_import.feed, message.data)
+                await self._blocking.run(trace_import.feed, message.data)
         if trace_import is None:
-            trace_import = await asyncio.to_thread(self._start_import, pb.ImportOptions())
-        report = await asyncio.to_thread(trace_import.finish)
+            trace_import = await self._blocking.run(self._start_import, pb.ImportOptions())
+        report = await self._blocking.run(trace_import.finish)
         return pb.ImportTracesResponse(
             imported_count=len(report.trace_uids),
             new_count=report.new_count,
@@ -99,7 +101,7 @@ class RegistryServicer(registry_service_pb2_grpc.RegistryServiceServicer):
         return response
 
     async def ListTraces(self, request: pb.ListTracesRequest, context: Any) -> Any:
-        page = await asyncio.to_thread(
+        page = await self._blocking.run(
             self._registry.traces.list_traces,
             convert.filter_from_proto(request.filter),
             request.page_size,
@@ -111,7 +113,7 @@ class RegistryServicer(registry_service_pb2_grpc.RegistryServiceServicer):
         )
 
     async def DeleteTrace(self, request: pb.DeleteTraceRequest, context: Any) -> Any:
-        await asyncio.to_thread(self._registry.traces.delete_trace, request.name)
+        await self._blocking.run(self._registry.traces.delete_trace, request.name)
         self._trace_responses.drop(self._registry.traces.uid_of(request.name))
         return pb.DeleteTraceResponse()
 
@@ -119,7 +121,7 @@ class RegistryServicer(registry_service_pb2_grpc.RegistryServiceServicer):
 
     async def CreateDataset(self, request: pb.CreateDatasetRequest, context: Any) -> Any:
         which = request.WhichOneof("source")
-        dataset = await asyncio.to_thread(
+        dataset = await self._blocking.run(
             self._registry.datasets.create_dataset,
             request.dataset_id,
             request.description,
@@ -131,11 +133,11 @@ class RegistryServicer(registry_service_pb2_grpc.RegistryServiceServicer):
         return pb.CreateDatasetResponse(dataset=convert.dataset_to_proto(dataset))
 
     async def GetDataset(self, request: pb.GetDatasetRequest, context: Any) -> Any:
-        dataset = await asyncio.to_thread(self._registry.datasets.get_dataset, request.name)
+        dataset = await self._blocking.run(self._registry.datasets.get_dataset, request.name)
         return pb.GetDatasetResponse(dataset=convert.dataset_to_proto(dataset))
 
     async def ListDatasets(self, request: pb.ListDatasetsRequest, context: Any) -> Any:
-        page = await asyncio.to_thread(
+        page = await self._blocking.run(
             self._registry.datasets.list_datasets, request.page_size, request.page_token
         )
         return pb.ListDatasetsResponse(
@@ -144,13 +146,13 @@ class RegistryServicer(registry_service_pb2_grpc.RegistryServiceServicer):
         )
 
     async def DeleteDataset(self, request: pb.DeleteDatasetRequest, context: Any) -> Any:
-        await asyncio.to_thread(self._registry.datasets.delete_dataset, request.name)
+        await self._blocking.run(self._registry.datasets.delete_dataset, request.name)
         return pb.DeleteDatasetResponse()
 
     async def ExportDataset(
         self, request: pb.ExportDatasetRequest, context: Any
     ) -> AsyncIterator[Any]:
-        batches = await asyncio.to_thread(
+        batches = await self._blocking.run(
             self._registry.datasets.export_dataset,
             request.name,
             int(request.split),
@@ -159,7 +161,7 @@ class RegistryServicer(registry_service_pb2_grpc.RegistryServiceServicer):
         )
         index = 0
         while True:
-            batch = await asyncio.to_thread(next, batches, None)
+            batch = await self._blocking.run(next, batches, None)
             if batch is None:
                 return
             records = [
@@ -173,7 +175,7 @@ class RegistryServicer(registry_service_pb2_grpc.RegistryServiceServicer):
     # Runs.
 
     async def CreateRun(self, request: pb.CreateRunRequest, context: Any) -> Any:
-        run = await asyncio.to_thread(
+        run = await self._blocking.run(
             self._registry.runs.create_run,
             convert.run_from_proto(request.run),
             request.run_id,
@@ -182,11 +184,11 @@ class RegistryServicer(registry_service_pb2_grpc.RegistryServiceServicer):
         return pb.CreateRunResponse(run=convert.run_to_proto(run))
 
     async def GetRun(self, request: pb.GetRunRequest, context: Any) -> Any:
-        run = await asyncio.to_thread(self._registry.runs.get_run, request.name)
+        run = await self._blocking.run(self._registry.runs.get_run, request.name)
         return pb.GetRunResponse(run=convert.run_to_proto(run))
 
     async def ListRuns(self, request: pb.ListRunsRequest, context: Any) -> Any:
-        page = await asyncio.to_thread(
+        page = await self._blocking.run(
             self._registry.runs.list_runs,
             [convert.run_state(s, f"states[{n}]") for n, s in enumerate(request.states)],
             request.owner,
@@ -200,7 +202,7 @@ class RegistryServicer(registry_service_pb2_grpc.RegistryServiceServicer):
         )
 
     async def TransitionRun(self, request: pb.TransitionRunRequest, context: Any) -> Any:
-        run = await asyncio.to_thread(
+        run = await self._blocking.run(
             self._registry.runs.transition_run,
             request.name,
             convert.run_state(request.state, "state"),
@@ -220,13 +222,13 @@ class RegistryServicer(registry_service_pb2_grpc.RegistryServiceServicer):
             convert.event_from_proto(e, received, f"events[{n}]")
             for n, e in enumerate(request.events)
         ]
-        appended, last = await asyncio.to_thread(
+        appended, last = await self._blocking.run(
             self._registry.runs.append_run_events, request.run, events
         )
         return pb.AppendRunEventsResponse(appended_count=appended, last_sequence=last)
 
     async def ListRunEvents(self, request: pb.ListRunEventsRequest, context: Any) -> Any:
-        events, token, last = await asyncio.to_thread(
+        events, token, last = await self._blocking.run(
             self._registry.runs.list_run_events,
             request.run,
             request.from_sequence,
@@ -241,7 +243,7 @@ class RegistryServicer(registry_service_pb2_grpc.RegistryServiceServicer):
 
     async def CreateCheckpoint(self, request: pb.CreateCheckpointRequest, context: Any) -> Any:
         cp = request.checkpoint
-        checkpoint = await asyncio.to_thread(
+        checkpoint = await self._blocking.run(
             self._registry.runs.create_checkpoint,
             request.run,
             cp.step,
@@ -254,7 +256,7 @@ class RegistryServicer(registry_service_pb2_grpc.RegistryServiceServicer):
         return pb.CreateCheckpointResponse(checkpoint=convert.checkpoint_to_proto(checkpoint))
 
     async def ListCheckpoints(self, request: pb.ListCheckpointsRequest, context: Any) -> Any:
-        page = await asyncio.to_thread(
+        page = await self._blocking.run(
             self._registry.runs.list_checkpoints, request.run, request.page_size, request.page_token
         )
         return pb.ListCheckpointsResponse(
@@ -265,7 +267,7 @@ class RegistryServicer(registry_service_pb2_grpc.RegistryServiceServicer):
     # Models.
 
     async def CreateModel(self, request: pb.CreateModelRequest, context: Any) -> Any:
-        model = await asyncio.to_thread(
+        model = await self._blocking.run(
             self._registry.models.create_model,
             request.model_id,
             request.description,
@@ -275,11 +277,11 @@ class RegistryServicer(registry_service_pb2_grpc.RegistryServiceServicer):
         return pb.CreateModelResponse(model=convert.model_to_proto(model))
 
     async def GetModel(self, request: pb.GetModelRequest, context: Any) -> Any:
-        model = await asyncio.to_thread(self._registry.models.get_model, request.name)
+        model = await self._blocking.run(self._registry.models.get_model, request.name)
         return pb.GetModelResponse(model=convert.model_to_proto(model))
 
     async def ListModels(self, request: pb.ListModelsRequest, context: Any) -> Any:
-        page = await asyncio.to_thread(
+        page = await self._blocking.run(
             self._registry.models.list_models, request.page_size, request.page_token
         )
         return pb.ListModelsResponse(
@@ -288,7 +290,7 @@ class RegistryServicer(registry_service_pb2_grpc.RegistryServiceServicer):
         )
 
     async def CreateModelVersion(self, request: pb.CreateModelVersionRequest, context: Any) -> Any:
-        version = await asyncio.to_thread(
+        version = await self._blocking.run(
             self._registry.models.create_model_version,
             request.parent,
             convert.version_from_proto(request.model_version),
@@ -298,11 +300,11 @@ class RegistryServicer(registry_service_pb2_grpc.RegistryServiceServicer):
         return pb.CreateModelVersionResponse(model_version=convert.version_to_proto(version))
 
     async def GetModelVersion(self, request: pb.GetModelVersionRequest, context: Any) -> Any:
-        version = await asyncio.to_thread(self._registry.models.get_model_version, request.name)
+        version = await self._blocking.run(self._registry.models.get_model_version, request.name)
         return pb.GetModelVersionResponse(model_version=convert.version_to_proto(version))
 
     async def ListModelVersions(self, request: pb.ListModelVersionsRequest, context: Any) -> Any:
-        page = await asyncio.to_thread(
+        page = await self._blocking.run(
             self._registry.models.list_model_versions,
             request.parent,
             request.page_size,
@@ -314,7 +316,7 @@ class RegistryServicer(registry_service_pb2_grpc.RegistryServiceServicer):
         )
 
     async def SetModelAlias(self, request: pb.SetModelAliasRequest, context: Any) -> Any:
-        model, previous = await asyncio.to_thread(
+        model, previous = await self._blocking.run(
             self._registry.models.set_model_alias, request.model, request.alias, request.version
         )
         return pb.SetModelAliasResponse(
@@ -322,7 +324,7 @@ class RegistryServicer(registry_service_pb2_grpc.RegistryServiceServicer):
         )
 
     async def DeleteModelAlias(self, request: pb.DeleteModelAliasRequest, context: Any) -> Any:
-        model = await asyncio.to_thread(
+        model = await self._blocking.run(
             self._registry.models.delete_model_alias, request.model, request.alias
         )
         return pb.DeleteModelAliasResponse(model=convert.model_to_proto(model))
@@ -330,7 +332,7 @@ class RegistryServicer(registry_service_pb2_grpc.RegistryServiceServicer):
     async def ResolveModelVersion(
         self, request: pb.ResolveModelVersionRequest, context: Any
     ) -> Any:
-        version = await asyncio.to_thread(
+        version = await self._blocking.run(
             self._registry.models.resolve_model_version, request.reference
         )
         return pb.ResolveModelVersionResponse(model_version=convert.version_to_proto(version))
@@ -354,7 +356,7 @@ class RegistryServicer(registry_service_pb2_grpc.RegistryServiceServicer):
                     upload.write(message.chunk)
             if upload is None:
                 raise InvalidArgument.field("header", "is required")
-            artifact, deduplicated = await asyncio.to_thread(upload.finish)
+            artifact, deduplicated = await self._blocking.run(upload.finish)
         except BaseException:
             if upload is not None:
                 upload.discard()
@@ -364,20 +366,20 @@ class RegistryServicer(registry_service_pb2_grpc.RegistryServiceServicer):
         )
 
     async def GetArtifact(self, request: pb.GetArtifactRequest, context: Any) -> Any:
-        artifact = await asyncio.to_thread(self._registry.artifacts.get_artifact, request.name)
+        artifact = await self._blocking.run(self._registry.artifacts.get_artifact, request.name)
         return pb.GetArtifactResponse(artifact=convert.artifact_to_proto(artifact))
 
     async def DownloadArtifact(
         self, request: pb.DownloadArtifactRequest, context: Any
     ) -> AsyncIterator[Any]:
-        chunks = await asyncio.to_thread(
+        chunks = await self._blocking.run(
             self._registry.artifacts.download_artifact,
             request.name,
             request.offset,
             request.chunk_size,
         )
         while True:
-            item = await asyncio.to_thread(next, chunks, None)
+            item = await self._blocking.run(next, chunks, None)
             if item is None:
                 return
             offset, chunk = item
@@ -387,7 +389,7 @@ class RegistryServicer(registry_service_pb2_grpc.RegistryServiceServicer):
 
     async def CreateEvaluation(self, request: pb.CreateEvaluationRequest, context: Any) -> Any:
         e = request.evaluation
-        evaluation = await asyncio.to_thread(
+        evaluation = await self._blocking.run(
             self._registry.evaluations.create_evaluation,
             e.model_version,
             e.dataset,
@@ -400,13 +402,13 @@ class RegistryServicer(registry_service_pb2_grpc.RegistryServiceServicer):
         return pb.CreateEvaluationResponse(evaluation=convert.evaluation_to_proto(evaluation))
 
     async def GetEvaluation(self, request: pb.GetEvaluationRequest, context: Any) -> Any:
-        evaluation = await asyncio.to_thread(
+        evaluation = await self._blocking.run(
             self._registry.evaluations.get_evaluation, request.name
         )
         return pb.GetEvaluationResponse(evaluation=convert.evaluation_to_proto(evaluation))
 
     async def ListEvaluations(self, request: pb.ListEvaluationsRequest, context: Any) -> Any:
-        page = await asyncio.to_thread(
+        page = await self._blocking.run(
             self._registry.evaluations.list_evaluations,
             request.model,
             request.dataset,
@@ -421,7 +423,7 @@ class RegistryServicer(registry_service_pb2_grpc.RegistryServiceServicer):
     async def ListEvaluationItems(
         self, request: pb.ListEvaluationItemsRequest, context: Any
     ) -> Any:
-        page = await asyncio.to_thread(
+        page = await self._blocking.run(
             self._registry.evaluations.list_evaluation_items,
             request.evaluation,
             request.page_size,
@@ -433,7 +435,7 @@ class RegistryServicer(registry_service_pb2_grpc.RegistryServiceServicer):
         )
 
     async def GetLeaderboard(self, request: pb.GetLeaderboardRequest, context: Any) -> Any:
-        page, first_rank = await asyncio.to_thread(
+        page, first_rank = await self._blocking.run(
             self._registry.evaluations.get_leaderboard,
             request.dataset,
             request.metric,
@@ -456,7 +458,7 @@ class RegistryServicer(registry_service_pb2_grpc.RegistryServiceServicer):
             convert.eval_set_item_from_proto(item, f"items[{n}]")
             for n, item in enumerate(request.items)
         ]
-        eval_set = await asyncio.to_thread(
+        eval_set = await self._blocking.run(
             self._registry.eval_sets.create_eval_set,
             request.eval_set_id,
             request.eval_set.description,
@@ -466,11 +468,11 @@ class RegistryServicer(registry_service_pb2_grpc.RegistryServiceServicer):
         return pb.CreateEvalSetResponse(eval_set=convert.eval_set_to_proto(eval_set))
 
     async def GetEvalSet(self, request: pb.GetEvalSetRequest, context: Any) -> Any:
-        eval_set = await asyncio.to_thread(self._registry.eval_sets.get_eval_set, request.name)
+        eval_set = await self._blocking.run(self._registry.eval_sets.get_eval_set, request.name)
         return pb.GetEvalSetResponse(eval_set=convert.eval_set_to_proto(eval_set))
 
     async def ListEvalSets(self, request: pb.ListEvalSetsRequest, context: Any) -> Any:
-        page = await asyncio.to_thread(
+        page = await self._blocking.run(
             self._registry.eval_sets.list_eval_sets, request.page_size, request.page_token
         )
         return pb.ListEvalSetsResponse(
@@ -479,7 +481,7 @@ class RegistryServicer(registry_service_pb2_grpc.RegistryServiceServicer):
         )
 
     async def ListEvalSetItems(self, request: pb.ListEvalSetItemsRequest, context: Any) -> Any:
-        page = await asyncio.to_thread(
+        page = await self._blocking.run(
             self._registry.eval_sets.list_eval_set_items,
             request.eval_set,
             request.page_size,
@@ -491,5 +493,5 @@ class RegistryServicer(registry_service_pb2_grpc.RegistryServiceServicer):
         )
 
     async def DeleteEvalSet(self, request: pb.DeleteEvalSetRequest, context: Any) -> Any:
-        await asyncio.to_thread(self._registry.eval_sets.delete_eval_set, request.name)
+        await self._blocking.run(self._registry.eval_sets.delete_eval_set, request.name)
         return pb.DeleteEvalSetResponse()

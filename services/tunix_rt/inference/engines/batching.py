@@ -13,6 +13,7 @@ import contextlib
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -27,6 +28,9 @@ from tunix_rt.models.tokenizer import TextTokenizer
 log = logging.getLogger("tunix_rt.inference.engines")
 
 POLL_SECONDS = 0.02  # how often a waiting caller checks `cancelled()`
+# Deferred work (idle_step) starts only after this long without a request: a client's next
+# request usually follows within milliseconds, and would otherwise wait for a compilation.
+IDLE_GRACE_SECONDS = 0.5
 MAX_FUSED_STEPS = 16  # greedy steps a core may run per call (fewer host round trips)
 
 
@@ -104,6 +108,7 @@ class Scheduler:
         self._cond = threading.Condition()
         self._closed = False
         self._idle_work = False  # the core has deferred work for idle time (see idle_work_added)
+        self._busy_at = 0.0  # time.monotonic() when the last request was worked on
         self._thread = threading.Thread(target=self._run, name=f"engine-{name}", daemon=True)
         self._thread.start()
 
@@ -222,22 +227,36 @@ class Scheduler:
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not (self._closed or self._waiting or self._active or self._idle_work):
-                    self._cond.wait()
+                idle = self._wait_for_work()
                 if self._closed:
                     self._fail_all(RuntimeError("engine closed"))
                     return
                 admit = self._take_admissions()
             try:
+                if idle and not admit:
+                    self._idle_step()
+                    continue
+                self._busy_at = time.monotonic()
                 self._drop_cancelled()
                 if admit:
                     self._prefill(admit)
                 if self._active:
                     self._decode()
-                elif not admit and self._idle_work:
-                    self._idle_step()
             except Exception as error:
                 self._fail_all(error)
+
+    def _wait_for_work(self) -> bool:
+        """Waits (holding `_cond`) for a request, closing, or the idle grace to pass with
+        deferred work queued; True in the last case."""
+        while not (self._closed or self._waiting or self._active):
+            if not self._idle_work:
+                self._cond.wait()
+                continue
+            left = self._busy_at + IDLE_GRACE_SECONDS - time.monotonic()
+            if left <= 0:
+                return True
+            self._cond.wait(left)
+        return False
 
     def _idle_step(self) -> None:
         """One piece of the core's deferred work; a request arriving meanwhile waits for it

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from tunix_rt.inference.engines import jax_decode
+from tunix_rt.inference.engines import jax_cache, jax_decode
 from tunix_rt.inference.engines.batching import BatchedEngine
 from tunix_rt.models.presets import ArchitectureConfig
 from tunix_rt.models.tokenizer import TextTokenizer
@@ -111,11 +111,9 @@ class JaxCore:
         self._prefill_fn = jax.jit(self._prefill_step, static_argnums=(3,))
         # The staged prompt's slots: STAGED_SLOTS, but never more than the smallest ring.
         self._staged = min(STAGED_SLOTS, self._max_slots)
-        self._scatter_fn = jax.jit(self._scatter_step, donate_argnums=(0, 1))
-        self._resize_fn = jax.jit(self._resize_step, static_argnums=(3, 4))
-        self._halve_fn = jax.jit(
-            lambda cache, valid: jax.tree.map(lambda x: x[: x.shape[0] // 2], (cache, valid))
-        )
+        self._scatter_fn = jax.jit(jax_cache.scatter, donate_argnums=(0, 1))
+        self._resize_fn = jax.jit(jax_cache.resize, static_argnums=(3, 4))
+        self._halve_fn = jax.jit(jax_cache.halve)
 
     # Traced functions.
 
@@ -193,33 +191,6 @@ class JaxCore:
         }
         return staged, jnp.pad(real, padding), greedy, (last if want else None)
 
-    @staticmethod
-    def _scatter_step(
-        cache: Any,
-        valid: jax.Array,
-        prompt_cache: Any,
-        real: jax.Array,
-        rows: jax.Array,
-        write: jax.Array,
-    ) -> tuple[Any, jax.Array]:
-        slots_total = valid.shape[1]
-        length = real.shape[1]
-        slots = (write - length + jnp.arange(length)) % slots_total
-        valid = valid.at[rows].set(False, mode="drop")
-        valid = valid.at[rows[:, None], slots[None, :]].set(real, mode="drop")
-        # Our cache is [B, K, S, H], the prompt's (tunix's) [n, P, K, H]: indexing rows and slots
-        # around the K slice puts the indexed dims first, [n, P, K, H], so no transpose.
-        out = {
-            name: {
-                part: layer[part]
-                .at[rows[:, None], :, slots[None, :]]
-                .set(prompt_cache[name][part], mode="drop")
-                for part in ("k", "v")
-            }
-            for name, layer in cache.items()
-        }
-        return out, valid
-
     # Host side (scheduler thread only).
 
     def _allocate(self, batch: int, slots: int) -> None:
@@ -234,26 +205,6 @@ class JaxCore:
         }
         self._valid = jax.device_put(np.zeros((batch, slots), bool))
         self._write = 0
-
-    @staticmethod
-    def _resize_step(
-        cache: Any, valid: jax.Array, write: jax.Array, batch: int, slots: int
-    ) -> tuple[Any, jax.Array]:
-        old_batch, old_slots = valid.shape
-        keep = min(batch, old_batch)
-
-        def fit(x: jax.Array, axis: int) -> jax.Array:
-            # `write` is traced: one compilation per pair of shapes, not per write slot.
-            x = jnp.roll(x[:keep], -write, axis=axis)
-            pad = [(0, 0)] * x.ndim
-            pad[0], pad[axis] = (0, batch - keep), (0, slots - old_slots)
-            return jnp.pad(x, pad)
-
-        cache = {
-            name: {part: fit(array, 2) for part, array in layer.items()}
-            for name, layer in cache.items()
-        }
-        return cache, fit(valid, 1)
 
     def _resize(self, batch: int, slots: int) -> None:
         """Grows the cache to `batch` rows and `slots` (at least the current ones) one bucket at
