@@ -12,6 +12,9 @@ allocated device kind. The choice goes into the job's spec (so the run's config 
 |      |        | 6,200-7,450 vs JAX ~3,900). Caveat: under heavy contention from other         |
 |      |        | processes torch's OpenMP threads degrade more than XLA's (2-thread medians    |
 |      |        | were JAX 4,479 vs torch 1,887), a shared, oversubscribed host can favour JAX. |
+|      |        | 2026-12-07, after the JAX backend's MLP weight gradients stopped transposing  |
+|      |        | their output gradient (models/jax/linear_grad.py), quiet host, 3 rounds:      |
+|      |        | JAX / torch 0.82 best, 0.83 median (7,130 vs 8,723): torch still faster.      |
 | gpu  | jax    | UNMEASURED: no GPU was available when the rule was set. XLA's fused kernels   |
 |      |        | are the usual winner on GPUs; rerun the bench on a GPU and change this row.   |
 | tpu  | jax    | the only backend that runs on TPUs.                                           |
