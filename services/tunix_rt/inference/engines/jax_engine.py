@@ -91,6 +91,7 @@ class JaxCore:
         self._spans = np.zeros(capacity, np.int64)  # slots each row occupies
         self._live: set[int] = set()
         self._later: list[Callable[[], None]] = []  # deferred warm-up (idle_step)
+        self._staged_zeros: Any = None  # a staged prompt of zeros, for warming the scatter
 
         def forward(leaves: Any, tokens: Any, positions: Any, cache: Any, mask: Any) -> Any:
             model = nnx.merge(graphdef, jax.tree.unflatten(treedef, list(leaves)))
@@ -380,14 +381,16 @@ class JaxCore:
     def _warm_steps(self, batch: int) -> None:
         """Compiles (and runs) the scatter, one decode step and the fused decode at the cache's
         current shape, for `batch` rows."""
-        # Tracing, not compiling: the staged shape the scatter receives.
-        shapes = jax.eval_shape(
-            functools.partial(self._prefill_step, want=False),
-            self._state,
-            np.zeros((1, MIN_PROMPT), np.int32),
-            np.ones(1, np.int32),
-        )
-        staged, real = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes[:2])
+        if self._staged_zeros is None:
+            # Tracing (once), not compiling: the staged shape the scatter receives.
+            shapes = jax.eval_shape(
+                functools.partial(self._prefill_step, want=False),
+                self._state,
+                np.zeros((1, MIN_PROMPT), np.int32),
+                np.ones(1, np.int32),
+            )
+            self._staged_zeros = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes[:2])
+        staged, real = self._staged_zeros
         rows = list(range(batch))
         # Every row index out of range: nothing is written, the variant is compiled.
         self._cache, self._valid = self._scatter_fn(
