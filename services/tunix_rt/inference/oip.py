@@ -185,12 +185,10 @@ class OipServicer(oip_grpc_service_pb2_grpc.GRPCInferenceServiceServicer):
     """GRPCInferenceService over a ModelStore; RepositoryIndex lists the registry's models
     through `registry_stub` (a synchronous RegistryService stub; None: only those in memory)."""
 
-    def __init__(
-        self, store: ModelStore, registry_stub: Any = None, blocking: BlockingPool | None = None
-    ) -> None:
+    def __init__(self, store: ModelStore, registry_stub: Any, blocking: BlockingPool) -> None:
         self.store = store
         self.registry_stub = registry_stub
-        self.blocking = blocking or BlockingPool("inference")
+        self.blocking = blocking
 
     async def ServerLive(
         self, request: oip.ServerLiveRequest, context: grpc.aio.ServicerContext[Any, Any]

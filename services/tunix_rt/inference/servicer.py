@@ -61,12 +61,10 @@ class CallContext:
 class InferenceServicer(inference_service_pb2_grpc.InferenceServiceServicer):
     """The InferenceService RPCs over one ModelStore."""
 
-    def __init__(
-        self, store: ModelStore, registry_stub: Any, blocking: BlockingPool | None = None
-    ) -> None:
+    def __init__(self, store: ModelStore, registry_stub: Any, blocking: BlockingPool) -> None:
         self.store = store
         self.registry_stub = registry_stub
-        self.blocking = blocking or BlockingPool("inference")
+        self.blocking = blocking
 
     async def LoadModel(
         self, request: pb.LoadModelRequest, context: grpc.aio.ServicerContext[Any, Any]
