@@ -75,6 +75,7 @@ def test_installed_layers_give_the_plain_models_loss_and_gradients() -> None:
     [
         ((2, 3, 4), (4, 5), (((2,), (0,)), ((), ())), {}),
         ((2, 3, 4), (4, 5), (((2,), (0,)), ((), ())), {"preferred_element_type": jnp.float32}),
+        ((2, 3, 4), (4, 5), (((2,), (0,)), ((), ())), {"precision": jax.lax.Precision.HIGHEST}),
         ((3, 4), (5, 4), (((1,), (1,)), ((), ())), {}),
         ((2, 3, 4), (2, 4, 5), (((2,), (1,)), ((0,), (0,))), {}),
     ],

@@ -62,6 +62,7 @@ def dot_general(
         and tuple(rhs_contract) == (0,)
         and batch == ((), ())
         and rhs.ndim == 2
+        and precision is None
         and preferred_element_type is None
         and out_sharding is None
     )
